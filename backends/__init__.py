@@ -1,0 +1,87 @@
+"""The Backend protocol and a registry that maps names to modules without importing them."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Protocol
+
+from localft.config import TrainSpec
+from localft.errors import BackendUnavailable
+from localft.events import Emit
+from localft.runs import RunDir
+
+
+@dataclass(frozen=True)
+class Availability:
+    ok: bool
+    device: str  # "cuda", "mps", "cpu", "gpu" (MLX Metal), or "" when not available
+    reason: str  # why not, or a short description of what it will use
+
+
+class Backend(Protocol):
+    name: ClassVar[str]
+
+    def check(self) -> Availability: ...
+
+    def train(self, spec: TrainSpec, run: RunDir, emit: Emit, stop: Callable[[], bool]) -> None: ...
+
+    def merge(self, run: RunDir, out: Path) -> Path: ...
+
+
+# name -> "module:Class"; importing happens in get_backend only.
+REGISTRY: dict[str, str] = {
+    "torch": "localft.backends.torch:TorchBackend",
+    "mlx": "localft.backends.mlx:MlxBackend",
+}
+
+
+def registry() -> dict[str, str]:
+    """REGISTRY plus extra backends named in $LOCALFT_BACKENDS ("name=module:Class;..."),
+    which is how a third-party backend (or the tests' scripted one) plugs in."""
+    extra = {}
+    for item in os.environ.get("LOCALFT_BACKENDS", "").split(";"):
+        name, _, ref = item.partition("=")
+        if name.strip() and ":" in ref:
+            extra[name.strip()] = ref.strip()
+    return {**REGISTRY, **extra}
+
+
+def get_backend(name: str) -> Backend:
+    known = registry()
+    if name not in known:
+        raise BackendUnavailable(f"unknown backend {name!r}; choose one of {', '.join(known)}")
+    module, cls = known[name].split(":")
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as exc:
+        extra = "mlx" if name == "mlx" else "cuda"
+        raise BackendUnavailable(
+            f"backend {name!r} is not installed ({exc.name or exc}); pip install 'localft[{extra}]'"
+        ) from None
+    return getattr(mod, cls)()
+
+
+def check_all() -> dict[str, Availability]:
+    """Availability of every backend, found without importing torch or mlx where possible."""
+    from localft.hardware import backend_availability
+
+    return backend_availability()
+
+
+def pick_backend(spec: TrainSpec) -> str:
+    """The backend a spec runs on: the one asked for, else MLX on Apple silicon, else torch."""
+    avail = check_all()
+    if spec.backend != "auto":
+        a = avail[spec.backend]
+        if not a.ok:
+            raise BackendUnavailable(f"backend {spec.backend!r} cannot run here: {a.reason}")
+        return spec.backend
+    for name in ("mlx", "torch") if avail["mlx"].device == "gpu" else ("torch", "mlx"):
+        if avail[name].ok:
+            return name
+    reasons = "; ".join(f"{n}: {a.reason}" for n, a in avail.items())
+    raise BackendUnavailable(f"no training backend can run here ({reasons})")

@@ -1,0 +1,105 @@
+"""Fuse a run's MLX adapter into a full-precision copy of its base and write an HF folder
+(safetensors with HF tensor names, config, tokenizer, chat template) for transformers and GGUF."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import mlx.core as mx
+from mlx.utils import tree_flatten, tree_unflatten
+
+from localft.backends.mlx.modeling import (
+    ADAPTER_WEIGHTS,
+    add_adapters,
+    load_adapter_weights,
+    load_base,
+    read_adapter_config,
+)
+from localft.errors import ExportError
+from localft.runs import RunDir, atomic_dir
+
+TOKENIZER_FILES = (
+    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+    "tokenizer.model", "vocab.json", "merges.txt", "chat_template.jinja", "chat_template.json",
+    "generation_config.json",
+)  # fmt: skip
+MAX_SHARD_GB = 4
+DTYPE_NAMES = {mx.float32: "float32", mx.float16: "float16", mx.bfloat16: "bfloat16"}
+
+
+def load_fused(base_dir: Path, adapter_dir: Path):
+    """The base in full precision with the adapter folded into its weights: (model, config).
+    A base trained in 4 bits on the fly is reloaded from its full-precision files; a base that is
+    stored quantized is dequantized before the adapter is added."""
+    from mlx_lm.utils import dequantize_model
+
+    if not (Path(adapter_dir) / ADAPTER_WEIGHTS).is_file():
+        raise ExportError(f"no adapter in {adapter_dir}; train the run first (`localft train`)")
+    model, config = load_base(base_dir, dtype=None, quantize=False)
+    if "quantization" in config or "quantization_config" in config:
+        model = dequantize_model(model)
+        config = {k: v for k, v in config.items() if k not in ("quantization", "quantization_config")}
+    add_adapters(model, read_adapter_config(adapter_dir))
+    load_adapter_weights(model, adapter_dir)
+    fused = [(name, m.fuse(dequantize=True)) for name, m in model.named_modules() if hasattr(m, "fuse")]
+    if fused:
+        model.update_modules(tree_unflatten(fused))
+    mx.eval(model.parameters())
+    return model, config
+
+
+def write_hf_folder(model, config: dict, base_dir: Path, out: Path) -> Path:
+    """Weights under their HF names, the base's config and tokenizer files, written atomically."""
+    from mlx_lm.utils import make_shards
+
+    weights = dict(tree_flatten(model.parameters()))
+    dtypes = {v.dtype for v in weights.values()}
+    config = dict(config)
+    if len(dtypes) == 1 and (dtype := DTYPE_NAMES.get(dtypes.pop())):
+        config["torch_dtype"] = dtype
+    shards = make_shards(weights, max_file_size_gb=MAX_SHARD_GB)
+    with atomic_dir(out) as tmp:
+        weight_map = {}
+        for i, shard in enumerate(shards, 1):
+            name = (
+                "model.safetensors" if len(shards) == 1 else f"model-{i:05d}-of-{len(shards):05d}.safetensors"
+            )
+            mx.save_safetensors(str(tmp / name), shard, metadata={"format": "pt"})
+            weight_map.update(dict.fromkeys(shard, name))
+        if len(shards) > 1:
+            index = {
+                "metadata": {"total_size": sum(v.nbytes for v in weights.values())},
+                "weight_map": weight_map,
+            }
+            (tmp / "model.safetensors.index.json").write_text(json.dumps(index, indent=2), encoding="utf-8")
+        (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True), encoding="utf-8")
+        for name in TOKENIZER_FILES:
+            if (Path(base_dir) / name).is_file():
+                shutil.copy(Path(base_dir) / name, tmp / name)
+        _ensure_chat_template(tmp)
+    return out
+
+
+def _ensure_chat_template(folder: Path) -> None:
+    """Older folders keep the template inside tokenizer_config.json; write it out as a file too."""
+    if (folder / "chat_template.jinja").is_file():
+        return
+    try:
+        template = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8")).get(
+            "chat_template"
+        )
+    except (FileNotFoundError, ValueError):
+        return
+    if isinstance(template, str):
+        (folder / "chat_template.jinja").write_text(template, encoding="utf-8")
+
+
+def fuse_run(run: RunDir, out: Path) -> Path:
+    from localft.models import resolve_model
+
+    spec = run.read_spec()
+    base_dir = resolve_model(spec.model)
+    model, config = load_fused(base_dir, run.adapter_dir)
+    return write_hf_folder(model, config, base_dir, Path(out))

@@ -1,0 +1,110 @@
+"""The `localft` command. Every subcommand is a thin face over functions the dashboard uses too."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+import typer
+
+from localft.errors import LocalftError
+
+app = typer.Typer(
+    help="Fine-tune a small language model on your own posts, locally. Run with no command for the dashboard.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+@app.callback()
+def _root(ctx: typer.Context) -> None:
+    if ctx.invoked_subcommand is None:
+        from localft.tui.app import run_dashboard
+
+        run_dashboard()
+
+
+@app.command()
+def doctor(as_json: bool = typer.Option(False, "--json", help="Print the report as JSON.")) -> None:
+    """What this machine is: OS, CPU, memory, GPUs, which backends can run, package versions."""
+    from localft.doctor import doctor_report, format_doctor
+
+    report = doctor_report()
+    if as_json:
+        print(json.dumps(report, indent=2))
+    else:
+        print("\n".join(format_doctor(report)))
+
+
+@app.command()
+def models(as_json: bool = typer.Option(False, "--json", help="Print the catalog as JSON.")) -> None:
+    """The model catalog: recommended bases per backend, with size and the memory a LoRA run needs."""
+    from dataclasses import asdict
+
+    from localft.models import CATALOG
+
+    if as_json:
+        print(json.dumps([asdict(m) for m in CATALOG], indent=2))
+        return
+    print(f"{'name':<14} {'params':>7}  {'full-precision id':<38} {'MLX 4-bit id'}")
+    for m in CATALOG:
+        size = f"{m.params_m / 1000:.1f}B" if m.params_m >= 1000 else f"{m.params_m:.0f}M"
+        print(f"{m.name:<14} {size:>7}  {m.hf_id:<38} {m.mlx_id or '-'}")
+        if m.notes:
+            print(f"{'':<24}{m.notes}")
+
+
+def _register_subcommands() -> None:
+    from localft.chat import chat_command
+    from localft.data.commands import app as data_app
+    from localft.eval.commands import eval_command
+    from localft.export.commands import export_command
+    from localft.recipes.commands import app as recipe_app
+    from localft.recipes.commands import demo_command
+    from localft.train_commands import merge_command, runs_app, train_command
+
+    app.add_typer(data_app, name="data")
+    app.command("train")(train_command)
+    app.add_typer(runs_app, name="runs")
+    app.command("merge")(merge_command)
+    app.command("export")(export_command)
+    app.command("chat")(chat_command)
+    app.command("eval")(eval_command)
+    app.add_typer(recipe_app, name="recipe")
+    app.command("demo")(demo_command)
+
+
+_register_subcommands()
+
+
+# typer 0.29+ vendors its own click; catch both families so usage errors stay one line.
+CLICK_ERRORS = (click.ClickException, getattr(typer, "TyperException", click.ClickException))
+ABORTS = (click.Abort, typer.Abort, KeyboardInterrupt)
+
+
+def fail(message: str, code: int = 2) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        result = app(args=argv, standalone_mode=False, prog_name="localft")
+    except LocalftError as exc:
+        fail(str(exc))
+    except CLICK_ERRORS as exc:
+        ctx = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError":  # a group called bare: show its help
+            print(ctx.get_help() if ctx else exc.format_message())
+            raise SystemExit(0) from None
+        cmd = ctx.command_path if ctx else "localft"
+        fail(f"{exc.format_message()} (see `{cmd} --help`)")
+    except ABORTS:
+        print("interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+    if isinstance(result, int) and result:
+        raise SystemExit(result)

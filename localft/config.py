@@ -1,0 +1,177 @@
+"""Typed run settings. Every default lives here once; the CLI and TUI show the field docs as help."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import tomllib
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from localft.errors import ConfigError
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class LoraSpec(_Spec):
+    rank: int = Field(8, ge=1, le=1024, description="LoRA rank r: size of the low-rank update.")
+    alpha: float = Field(16.0, gt=0, description="LoRA alpha; the update is scaled by alpha / rank.")
+    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the LoRA input during training.")
+    targets: list[str] | Literal["all-linear"] = Field(
+        "all-linear",
+        description="Which linear layers get adapters: 'all-linear' or module names like q_proj, v_proj.",
+    )
+    dora: bool = Field(False, description="Use DoRA (weight-decomposed LoRA) instead of plain LoRA.")
+    num_layers: int | None = Field(
+        None, ge=1, description="Adapt only the last N transformer blocks (None = all)."
+    )
+
+    @property
+    def scale(self) -> float:
+        """mlx-lm's `scale` is peft's alpha / rank."""
+        return self.alpha / self.rank
+
+
+class DataSpec(_Spec):
+    format: str = Field(
+        "auto",
+        description="Importer: auto, linkedin, x, mastodon, substack, text, jsonl, csv, chat, completions, hf.",
+    )
+    text_column: str | None = Field(None, description="Column or key holding the text for JSONL/CSV/HF data.")
+    scrub_pii: bool = Field(
+        True, description="Replace emails, phone numbers and street addresses with placeholders."
+    )
+    scrub_handles: bool = Field(False, description="Also replace @handles with a placeholder.")
+    urls: Literal["keep", "strip", "placeholder"] = Field("placeholder", description="What to do with links.")
+    dedup: bool = Field(True, description="Drop exact and near-duplicate posts.")
+    near_dup_threshold: float = Field(
+        0.85, gt=0, le=1, description="Similarity above which two posts are duplicates."
+    )
+    min_chars: int = Field(40, ge=0, description="Drop posts shorter than this many characters.")
+    max_chars: int = Field(4000, ge=1, description="Drop posts longer than this many characters.")
+    language: str | None = Field(None, description="Keep only posts in this language (ISO code), if set.")
+    include_replies: bool = Field(False, description="Keep replies to other people (X, Mastodon).")
+    join_threads: bool = Field(True, description="Join self-reply threads into one post.")
+    include_private: bool = Field(False, description="Keep followers-only and direct posts (Mastodon).")
+    prompts: Literal["keywords", "model"] = Field(
+        "keywords", description="How each post's request is written: local keywords, or a local model."
+    )
+    prompt_model: str | None = Field(None, description="GGUF used to write requests when prompts = model.")
+    system_prompt: str | None = Field(
+        None, description="Persona system prompt; None writes one from the platform and author name."
+    )
+    author: str | None = Field(None, description="The author's name, used in the default system prompt.")
+    valid_fraction: float = Field(0.1, ge=0, lt=0.5, description="Share of posts held out for validation.")
+    test_fraction: float = Field(0.1, ge=0, lt=0.5, description="Share of posts held out for testing.")
+    seed: int = Field(0, description="Seed for the deterministic train/valid/test split.")
+
+
+class TrainSpec(_Spec):
+    model: str = Field("embedded", description="Base model: catalog name, Hugging Face id or local folder.")
+    backend: Literal["auto", "torch", "mlx"] = Field("auto", description="Training backend.")
+    device: Literal["auto", "cpu", "cuda", "mps", "gpu"] = Field(
+        "auto", description="Device the backend uses."
+    )
+    quantize: Literal["none", "4bit"] = Field(
+        "none", description="Train on a 4-bit base (QLoRA). 'none' trains LoRA on full precision weights."
+    )
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="Compute dtype; auto = fp32 on CPU, bf16 on CUDA/MPS/MLX."
+    )
+    lora: LoraSpec = Field(default_factory=LoraSpec)
+    max_seq_len: int = Field(512, ge=16, le=131072, description="Longest training sequence in tokens.")
+    batch_size: int = Field(4, ge=1, description="Examples per micro-batch (rows when packing).")
+    grad_accum: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
+    learning_rate: float = Field(2e-4, gt=0, lt=1, description="Peak learning rate.")
+    schedule: Literal["cosine", "linear", "constant"] = Field("cosine", description="Learning-rate schedule.")
+    warmup_steps: int = Field(5, ge=0, description="Linear warm-up steps before the schedule.")
+    steps: int = Field(100, ge=1, description="Optimizer steps to train.")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    max_grad_norm: float = Field(1.0, ge=0, description="Gradient clipping norm (0 = off).")
+    packing: bool = Field(True, description="Pack several examples per row, padding-free.")
+    train_on: Literal["completions", "all"] = Field(
+        "completions", description="Compute loss on assistant turns only, or on every token."
+    )
+    gradient_checkpointing: bool = Field(False, description="Recompute activations to save memory.")
+    log_every: int = Field(1, ge=1, description="Emit a Step event every N steps.")
+    eval_every: int = Field(25, ge=1, description="Validate every N steps.")
+    eval_batches: int = Field(8, ge=1, description="Validation micro-batches per evaluation.")
+    save_every: int = Field(50, ge=1, description="Write a checkpoint every N steps.")
+    early_stopping_patience: int | None = Field(
+        None, ge=1, description="Stop after this many evaluations without improvement (None = off)."
+    )
+    auto_batch: bool = Field(
+        False, description="On out-of-memory, halve the micro-batch and double accumulation."
+    )
+    seed: int = Field(0, description="Seed for weights init, data order and dropout.")
+    data: DataSpec = Field(default_factory=DataSpec)
+
+
+QuantName = Literal["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_K_M", "Q5_K_M", "Q6_K", "Q3_K_M", "Q2_K"]
+
+
+class ExportSpec(_Spec):
+    quants: list[QuantName] = Field(["Q4_K_M"], min_length=1, description="GGUF types to write.")
+    verify: bool = Field(True, description="Compare the GGUF against the HF model (top-1, perplexity).")
+    ollama: bool = Field(True, description="Write an Ollama Modelfile beside the GGUF.")
+    lmstudio: bool = Field(False, description="Also lay the file out as an LM Studio publisher/model folder.")
+    adapter_gguf: bool = Field(False, description="Also export the LoRA adapter alone as a GGUF adapter.")
+    name: str | None = Field(None, description="File name stem; default is the run or folder name.")
+
+
+def field_help(model: type[BaseModel]) -> dict[str, str]:
+    """Field name → help text, for the CLI and the TUI."""
+    return {name: f.description or "" for name, f in model.model_fields.items()}
+
+
+def describe_error(exc: ValidationError, where: str = "") -> str:
+    """One line naming each bad field and why."""
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(x) for x in err["loc"]) or "spec"
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        parts.append(f"{loc}: {msg}")
+    prefix = f"{where}: " if where else ""
+    return prefix + "; ".join(parts)
+
+
+def build_spec(model: type[_Spec], data: dict, where: str = ""):
+    """Validate `data` into `model`, turning pydantic's report into a ConfigError."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(describe_error(exc, where)) from None
+
+
+PRESETS_DIR = Path(__file__).parent / "presets"
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.toml"))
+
+
+def load_preset(path: Path | str) -> TrainSpec:
+    """Read a TrainSpec from a TOML preset (top-level TrainSpec keys, [lora] and [data] tables):
+    a file, or the name of a built-in preset (`preset_names()`)."""
+    if not Path(path).exists() and str(path) in preset_names():
+        path = PRESETS_DIR / f"{path}.toml"
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"preset {path} not found; built-in presets: {', '.join(preset_names())}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"preset {path} is not valid TOML: {exc}") from None
+    return build_spec(TrainSpec, data, where=f"preset {path}")
+
+
+def merge_overrides(spec: TrainSpec, overrides: dict) -> TrainSpec:
+    """A new spec with `overrides` (nested dicts for lora/data) applied and validated."""
+    data = spec.model_dump()
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value
+    return build_spec(TrainSpec, data)

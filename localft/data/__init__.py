@@ -1,0 +1,1 @@
+"""Importers for platform exports and prepared datasets."""

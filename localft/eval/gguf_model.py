@@ -1,0 +1,84 @@
+"""A GGUF loaded in llama.cpp for evaluation: perplexity of assistant replies, and generations.
+
+Prompts are rendered and tokenized by the HF tokenizer the model was trained with, so base and
+tuned see exactly the text training saw (llama.cpp and transformers tokenize identically).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from localft.data.chat_tokens import IGNORE, render, tokenize_row
+from localft.errors import ExportError
+
+
+class GgufModel:
+    """One GGUF in llama.cpp. Use as a context manager: `close()` frees it."""
+
+    def __init__(self, gguf: Path, tokenizer, n_ctx: int = 1024, seed: int = 0):
+        from localft.export.llamacpp import load_llama
+
+        self.path = Path(gguf)
+        self.tokenizer = tokenizer
+        self.n_ctx = n_ctx
+        # logits_all: perplexity needs the logits at every position, not just the last.
+        self.llm = load_llama(self.path, n_ctx=n_ctx, logits_all=True, seed=seed)
+
+    def __enter__(self) -> GgufModel:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        from localft.export.llamacpp import close_llama
+
+        if self.llm is not None:
+            close_llama(self.llm)
+            self.llm = None
+
+    def reply_nll(self, row: dict) -> tuple[float, int]:
+        """Summed negative log-likelihood of the assistant tokens of `row`, and their count."""
+        import numpy as np
+
+        ex = tokenize_row(self.tokenizer, row, self.n_ctx, "completions")
+        ids, labels = ex.input_ids, ex.labels
+        if len(ids) < 2:
+            return 0.0, 0
+        self.llm.reset()
+        self.llm.eval(ids)
+        logits = np.asarray(self.llm.scores[: len(ids) - 1], dtype=np.float64)
+        targets = np.asarray(ids[1:])
+        keep = np.asarray(labels[1:]) != IGNORE
+        if not keep.any():
+            return 0.0, 0
+        top = logits.max(axis=1, keepdims=True)
+        log_norm = top[:, 0] + np.log(np.exp(logits - top).sum(axis=1))
+        nll = log_norm - logits[np.arange(len(targets)), targets]
+        return float(nll[keep].sum()), int(keep.sum())
+
+    def perplexity(self, rows: list[dict]) -> float:
+        """exp(mean NLL) over every assistant token of `rows`: how expected the real replies are."""
+        total, count = 0.0, 0
+        for row in rows:
+            nll, n = self.reply_nll(row)
+            total, count = total + nll, count + n
+        if count == 0:
+            raise ExportError("no assistant tokens to score: the test split is empty")
+        return math.exp(total / count)
+
+    def generate(
+        self, messages: list[dict], max_tokens: int = 96, temperature: float = 0.7, seed: int = 0
+    ) -> str:
+        """The model's reply to `messages` (system/user turns), sampled with a fixed seed."""
+        prompt = render(self.tokenizer, messages, add_generation_prompt=True)
+        ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        ids = ids[-(self.n_ctx - max_tokens) :]
+        stop = [s for s in (self.tokenizer.eos_token, "<|im_end|>", "<|eot_id|>", "<end_of_turn>") if s]
+        self.llm.reset()
+        out = self.llm.create_completion(
+            prompt=ids, max_tokens=max_tokens, temperature=temperature, top_p=0.95,
+            repeat_penalty=1.1, seed=seed, stop=stop,
+        )  # fmt: skip
+        return out["choices"][0]["text"].strip()

@@ -1,0 +1,96 @@
+"""Write the evaluation as eval/report.json and eval/report.md, and the headline table for the CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from localft.runs import atomic_write_json, atomic_write_text
+
+# (key in report["metrics"], label, lower is better)
+HEADLINE = [
+    ("perplexity", "Test perplexity of the real replies", True),
+    ("style_distance", "Style distance to the real posts", True),
+    ("leak_longest", "Longest n-gram copied from training (words)", True),
+    ("valid_json_rate", "Valid JSON replies", False),
+    ("key_match_rate", "Replies with exactly the expected keys", False),
+    ("field_accuracy", "Field accuracy", False),
+]
+
+
+def headline_rows(report: dict) -> list[tuple[str, str, str, str]]:
+    """(label, base, tuned, verdict) for each metric the report has."""
+    rows = []
+    metrics = report["metrics"]
+    for key, label, lower_better in HEADLINE:
+        if key not in metrics:
+            continue
+        base, tuned = metrics[key]["base"], metrics[key]["tuned"]
+        better = tuned < base if lower_better else tuned > base
+        verdict = "better" if better else ("same" if tuned == base else "worse")
+        rows.append((label, _fmt(base), _fmt(tuned), verdict))
+    return rows
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}" if abs(value) < 10 else f"{value:.2f}"
+    return str(value)
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", "<br>")
+
+
+def _quote(text: str) -> str:
+    return "\n".join("> " + line for line in (text or "(empty)").splitlines() or ["(empty)"])
+
+
+def render_markdown(report: dict) -> str:
+    lines = [
+        f"# Evaluation of run {report['run']}",
+        "",
+        f"Base model `{report['model']}` vs the fine-tuned model, both as `{report['quant']}` GGUF "
+        f"through llama.cpp, on {report['test_rows']} held-out test examples "
+        f"({report['generations']} generations each, up to {report['max_tokens']} tokens).",
+        "",
+        "| Metric | Base | Tuned | |",
+        "|---|---|---|---|",
+    ]
+    lines += [f"| {label} | {b} | {t} | {v} |" for label, b, t, v in headline_rows(report)]
+    lines.append("")
+    if "fingerprints" in report:
+        fps = report["fingerprints"]
+        lines += ["## Style fingerprint", "", "| Feature | Real | Base | Tuned |", "|---|---|---|---|"]
+        for k, real in fps["real"]["means"].items():
+            lines.append(
+                f"| {k.replace('_', ' ')} | {_fmt(real)} | {_fmt(fps['base']['means'][k])} "
+                f"| {_fmt(fps['tuned']['means'][k])} |"
+            )
+        lines.append("")
+    if "leak" in report:
+        lines += ["## Verbatim leak check", ""]
+        for who in ("base", "tuned"):
+            leak = report["leak"][who]
+            lines.append(
+                f"- {who}: longest run shared with a training post is {leak['longest']} words "
+                f"(mean {leak['mean_longest']:.1f}); {len(leak['flagged'])} flagged as memorized"
+            )
+            lines += [f'  - "{_md_escape(p)}"' for p in leak["flagged"]]
+        lines.append("")
+    for title, name in (("Training curves", "training_curves"), ("Fingerprint comparison", "fingerprints")):
+        if name in report.get("plots", {}):
+            lines += [f"## {title}", "", f"![{title}]({Path(report['plots'][name]).name})", ""]
+    lines += ["## Samples", ""]
+    for i, s in enumerate(report["samples"], 1):
+        lines += [f"### Sample {i}", "", f"**Prompt:** {_md_escape(s['prompt'])}", ""]
+        for who in ("real", "base", "tuned"):
+            lines += [f"**{who.capitalize()}:**", "", _quote(s[who]), ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_report(report: dict, eval_dir: Path) -> tuple[Path, Path]:
+    eval_dir.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = eval_dir / "report.json", eval_dir / "report.md"
+    atomic_write_json(json_path, report)
+    atomic_write_text(md_path, render_markdown(report))
+    return json_path, md_path

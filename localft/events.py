@@ -1,0 +1,178 @@
+"""The closed set of run events, one JSON object per line in events.jsonl.
+
+The training loop emits them; the CLI, the dashboard and the tests all read the same stream.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar, Literal
+
+
+def _now() -> float:
+    return time.time()
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    kind: ClassVar[str] = "run_started"
+    run_id: str
+    backend: str
+    model: str
+    device: str
+    total_steps: int
+    resumed_from: int = 0
+    time: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True)
+class Step:
+    kind: ClassVar[str] = "step"
+    step: int
+    total: int
+    loss: float
+    lr: float
+    tokens: int  # real (non-padding) tokens trained so far
+    tok_per_s: float
+    peak_mem: int  # bytes: CUDA max allocated, MLX peak, or process RSS on CPU
+    time: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True)
+class Eval:
+    kind: ClassVar[str] = "eval"
+    step: int
+    val_loss: float
+    time: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    kind: ClassVar[str] = "checkpoint"
+    step: int
+    path: str
+    time: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True)
+class Log:
+    kind: ClassVar[str] = "log"
+    message: str
+    level: Literal["info", "warning", "error"] = "info"
+    time: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True)
+class Stage:
+    kind: ClassVar[str] = "stage"
+    name: str  # e.g. "import", "train", "merge", "convert", "quantize", "verify", "eval"
+    done: int
+    total: int
+    detail: str = ""
+    time: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True)
+class Finished:
+    kind: ClassVar[str] = "finished"
+    status: Literal["completed", "stopped", "failed"]
+    step: int = 0
+    best_step: int | None = None
+    best_val_loss: float | None = None
+    error: str | None = None
+    time: float = field(default_factory=_now)
+
+
+Event = RunStarted | Step | Eval | Checkpoint | Log | Stage | Finished
+Emit = Callable[[Event], None]
+EVENT_TYPES: dict[str, type] = {
+    cls.kind: cls for cls in (RunStarted, Step, Eval, Checkpoint, Log, Stage, Finished)
+}
+
+
+def to_json(event: Event) -> str:
+    return json.dumps({"kind": event.kind, **dataclasses.asdict(event)}, ensure_ascii=False)
+
+
+def from_json(line: str) -> Event:
+    data = json.loads(line)
+    cls = EVENT_TYPES[data.pop("kind")]
+    return cls(**data)
+
+
+class EventSink:
+    """Appends events to a file, one flushed line each, so a reader never waits on a buffer."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+
+    def __call__(self, event: Event) -> None:
+        self._file.write(to_json(event) + "\n")
+        self._file.flush()
+        if isinstance(event, (Checkpoint, Finished)):
+            os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> EventSink:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def read_events(path: Path) -> list[Event]:
+    """Every complete event in the file; a torn last line (a writer killed mid-line) is skipped."""
+    return list(tail_events(path, follow=False))
+
+
+def tail_events(
+    path: Path,
+    follow: bool = True,
+    should_stop: Callable[[], bool] = lambda: False,
+    poll: float = 0.2,
+    start: int = 0,
+) -> Iterator[Event]:
+    """Yield events from `path`; with `follow`, keep waiting for new lines until the file ends
+    on a Finished event (a resumed run appends after an earlier one) or `should_stop()`.
+    A partial line is held back until its newline arrives. `start` is a byte offset to begin at
+    (the file size before a resume, to follow only the new attempt)."""
+    path = Path(path)
+    while follow and not path.exists():
+        if should_stop():
+            return
+        time.sleep(poll)
+    if not path.exists():
+        return
+    with open(path, encoding="utf-8") as f:
+        f.seek(start)
+        pending = ""
+        finished = False
+        while True:
+            chunk = f.readline()
+            if chunk:
+                pending += chunk
+                if not pending.endswith("\n"):
+                    continue
+                line, pending = pending.strip(), ""
+                if not line:
+                    continue
+                try:
+                    event = from_json(line)
+                except (ValueError, KeyError, TypeError):
+                    continue  # a line torn by a kill and later overwritten: skip it, keep reading
+                finished = isinstance(event, Finished)
+                yield event
+            elif not follow or finished or should_stop():
+                return
+            else:
+                time.sleep(poll)

@@ -1,0 +1,99 @@
+"""Loading GGUF files in llama-cpp-python with its native logging kept off the terminal.
+
+llama.cpp writes from C straight to file descriptor 2; the dashboard draws on that terminal, so
+every native call here runs with fd 2 pointed at a log file (or /dev/null).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from localft.errors import ExportError
+
+_fd_lock = threading.RLock()
+_depth = 0
+
+
+@contextlib.contextmanager
+def native_stderr_to(log_path: Path | None) -> Iterator[None]:
+    """Point fd 2 (and Python's sys.stderr) at `log_path`, appending, or at /dev/null."""
+    global _depth
+    with _fd_lock:
+        _depth += 1
+        if _depth > 1:  # already redirected by an outer call on this process
+            try:
+                yield
+            finally:
+                _depth -= 1
+            return
+        sys.stderr.flush()
+        target = os.open(log_path or os.devnull, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        saved = os.dup(2)
+        os.dup2(target, 2)
+        os.close(target)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            _depth -= 1
+
+
+def default_threads() -> int:
+    """About one per physical core, as llama.cpp advises: its workers spin while they wait, so
+    using every logical CPU (or a busy machine) slows generation down many times over."""
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
+def require_llama_cpp():
+    try:
+        import llama_cpp
+    except ImportError:
+        raise ExportError("llama-cpp-python is not installed; pip install 'localft[gguf]'") from None
+    return llama_cpp
+
+
+def load_llama(
+    gguf: Path,
+    *,
+    n_ctx: int = 2048,
+    logits_all: bool = False,
+    log_path: Path | None = None,
+    n_threads: int | None = None,
+    seed: int = 0,
+    lora_path: Path | None = None,
+):
+    """A `llama_cpp.Llama` for the file (plus a GGUF LoRA adapter); ExportError when it does not load."""
+    llama_cpp = require_llama_cpp()
+    gguf = Path(gguf)
+    if not gguf.is_file():
+        raise ExportError(f"{gguf} does not exist")
+    with open(gguf, "rb") as f:
+        if f.read(4) != b"GGUF":
+            raise ExportError(f"{gguf} is not a GGUF file")
+    with native_stderr_to(log_path):
+        try:
+            return llama_cpp.Llama(
+                model_path=str(gguf),
+                n_ctx=n_ctx,
+                logits_all=logits_all,
+                n_threads=n_threads or default_threads(),
+                seed=seed,
+                lora_path=str(lora_path) if lora_path else None,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError) as exc:
+            where = f" (llama.cpp's log: {log_path})" if log_path else ""
+            raise ExportError(f"{gguf.name} failed to load in llama.cpp: {exc}{where}") from None
+
+
+def close_llama(llm) -> None:
+    """Free the model now; a Llama left to the interpreter's exit prints an error from its destructor."""
+    with contextlib.suppress(Exception):
+        llm.close()

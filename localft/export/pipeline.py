@@ -1,0 +1,310 @@
+"""Export stages in order: (merge) -> convert -> quantize -> verify -> Modelfile / LM Studio.
+
+Each finished file gets a `<file>.json` sidecar, so a rerun skips what is already complete.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from localft.config import ExportSpec
+from localft.events import Emit, Log, Stage
+from localft.runs import RunDir, atomic_write_json
+
+LLAMA_CPP_TYPES = ("Q4_0", "Q2_K", "Q3_K_M", "Q4_K_M", "Q5_K_M", "Q6_K")
+
+
+@dataclass
+class ExportedFile:
+    path: str
+    quant: str
+    bytes: int
+    parity: dict | None = None  # top1, ppl_hf, ppl_gguf, ppl_change, passed
+    stop_check: dict | None = None
+
+
+@dataclass
+class ExportReport:
+    source: str
+    out_dir: str
+    name: str
+    files: list[ExportedFile] = field(default_factory=list)
+    modelfile: str | None = None
+    lmstudio_dir: str | None = None
+    adapter: str | None = None
+    system_prompt: str | None = None
+    verify_text: str = ""  # where the held-out text came from
+    seconds: float = 0.0
+
+    @property
+    def stop_check(self) -> dict | None:
+        """The chat stop check of the first verified file."""
+        return next((f.stop_check for f in self.files if f.stop_check), None)
+
+    @property
+    def ok(self) -> bool:
+        """No file missed its parity target and every checked file stopped at its end-of-turn token."""
+        for f in self.files:
+            if f.parity and f.parity.get("passed") is False:
+                return False
+            if f.stop_check and not f.stop_check.get("passed"):
+                return False
+        return True
+
+    def to_dict(self) -> dict:
+        return asdict(self) | {"ok": self.ok, "stop_check": self.stop_check}
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "model"
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".json")
+
+
+def folder_stamp(folder: Path) -> list:
+    """Names, sizes and modification times of a model folder's files: changes when it is rewritten."""
+    if not Path(folder).is_dir():
+        return []
+    return sorted(
+        [p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in Path(folder).iterdir() if p.is_file()
+    )
+
+
+def _complete(path: Path, source: Path) -> bool:
+    try:
+        info = json.loads(_sidecar(path).read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return False
+    return (
+        info.get("complete") is True
+        and info.get("source") == str(source)
+        and info.get("source_stamp") == folder_stamp(source)
+        and path.is_file()
+        and path.stat().st_size == info.get("bytes")
+    )
+
+
+def _mark_complete(path: Path, quant: str, source: Path) -> None:
+    atomic_write_json(
+        _sidecar(path),
+        {
+            "complete": True,
+            "quant": quant,
+            "bytes": path.stat().st_size,
+            "source": str(source),
+            "source_stamp": folder_stamp(source),
+            "time": time.time(),
+        },
+    )
+
+
+def _emit(emit: Emit | None, event) -> None:
+    if emit is not None:
+        emit(event)
+
+
+def export_folder(
+    model_dir: Path,
+    out_dir: Path,
+    spec: ExportSpec,
+    *,
+    emit: Emit | None = None,
+    system_prompt: str | None = None,
+    verify_text: str | None = None,
+    log_path: Path | None = None,
+) -> ExportReport:
+    """Convert an HF folder into the GGUF types of `spec` under `out_dir`, verify and describe them."""
+    from localft.export.gguf import DIRECT_TYPES, convert_folder, read_config
+    from localft.export.quantize import quantize_file
+    from localft.export.vocab import load_vocab
+
+    start = time.perf_counter()
+    model_dir, out_dir = Path(model_dir), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_path or out_dir / "export.log"
+    name = _safe_name(spec.name or model_dir.name)
+    report = ExportReport(str(model_dir), str(out_dir), name, system_prompt=system_prompt)
+    paths = {q: out_dir / f"{name}-{q}.gguf" for q in spec.quants}
+
+    def convert(quant: str, path: Path) -> None:
+        if _complete(path, model_dir):
+            _emit(emit, Stage("convert", 1, 1, f"{path.name} already complete"))
+            return
+        convert_folder(
+            model_dir,
+            path,
+            quant,
+            name=name,
+            progress=lambda i, n, t: _emit(emit, Stage("convert", i, n, f"{quant} {t}")),
+        )
+        _mark_complete(path, quant, model_dir)
+
+    for quant in spec.quants:
+        if quant in DIRECT_TYPES:
+            convert(quant, paths[quant])
+
+    needs_llama = [q for q in spec.quants if q in LLAMA_CPP_TYPES]
+    if needs_llama:
+        f16 = paths.get("F16", out_dir / f"{name}-F16.gguf")
+        for quant in needs_llama:
+            if _complete(paths[quant], model_dir):
+                _emit(emit, Stage("quantize", 1, 1, f"{paths[quant].name} already complete"))
+                continue
+            convert("F16", f16)
+            quantize_file(
+                f16,
+                paths[quant],
+                quant,
+                log_path=log_path,
+                progress=lambda i, n, t, q=quant: _emit(emit, Stage("quantize", i, n, f"{q} {t}")),
+            )
+            _mark_complete(paths[quant], quant, model_dir)
+        if "F16" not in spec.quants:  # an intermediate: the quantized files are what was asked for
+            f16.unlink(missing_ok=True)
+            _sidecar(f16).unlink(missing_ok=True)
+
+    report.files = [ExportedFile(str(paths[q]), q, paths[q].stat().st_size) for q in spec.quants]
+
+    if spec.verify:
+        _verify(report, model_dir, verify_text, system_prompt, emit, log_path)
+
+    config = read_config(model_dir)
+    vocab = load_vocab(model_dir, config["vocab_size"])
+    template = vocab.special.chat_template if vocab.special else None
+    if isinstance(template, list):  # several named templates: the default one
+        template = next((t["template"] for t in template if t.get("name") == "default"), None)
+    primary = paths[spec.quants[0]]
+    if spec.ollama:
+        from localft.export.ollama import write_modelfile
+
+        eos_id = vocab.special.special_token_ids.get("eos") if vocab.special else None
+        eos = vocab.tokens[eos_id] if eos_id is not None else None
+        eos = eos.decode("utf-8", "replace") if isinstance(eos, bytes) else eos
+        report.modelfile = str(
+            write_modelfile(out_dir, primary.name, template, system_prompt=system_prompt, eos_token=eos)
+        )
+    if spec.lmstudio:
+        from localft.export.ollama import lay_out_lmstudio
+
+        report.lmstudio_dir = str(lay_out_lmstudio(primary, out_dir, name))
+    report.seconds = time.perf_counter() - start
+    atomic_write_json(out_dir / "export.json", report.to_dict())
+    return report
+
+
+def _verify(
+    report: ExportReport,
+    model_dir: Path,
+    verify_text: str | None,
+    system_prompt: str | None,
+    emit: Emit | None,
+    log_path: Path,
+) -> None:
+    from localft.export.verify import HfReference, bundled_text
+
+    text = verify_text or bundled_text()
+    report.verify_text = "given" if verify_text else "bundled"
+    total = len(report.files)
+    _emit(emit, Stage("verify", 0, total, "loading the HF model"))
+    ref = HfReference(model_dir, text)
+    for i, f in enumerate(report.files):
+        _emit(emit, Stage("verify", i, total, f"{f.quant}: next-token parity"))
+        parity = ref.compare(Path(f.path), f.quant, log_path=log_path)
+        f.parity = parity.to_dict()
+        stop = ref.stop_check(Path(f.path), system=system_prompt, log_path=log_path)
+        f.stop_check = stop.to_dict()
+        if parity.passed is False:
+            _emit(emit, Log(f"{f.quant} misses its parity target: top-1 {parity.top1:.2%}, "
+                            f"perplexity {parity.ppl_change:+.3%}", "warning"))  # fmt: skip
+    _emit(emit, Stage("verify", total, total, "done"))
+
+
+def _held_out_text(run: RunDir, limit_chars: int = 6000) -> str | None:
+    """Assistant turns of the run's test split, the text the model never trained on."""
+    path = run.split_path("test")
+    if not path.is_file():
+        return None
+    parts: list[str] = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        parts += [m["content"] for m in row.get("messages", []) if m.get("role") == "assistant"]
+        if sum(map(len, parts)) > limit_chars:
+            break
+    text = "\n\n".join(parts)[:limit_chars]
+    return text if len(text) > 200 else None
+
+
+def _training_system_prompt(run: RunDir) -> str | None:
+    path = run.split_path("train")
+    if path.is_file():
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                try:
+                    messages = json.loads(line).get("messages", [])
+                except ValueError:
+                    continue
+                return next((m["content"] for m in messages if m.get("role") == "system"), None)
+    return run.read_spec().data.system_prompt
+
+
+def _backend_name(run: RunDir) -> str:
+    from localft.events import RunStarted, read_events
+
+    started = [e for e in read_events(run.events_path) if isinstance(e, RunStarted)]
+    if started:
+        return started[-1].backend
+    spec = run.read_spec()
+    if spec.backend != "auto":
+        return spec.backend
+    from localft.backends import pick_backend
+
+    return pick_backend(spec)
+
+
+def merge_run(run: RunDir, *, emit: Emit | None = None) -> Path:
+    """The run's merged HF folder, merging the adapter into the base only when not done before."""
+    adapter = folder_stamp(run.adapter_dir)
+    done = run.stage_done("merge") and (run.merged_dir / "config.json").is_file()
+    if done and run._stages()["merge"].get("adapter_stamp", adapter) == adapter:
+        _emit(emit, Stage("merge", 1, 1, "already merged"))
+        return run.merged_dir
+    from localft.backends import get_backend
+
+    _emit(emit, Stage("merge", 0, 1, "merging the adapter into the base weights"))
+    out = get_backend(_backend_name(run)).merge(run, run.merged_dir)
+    run.mark_stage("merge", {"path": str(out), "adapter_stamp": adapter})
+    _emit(emit, Stage("merge", 1, 1, "merged"))
+    return Path(out)
+
+
+def export_run(run: RunDir, spec: ExportSpec, *, emit: Emit | None = None) -> ExportReport:
+    """Merge the run (once), export into run.gguf_dir, verify on its test split."""
+    merged = merge_run(run, emit=emit)
+    if spec.name is None:
+        spec = spec.model_copy(update={"name": run.id})
+    report = export_folder(
+        merged,
+        run.gguf_dir,
+        spec,
+        emit=emit,
+        system_prompt=_training_system_prompt(run),
+        verify_text=_held_out_text(run),
+        log_path=run.path / "export.log",
+    )
+    if spec.adapter_gguf and run.adapter_dir.is_dir():
+        from localft.export.adapter import convert_adapter
+
+        out = run.gguf_dir / f"{report.name}-lora-F32.gguf"
+        report.adapter = str(convert_adapter(run.adapter_dir, merged, out))
+        atomic_write_json(run.gguf_dir / "export.json", report.to_dict())
+    run.mark_stage("export", {"files": [f.path for f in report.files], "ok": report.ok})
+    return report

@@ -1,0 +1,196 @@
+"""Prove a GGUF behaves like the HF model it came from: next-token top-1 agreement and perplexity
+on held-out text, and a chat generation that stops at the end-of-turn token."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from localft.export.llamacpp import close_llama, load_llama, native_stderr_to
+
+# quant -> (min top-1 agreement, max relative perplexity change); None = reported only.
+TARGETS: dict[str, tuple[float | None, float | None]] = {
+    "F32": (0.995, 0.001),
+    "F16": (0.995, 0.001),
+    "Q8_0": (None, 0.01),
+}
+STOP_PROMPT = "What is the capital of France?"
+
+
+def bundled_text() -> str:
+    return resources.files("localft.export").joinpath("verify_text.txt").read_text(encoding="utf-8")
+
+
+@dataclass
+class Parity:
+    quant: str
+    tokens: int
+    top1: float
+    ppl_hf: float
+    ppl_gguf: float
+    tokenization_match: bool
+
+    @property
+    def ppl_change(self) -> float:
+        return self.ppl_gguf / self.ppl_hf - 1.0
+
+    @property
+    def passed(self) -> bool | None:
+        """True/False against the target for this type; None where the type is only reported."""
+        top1_min, ppl_max = TARGETS.get(self.quant, (None, None))
+        if top1_min is None and ppl_max is None:
+            return None
+        return (top1_min is None or self.top1 >= top1_min) and (
+            ppl_max is None or abs(self.ppl_change) <= ppl_max
+        )
+
+    def to_dict(self) -> dict:
+        return asdict(self) | {"ppl_change": self.ppl_change, "passed": self.passed}
+
+
+@dataclass
+class StopCheck:
+    prompt: str
+    gguf_text: str
+    hf_text: str
+    finish_reason: str  # "stop": the GGUF ended on its end-of-turn token
+    stopped: bool
+    hf_stopped: bool
+    same_text: bool
+
+    @property
+    def passed(self) -> bool:
+        """The GGUF ends its turn wherever the HF model does (it may not ramble on)."""
+        return self.stopped or not self.hf_stopped
+
+    def to_dict(self) -> dict:
+        return asdict(self) | {"passed": self.passed}
+
+
+def _perplexity(nll: np.ndarray) -> float:
+    return float(math.exp(float(np.mean(nll))))
+
+
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    logits = logits.astype(np.float64)
+    m = logits.max(axis=-1, keepdims=True)
+    return logits - m - np.log(np.exp(logits - m).sum(axis=-1, keepdims=True))
+
+
+class HfReference:
+    """The HF model's next-token predictions on a text, computed once and compared with each GGUF."""
+
+    def __init__(self, model_dir: Path, text: str, max_tokens: int = 512):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.model_dir = Path(model_dir)
+        self.text = text
+        self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
+        self.model = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=torch.float32)
+        self.model.eval()
+        self.ids = self.tokenizer(text)["input_ids"][:max_tokens]
+        with torch.no_grad():
+            logits = self.model(torch.tensor([self.ids])).logits[0].float().numpy()
+        logp = _log_softmax(logits[:-1])
+        self.top1 = logits[:-1].argmax(-1)
+        self.nll = -logp[np.arange(len(self.ids) - 1), self.ids[1:]]
+        self.ppl = _perplexity(self.nll)
+
+    def compare(self, gguf: Path, quant: str, *, log_path: Path | None = None) -> Parity:
+        llm = load_llama(gguf, n_ctx=len(self.ids) + 8, logits_all=True, log_path=log_path)
+        try:
+            with native_stderr_to(log_path):
+                own_ids = llm.tokenize(self.text.encode("utf-8"), add_bos=True)[: len(self.ids)]
+                llm.reset()
+                llm.eval(self.ids)
+                logits = np.array(llm.scores[: len(self.ids) - 1])
+        finally:
+            close_llama(llm)
+        logp = _log_softmax(logits)
+        nll = -logp[np.arange(len(self.ids) - 1), self.ids[1:]]
+        top1 = float(np.mean(logits.argmax(-1) == self.top1))
+        return Parity(quant, len(self.ids), top1, self.ppl, _perplexity(nll), list(own_ids) == list(self.ids))
+
+    def greedy_chat(self, messages: list[dict], max_new_tokens: int = 48) -> tuple[str, bool]:
+        """HF's greedy reply and whether it ended on an end-of-sequence token within the limit."""
+        import torch
+
+        ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=True)[
+            "input_ids"
+        ]
+        with torch.no_grad():
+            out = self.model.generate(
+                torch.tensor([ids]),
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                pad_token_id=self.tokenizer.pad_token_id,
+            )
+        new = out[0][len(ids) :]
+        return self.tokenizer.decode(new, skip_special_tokens=True), len(new) < max_new_tokens
+
+    def stop_check(
+        self,
+        gguf: Path,
+        *,
+        system: str | None = None,
+        prompt: str = STOP_PROMPT,
+        log_path: Path | None = None,
+    ) -> StopCheck:
+        messages = ([{"role": "system", "content": system}] if system else []) + [
+            {"role": "user", "content": prompt}
+        ]
+        text, reason = generate(gguf, messages, max_tokens=48, log_path=log_path)
+        hf_text, hf_stopped = self.greedy_chat(messages, max_new_tokens=48)
+        return StopCheck(
+            prompt, text, hf_text, reason, reason == "stop", hf_stopped, text.strip() == hf_text.strip()
+        )
+
+
+def generate(
+    gguf: Path,
+    messages: list[dict],
+    *,
+    max_tokens: int = 128,
+    temperature: float = 0.0,
+    log_path: Path | None = None,
+) -> tuple[str, str]:
+    """Reply to a chat through llama.cpp with the GGUF's own template: (text, finish_reason)."""
+    from localft.chat import ChatSession
+
+    system = messages[0]["content"] if messages and messages[0]["role"] == "system" else None
+    session = ChatSession(
+        gguf,
+        system=system,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        log_path=log_path,
+        allow_foreign=True,
+    )
+    try:
+        session.messages = [m for m in messages[:-1] if m["role"] != "system"]
+        text = session.reply(messages[-1]["content"])
+        return text, session.last.finish_reason
+    finally:
+        session.close()
+
+
+def gguf_perplexity(gguf: Path, text: str, *, max_tokens: int = 1024, log_path: Path | None = None) -> float:
+    """Perplexity of `text` under the GGUF, tokenized by the GGUF's own tokenizer."""
+    llm = load_llama(gguf, n_ctx=max_tokens + 8, logits_all=True, log_path=log_path)
+    try:
+        with native_stderr_to(log_path):
+            ids = llm.tokenize(text.encode("utf-8"), add_bos=True)[:max_tokens]
+            if len(ids) < 2:
+                raise ValueError("text is too short for perplexity (fewer than 2 tokens)")
+            llm.reset()
+            llm.eval(ids)
+            logits = np.array(llm.scores[: len(ids) - 1])
+    finally:
+        close_llama(llm)
+    logp = _log_softmax(logits)
+    return _perplexity(-logp[np.arange(len(ids) - 1), ids[1:]])

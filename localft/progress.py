@@ -1,0 +1,79 @@
+"""Terminal progress for a run: follows its events with a rich progress bar; Ctrl-C stops gracefully."""
+
+from __future__ import annotations
+
+import sys
+
+from localft.events import Checkpoint, Eval, Finished, Log, RunStarted, Stage, Step
+from localft.hardware import fmt_bytes
+from localft.runs import RunDir
+
+
+def describe(event) -> str | None:
+    """One line for the events worth a line of their own (steps go to the progress bar)."""
+    if isinstance(event, RunStarted):
+        resumed = f", resumed from step {event.resumed_from}" if event.resumed_from else ""
+        return f"training {event.model} on {event.backend}/{event.device}, {event.total_steps} steps{resumed}"
+    if isinstance(event, Eval):
+        return f"step {event.step}: validation loss {event.val_loss:.4f}"
+    if isinstance(event, Checkpoint):
+        return f"step {event.step}: checkpoint saved"
+    if isinstance(event, Log) and event.level != "info":
+        return f"{event.level}: {event.message}"
+    if isinstance(event, Stage) and event.done == event.total:
+        return f"{event.name}: done" + (f" ({event.detail})" if event.detail else "")
+    if isinstance(event, Finished):
+        text = f"run {event.status} at step {event.step}"
+        if event.best_val_loss is not None:
+            text += f"; best validation loss {event.best_val_loss:.4f} at step {event.best_step}"
+        return text + (f"\n{event.error}" if event.error else "")
+    return None
+
+
+def watch_run(run: RunDir, start: int = 0, stop_on_interrupt: bool = True) -> Finished:
+    """Show progress until the run finishes; the first Ctrl-C asks the worker to stop (it keeps a
+    checkpoint), watching goes on until it has."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from localft import runner
+
+    console = Console(stderr=True)
+    progress = Progress(
+        TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+        TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+        console=console, transient=False, disable=not console.is_terminal,
+    )  # fmt: skip
+    task = progress.add_task("train", total=None, info="starting…")
+    finished = None
+    stopping = False
+    with progress:
+        events, seen = runner.follow(run, start=start), 0
+        while True:
+            try:
+                event = next(events)
+            except StopIteration:
+                break
+            except KeyboardInterrupt:
+                if not stop_on_interrupt or stopping:
+                    raise
+                stopping = True
+                console.print("stopping: the worker writes a checkpoint, then exits (Ctrl-C again to detach)")
+                runner.stop_worker(run, timeout=0)
+                # The interrupt closed the generator: follow again, past what was already shown.
+                events = runner.follow(run, start=start)
+                for _ in range(seen):
+                    next(events, None)
+                continue
+            seen += 1
+            if isinstance(event, Step):
+                info = f"loss {event.loss:.3f}  {event.tok_per_s:.0f} tok/s  peak {fmt_bytes(event.peak_mem)}"
+                progress.update(task, total=event.total, completed=event.step, info=info)
+                if not console.is_terminal and event.step % 10 == 0:
+                    print(f"step {event.step}/{event.total} {info}", file=sys.stderr)
+            line = describe(event)
+            if line:
+                console.print(line)
+            if isinstance(event, Finished):
+                finished = event
+    return finished or Finished("failed", error="no result from the worker")

@@ -1,0 +1,181 @@
+"""Start, stop, resume and follow training workers; the CLI, the dashboard and the recipes share it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from localft.config import TrainSpec
+from localft.errors import RunError
+from localft.events import Emit, Event, EventSink, Finished, tail_events
+from localft.runs import RunDir, atomic_write_text, new_run, pid_alive
+
+# Popen objects of workers this process started, so they are reaped and can be waited on.
+_children: dict[int, subprocess.Popen] = {}
+
+
+def prepare_run(
+    spec: TrainSpec,
+    source: Path | None,
+    name: str | None = None,
+    root: Path | None = None,
+    emit: Emit | None = None,
+) -> RunDir:
+    """Create a run: pick the backend, record the spec, and import `source` into run/data/."""
+    from localft.backends import pick_backend
+
+    spec = spec.model_copy(update={"backend": pick_backend(spec)})
+    run = new_run(spec, name=name, root=root)
+    if source is not None:
+        import_data(run, spec, Path(source), emit=emit)
+    return run
+
+
+def import_data(run: RunDir, spec: TrainSpec, source: Path, emit: Emit | None = None):
+    """Import `source` into the run's data folder with token statistics from the run's model."""
+    from localft.data.dataset import build_dataset
+    from localft.models import resolve_model
+
+    with EventSink(run.events_path) as sink:
+
+        def both(event: Event) -> None:
+            sink(event)
+            if emit:
+                emit(event)
+
+        report = build_dataset(
+            source, spec.data, run.data_dir,
+            tokenizer_dir=resolve_model(spec.model), max_seq_len=spec.max_seq_len, emit=both,
+        )  # fmt: skip
+    run.mark_stage("import", {"source": str(source)})
+    return report
+
+
+def _is_worker(pid: int, run: RunDir) -> bool:
+    """Guard against pid reuse: the process must be our worker for this run."""
+    if not pid_alive(pid):
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return True  # no /proc (macOS): trust the pid file
+    return b"localft.worker" in cmdline and str(run.path).encode() in cmdline
+
+
+def is_running(run: RunDir) -> bool:
+    pid = run.worker_pid()
+    return pid is not None and _is_worker(pid, run)
+
+
+def start_worker(run: RunDir, backend: str | None = None, env: dict | None = None) -> int:
+    """Spawn the worker detached from this terminal (closing the CLI/TUI leaves it training)."""
+    if is_running(run):
+        raise RunError(f"run {run.id} is already training (pid {run.worker_pid()}); stop it first")
+    cmd = [sys.executable, "-m", "localft.worker", str(run.path)]
+    if backend:
+        cmd += ["--backend", backend]
+    run.path.mkdir(parents=True, exist_ok=True)
+    with open(run.log_path, "ab") as log:
+        proc = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True, env={**os.environ, **(env or {})},
+        )  # fmt: skip
+    _children[proc.pid] = proc
+    atomic_write_text(run.pid_path, f"{proc.pid}\n")
+    return proc.pid
+
+
+def resume_worker(run: RunDir, backend: str | None = None, env: dict | None = None) -> int:
+    """Continue a stopped or crashed run from its latest complete checkpoint."""
+    if not run.spec_path.is_file():
+        raise RunError(f"{run.path} is not a run (no spec.json)")
+    if not run.split_path("train").is_file():
+        raise RunError(f"run {run.id} has no training data; start a new run instead")
+    return start_worker(run, backend=backend, env=env)
+
+
+def stop_worker(run: RunDir, timeout: float = 60.0) -> bool:
+    """Ask the worker to stop (SIGINT: it checkpoints and exits); True once it is gone."""
+    pid = run.worker_pid()
+    if pid is None or not _is_worker(pid, run):
+        return True
+    os.kill(pid, signal.SIGINT)
+    return wait_worker(run, timeout)
+
+
+def wait_worker(run: RunDir, timeout: float | None = None) -> bool:
+    """Wait for the worker to exit; True if it did within `timeout`."""
+    pid = run.worker_pid()
+    if pid in _children:
+        try:
+            _children[pid].wait(timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        _children.pop(pid, None)
+        return True
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while pid is not None and _is_worker(pid, run):
+        if deadline is not None and time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+def worker_exit_code(run: RunDir) -> int | None:
+    proc = _children.get(run.worker_pid() or -1)
+    return None if proc is None else proc.poll()
+
+
+def follow(run: RunDir, start: int = 0, should_stop: Callable[[], bool] = lambda: False) -> Iterator[Event]:
+    """Events of a run as they arrive, until Finished; if the worker dies without one (kill -9,
+    out-of-memory kill), a Finished(failed) is appended so every reader sees the same end."""
+    alive_checked = time.monotonic()
+
+    def stop_now() -> bool:
+        nonlocal alive_checked
+        if should_stop():
+            return True
+        if time.monotonic() - alive_checked > 1.0:
+            alive_checked = time.monotonic()
+            return not is_running(run)
+        return False
+
+    last = None
+    for event in tail_events(run.events_path, follow=True, should_stop=stop_now, start=start):
+        last = event
+        yield event
+    if should_stop() or isinstance(last, Finished):
+        return
+    # The worker is gone: read what it wrote last, then record the death if it wrote no end.
+    tail = list(tail_events(run.events_path, follow=False, start=start))
+    rest = tail[tail.index(last) + 1 :] if last in tail else tail
+    yield from rest
+    if not any(isinstance(e, Finished) for e in rest):
+        yield mark_dead(run)
+
+
+def mark_dead(run: RunDir) -> Finished:
+    """Record that the worker died without finishing; its checkpoints stay for `runs resume`."""
+    ckpt = run.latest_checkpoint()
+    hint = (
+        f"resume from {ckpt.name} with `localft runs resume {run.id}`"
+        if ckpt
+        else "no checkpoint was written"
+    )
+    event = Finished("failed", error=f"the training worker died unexpectedly; {hint}")
+    with EventSink(run.events_path) as sink:
+        sink(event)
+    return event
+
+
+def events_size(run: RunDir) -> int:
+    """Byte offset of the end of events.jsonl: follow(run, start=...) from here sees only new events."""
+    try:
+        return run.events_path.stat().st_size
+    except FileNotFoundError:
+        return 0

@@ -1,0 +1,247 @@
+"""Run directories: layout, atomic writes, and listing runs with their status.
+
+runs/<id>/spec.json data/ events.jsonl train.log checkpoints/step-000200/ adapter/ merged/ gguf/ eval/
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from localft.config import TrainSpec, build_spec
+from localft.errors import RunError
+from localft.events import Eval, Finished, RunStarted, Step, read_events
+from localft.paths import runs_dir
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary file beside `path`, fsync, then rename over it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: Path, obj) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+def _fsync_tree(root: Path) -> None:
+    for dirpath, _, files in os.walk(root):
+        for name in files:
+            with open(os.path.join(dirpath, name), "rb") as f:
+                os.fsync(f.fileno())
+        _fsync_dir(Path(dirpath))
+
+
+@contextlib.contextmanager
+def atomic_dir(target: Path) -> Iterator[Path]:
+    """Yield a temporary folder beside `target`; on success fsync it and rename it into place.
+    On error the temporary folder is removed and `target` is left as it was."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        yield tmp
+        _fsync_tree(tmp)
+        if target.exists():
+            old = target.with_name(f".{target.name}.old-{os.getpid()}")
+            os.replace(target, old)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
+        _fsync_dir(target.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+@dataclass(frozen=True)
+class RunDir:
+    path: Path
+
+    @property
+    def id(self) -> str:
+        return self.path.name
+
+    spec_path = property(lambda self: self.path / "spec.json")
+    data_dir = property(lambda self: self.path / "data")
+    events_path = property(lambda self: self.path / "events.jsonl")
+    log_path = property(lambda self: self.path / "train.log")
+    pid_path = property(lambda self: self.path / "worker.pid")
+    checkpoints_dir = property(lambda self: self.path / "checkpoints")
+    adapter_dir = property(lambda self: self.path / "adapter")
+    best_adapter_dir = property(lambda self: self.path / "adapter-best")
+    merged_dir = property(lambda self: self.path / "merged")
+    gguf_dir = property(lambda self: self.path / "gguf")
+    eval_dir = property(lambda self: self.path / "eval")
+    stages_path = property(lambda self: self.path / "stages.json")
+
+    def split_path(self, split: str) -> Path:
+        return self.data_dir / f"{split}.jsonl"
+
+    def read_spec(self) -> TrainSpec:
+        try:
+            data = json.loads(self.spec_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise RunError(f"{self.path} is not a run (no spec.json)") from None
+        return build_spec(TrainSpec, data, where=str(self.spec_path))
+
+    def write_spec(self, spec: TrainSpec) -> None:
+        atomic_write_json(self.spec_path, spec.model_dump(mode="json"))
+
+    def checkpoint_path(self, step: int) -> Path:
+        return self.checkpoints_dir / f"step-{step:06d}"
+
+    def checkpoints(self) -> list[Path]:
+        """Complete checkpoints, oldest first; a folder without state.json is never used."""
+        if not self.checkpoints_dir.is_dir():
+            return []
+        found = [
+            p
+            for p in self.checkpoints_dir.iterdir()
+            if p.is_dir() and re.fullmatch(r"step-\d{6}", p.name) and (p / "state.json").is_file()
+        ]
+        return sorted(found)
+
+    def latest_checkpoint(self) -> Path | None:
+        ckpts = self.checkpoints()
+        return ckpts[-1] if ckpts else None
+
+    def worker_pid(self) -> int | None:
+        try:
+            return int(self.pid_path.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def stage_done(self, name: str) -> bool:
+        return name in self._stages()
+
+    def mark_stage(self, name: str, info: dict | None = None) -> None:
+        stages = self._stages()
+        stages[name] = info or {}
+        atomic_write_json(self.stages_path, stages)
+
+    def _stages(self) -> dict:
+        try:
+            return json.loads(self.stages_path.read_text(encoding="utf-8"))
+        except (FileNotFoundError, ValueError):
+            return {}
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child still answers kill(0); /proc tells the truth on Linux.
+    with contextlib.suppress(OSError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if stat.rsplit(")", 1)[1].split()[0] == "Z":
+            return False
+    return True
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    id: str
+    path: Path
+    model: str
+    status: str  # running | completed | stopped | failed | created
+    step: int
+    total: int
+    last_loss: float | None
+    best_val_loss: float | None
+    started: float | None
+
+
+def run_status(run: RunDir) -> RunSummary:
+    events = read_events(run.events_path)
+    status, step, total, loss, best, started = "created", 0, 0, None, None, None
+    for ev in events:
+        if isinstance(ev, RunStarted):
+            status, total, started = "running", ev.total_steps, started or ev.time
+        elif isinstance(ev, Step):
+            step, total, loss = ev.step, ev.total, ev.loss
+        elif isinstance(ev, Eval):
+            best = ev.val_loss if best is None else min(best, ev.val_loss)
+        elif isinstance(ev, Finished):
+            status, step = ev.status, max(step, ev.step)
+    if status == "running" and not pid_alive(run.worker_pid()):
+        status = "failed"  # the worker died without writing Finished (kill -9, power loss)
+    try:
+        model = run.read_spec().model
+    except RunError:
+        model = "?"
+    return RunSummary(run.id, run.path, model, status, step, total, loss, best, started)
+
+
+def new_run(spec: TrainSpec, name: str | None = None, root: Path | None = None) -> RunDir:
+    root = root or runs_dir()
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", name or Path(spec.model).name or "run").strip("-")[:40]
+    base = f"{time.strftime('%Y%m%d-%H%M%S')}-{stem or 'run'}"
+    path, n = root / base, 1
+    while path.exists():
+        n += 1
+        path = root / f"{base}-{n}"
+    path.mkdir(parents=True)
+    run = RunDir(path)
+    run.write_spec(spec)
+    return run
+
+
+def open_run(ref: str | Path, root: Path | None = None) -> RunDir:
+    """A run by path, by id, or by a unique id prefix/suffix."""
+    p = Path(ref)
+    if (p / "spec.json").is_file():
+        return RunDir(p)
+    root = root or runs_dir()
+    if (root / str(ref) / "spec.json").is_file():
+        return RunDir(root / str(ref))
+    matches = [d for d in root.iterdir() if d.is_dir() and str(ref) in d.name] if root.is_dir() else []
+    if len(matches) == 1:
+        return RunDir(matches[0])
+    if not matches:
+        raise RunError(f"no run named {ref!r}; `localft runs` lists them")
+    raise RunError(f"{ref!r} matches {len(matches)} runs; give more of the id")
+
+
+def list_runs(root: Path | None = None) -> list[RunSummary]:
+    root = root or runs_dir()
+    if not root.is_dir():
+        return []
+    runs = [RunDir(d) for d in sorted(root.iterdir()) if (d / "spec.json").is_file()]
+    return [run_status(r) for r in runs]

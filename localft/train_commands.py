@@ -1,0 +1,193 @@
+"""`localft train`, `localft runs ...` and `localft merge`."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import typer
+
+from localft.config import TrainSpec, field_help, load_preset, merge_overrides
+from localft.errors import ConfigError, RunError
+
+_H = field_help(TrainSpec)
+
+
+def parse_sets(pairs: list[str]) -> dict:
+    """`key=value` pairs (dotted keys for lora./data.) into a nested overrides dict; values are
+    read as JSON when they parse (numbers, true/false, lists), else as strings."""
+    out: dict = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set expects key=value, got {pair!r}")
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+        node = out
+        *parents, leaf = key.strip().split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return out
+
+
+def build_train_spec(preset: str | None, options: dict, sets: list[str]) -> TrainSpec:
+    spec = load_preset(preset) if preset else TrainSpec()
+    given = {k: v for k, v in options.items() if v is not None}
+    return merge_overrides(spec, {**given, **parse_sets(sets)})
+
+
+def train_command(
+    data: Path = typer.Argument(
+        ..., help="An export archive/folder, or a chat/completions/text JSONL or CSV file."
+    ),
+    model: str = typer.Option(None, "--model", "-m", help=_H["model"]),
+    backend: str = typer.Option(None, "--backend", "-b", help=_H["backend"]),
+    steps: int = typer.Option(None, "--steps", help=_H["steps"]),
+    batch_size: int = typer.Option(None, "--batch-size", help=_H["batch_size"]),
+    learning_rate: float = typer.Option(None, "--lr", help=_H["learning_rate"]),
+    max_seq_len: int = typer.Option(None, "--max-seq-len", help=_H["max_seq_len"]),
+    quantize: str = typer.Option(None, "--quantize", help=_H["quantize"]),
+    preset: str = typer.Option(
+        None, "--preset", help="A TOML file of TrainSpec values, or a built-in preset name."
+    ),
+    sets: list[str] = typer.Option(
+        [], "--set", help="Any TrainSpec field: key=value (lora.rank=16, data.urls=strip)."
+    ),
+    name: str = typer.Option(None, "--name", help="A name for the run directory."),
+    detach: bool = typer.Option(
+        False, "--detach", help="Start the worker and return; follow with `localft runs watch`."
+    ),
+) -> None:
+    """Import DATA into a new run and train a LoRA adapter on it."""
+    from localft import runner
+    from localft.progress import watch_run
+
+    options = dict(
+        model=model, backend=backend, steps=steps, batch_size=batch_size,
+        learning_rate=learning_rate, max_seq_len=max_seq_len, quantize=quantize,
+    )  # fmt: skip
+    spec = build_train_spec(preset, options, sets)
+    run = runner.prepare_run(spec, data, name=name)
+    runner.start_worker(run)
+    print(f"run {run.id} started: {run.path}")
+    if detach:
+        return
+    finished = watch_run(run)
+    if finished.status == "failed":
+        raise RunError(finished.error or "training failed")
+    print(f"adapter: {run.adapter_dir}\nnext: localft export {run.id} --quant Q4_K_M")
+
+
+runs_app = typer.Typer(help="List, watch, stop and resume training runs.", invoke_without_command=True)
+
+
+@runs_app.callback()
+def _runs_default(ctx: typer.Context) -> None:
+    if ctx.invoked_subcommand is None:
+        runs_list(as_json=False)
+
+
+@runs_app.command("list")
+def runs_list(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
+    """Every run with its status, step and losses."""
+    from localft.runs import list_runs
+
+    runs = list_runs()
+    if as_json:
+        rows = [{**r.__dict__, "path": str(r.path)} for r in runs]
+        print(json.dumps(rows, indent=2))
+        return
+    if not runs:
+        print("no runs yet: `localft train DATA` or `localft demo` starts one")
+        return
+    print(f"{'id':<40} {'status':<10} {'step':>9}  {'loss':>7} {'val':>7}  model")
+    for r in runs:
+        loss = f"{r.last_loss:.3f}" if r.last_loss is not None else "-"
+        val = f"{r.best_val_loss:.3f}" if r.best_val_loss is not None else "-"
+        print(f"{r.id:<40} {r.status:<10} {f'{r.step}/{r.total}':>9}  {loss:>7} {val:>7}  {r.model}")
+
+
+@runs_app.command("show")
+def runs_show(run: str = typer.Argument(..., help="Run id (or a unique part of it) or path.")) -> None:
+    """A run's status, files and last events."""
+    from localft.progress import describe
+    from localft.runs import open_run, read_events, run_status
+
+    r = open_run(run)
+    s = run_status(r)
+    print(f"{s.id}  {s.status}  step {s.step}/{s.total}  model {s.model}\n{r.path}")
+    ckpt = r.latest_checkpoint()
+    print(
+        f"latest checkpoint: {ckpt.name if ckpt else '-'}   adapter: {'yes' if r.adapter_dir.is_dir() else 'no'}"
+    )
+    for event in read_events(r.events_path)[-8:]:
+        line = describe(event)
+        if line:
+            print(f"  {line}")
+
+
+@runs_app.command("watch")
+def runs_watch(run: str = typer.Argument(..., help="Run id or path.")) -> None:
+    """Follow a running worker's progress (Ctrl-C detaches; the run goes on)."""
+    from localft.progress import watch_run
+    from localft.runs import open_run
+
+    watch_run(open_run(run), stop_on_interrupt=False)
+
+
+@runs_app.command("stop")
+def runs_stop(
+    run: str = typer.Argument(..., help="Run id or path."),
+    timeout: float = typer.Option(120, help="Seconds to wait for the checkpoint."),
+) -> None:
+    """Stop a running worker gracefully; it writes a checkpoint first."""
+    from localft import runner
+    from localft.runs import open_run
+
+    r = open_run(run)
+    if not runner.is_running(r):
+        print(f"run {r.id} is not running")
+        return
+    if not runner.stop_worker(r, timeout):
+        raise RunError(f"run {r.id} did not stop within {timeout:.0f} s; try again or kill {r.worker_pid()}")
+    print(f"run {r.id} stopped; `localft runs resume {r.id}` continues it")
+
+
+@runs_app.command("resume")
+def runs_resume(
+    run: str = typer.Argument(..., help="Run id or path."),
+    detach: bool = typer.Option(False, "--detach", help="Start and return."),
+) -> None:
+    """Continue a stopped or crashed run from its latest complete checkpoint."""
+    from localft import runner
+    from localft.progress import watch_run
+    from localft.runs import open_run
+
+    r = open_run(run)
+    start = runner.events_size(r)
+    runner.resume_worker(r)
+    ckpt = r.latest_checkpoint()
+    print(f"run {r.id} resumed from {ckpt.name if ckpt else 'the start'}")
+    if not detach:
+        time.sleep(0.1)
+        watch_run(r, start=start)
+
+
+def merge_command(
+    run: str = typer.Argument(..., help="Run id or path."),
+    out: Path = typer.Option(None, "-o", "--out", help="Output folder (default: the run's merged/)."),
+) -> None:
+    """Merge the run's adapter into its full-precision base and save an HF safetensors folder."""
+    from localft.backends import get_backend
+    from localft.runs import open_run
+
+    r = open_run(run)
+    if not r.adapter_dir.is_dir():
+        raise RunError(f"run {r.id} has no adapter yet; train or resume it first")
+    spec = r.read_spec()
+    path = get_backend(spec.backend).merge(r, Path(out) if out else r.merged_dir)
+    print(f"merged model: {path}")

@@ -1,0 +1,88 @@
+"""The training worker: `python -m localft.worker RUN_DIR [--backend NAME]`.
+
+Runs one backend's `train` in its own process, so closing the CLI or the dashboard never stops
+training. Its stdout/stderr go to the run's train.log; it writes the Finished event itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import traceback
+from pathlib import Path
+
+from localft.errors import LocalftError
+from localft.events import Eval, EventSink, Finished, Log, Step
+from localft.runs import RunDir, atomic_write_text
+
+
+class StopFlag:
+    """Set by SIGINT/SIGTERM; the backend polls it between steps and checkpoints before returning."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self) -> bool:
+        return self.requested
+
+    def request(self, signum, frame) -> None:
+        self.requested = True
+
+
+class Tracker:
+    """Wraps the sink to remember the last step and the best validation loss for Finished."""
+
+    def __init__(self, sink: EventSink) -> None:
+        self.sink, self.step, self.best_step, self.best_loss = sink, 0, None, None
+
+    def __call__(self, event) -> None:
+        if isinstance(event, Step):
+            self.step = event.step
+        elif isinstance(event, Eval) and (self.best_loss is None or event.val_loss < self.best_loss):
+            self.best_step, self.best_loss = event.step, event.val_loss
+        self.sink(event)
+
+    def finished(self, status: str, error: str | None = None) -> Finished:
+        return Finished(status, self.step, self.best_step, self.best_loss, error)
+
+
+def run_worker(run: RunDir, backend_name: str | None = None) -> int:
+    from localft.backends import get_backend
+
+    stop = StopFlag()
+    signal.signal(signal.SIGINT, stop.request)
+    signal.signal(signal.SIGTERM, stop.request)
+    atomic_write_text(run.pid_path, f"{os.getpid()}\n")
+    with EventSink(run.events_path) as sink:
+        emit = Tracker(sink)
+        try:
+            spec = run.read_spec()
+            backend = get_backend(backend_name or spec.backend)
+            backend.train(spec, run, emit, stop)
+        except LocalftError as exc:
+            emit(Log(str(exc), level="error"))
+            sink(emit.finished("failed", str(exc)))
+            return 2
+        except Exception as exc:  # a bug: keep the traceback in train.log, tell the reader in one line
+            traceback.print_exc()
+            sink(emit.finished("failed", f"{type(exc).__name__}: {exc} (see {run.log_path})"))
+            return 1
+        sink(emit.finished("stopped" if stop() else "completed"))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="localft.worker")
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--backend", default=None)
+    args = parser.parse_args(argv)
+    code = run_worker(RunDir(args.run_dir), args.backend)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

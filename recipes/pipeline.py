@@ -1,0 +1,288 @@
+"""Run a recipe stage by stage: plan → import → train → export → eval. Each finished stage is
+recorded in the run, so rerunning the same command picks up at the first unfinished one."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from localft.config import ExportSpec, TrainSpec, build_spec, merge_overrides
+from localft.errors import DataError, RunError
+from localft.events import Emit, EventSink, Log, Stage
+from localft.paths import runs_dir
+from localft.recipes.base import Recipe
+from localft.runs import RunDir, atomic_write_json, open_run
+
+STAGES = ("import", "train", "export", "eval")
+RECIPE_FILE = "recipe.json"
+
+
+@dataclass(frozen=True)
+class RecipeResult:
+    run: RunDir
+    gguf: Path
+    modelfile: Path | None
+    report: dict
+
+
+def recipe_info(run: RunDir) -> dict | None:
+    try:
+        return json.loads((run.path / RECIPE_FILE).read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def find_resumable(recipe: str, source: Path, model_arg: str) -> RunDir | None:
+    """The newest run this same command (recipe, input, --model) started, if any."""
+    root = runs_dir()
+    for path in sorted(root.iterdir(), reverse=True):
+        run = RunDir(path)
+        info = recipe_info(run)
+        if info and (info["recipe"], info["source"], info["model_arg"]) == (recipe, str(source), model_arg):
+            return run
+    return None
+
+
+def training_device(spec: TrainSpec) -> tuple[str, str]:
+    """(backend, device) the spec will train on."""
+    from localft.backends import check_all, pick_backend
+
+    backend = pick_backend(spec)
+    return backend, check_all()[backend].device
+
+
+def available_memory(device: str) -> tuple[int, str]:
+    from localft.hardware import machine_info
+
+    info = machine_info()
+    if device == "cuda" and info.gpus:
+        return info.gpus[0].vram_bytes, "GPU memory"
+    return info.ram_available_bytes, "RAM"
+
+
+def _estimate(spec: TrainSpec, model: str, device: str):
+    from localft.memory import estimate_memory
+    from localft.models import catalog_entry, resolve_model
+
+    entry = catalog_entry(model)
+    return estimate_memory(spec, entry if entry else resolve_model(model), device)
+
+
+def plan_spec(
+    recipe: Recipe, model: str | None, backend: str = "auto", overrides: dict | None = None
+) -> TrainSpec:
+    """The recipe's defaults for this machine, with a model that fits; refuses one that does not."""
+    from localft.memory import check_fits
+
+    spec = merge_overrides(TrainSpec(), {**recipe.train_defaults, "backend": backend})
+    _, device = training_device(spec)
+    if device == "cpu":
+        spec = merge_overrides(spec, recipe.cpu_defaults)
+    spec = merge_overrides(spec, overrides or {})
+    available, where = available_memory(device)
+    if model:
+        spec = merge_overrides(spec, {"model": model})
+    elif device == "cpu":
+        # Anything larger than the embedded model takes hours per epoch on a CPU.
+        spec = merge_overrides(spec, {"model": "embedded"})
+    else:
+        fits = [m for m in recipe.model_ladder if _estimate(spec, m, device).total <= available]
+        spec = merge_overrides(spec, {"model": fits[0] if fits else recipe.model_ladder[-1]})
+    check_fits(_estimate(spec, spec.model, device), available, where)
+    return spec
+
+
+def count_rows(path: Path) -> int:
+    if not path.is_file():
+        return 0
+    return sum(1 for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+
+
+def check_enough_data(run: RunDir, recipe: Recipe, source: Path) -> int:
+    """Refuse a dataset with fewer usable examples than the recipe needs, saying what filtered them."""
+    total = sum(count_rows(run.split_path(s)) for s in ("train", "valid", "test"))
+    if total >= recipe.min_examples:
+        return total
+    why = ""
+    try:
+        report = json.loads((run.data_dir / "report.json").read_text(encoding="utf-8"))
+        dropped = report.get("dropped") or report.get("filtered") or {}
+        if isinstance(dropped, dict) and dropped:
+            why = "; dropped: " + ", ".join(f"{v} {k}" for k, v in dropped.items() if v)
+    except (FileNotFoundError, ValueError, AttributeError):
+        pass
+    raise DataError(
+        f"only {total} usable examples in {source} (the {recipe.name} recipe needs at least "
+        f"{recipe.min_examples}){why}; export more posts or relax the filters (e.g. --set data.min_chars=20)"
+    )
+
+
+def quiet_libraries() -> None:
+    """Merging and evaluating run in this process: keep transformers' progress bars and
+    deprecation warnings off the recipe's display (the stages report their own progress)."""
+    import warnings
+
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", category=FutureWarning)
+
+
+class RecipeRun:
+    """One recipe on one run directory. `display` receives every event the stages emit."""
+
+    def __init__(self, recipe: Recipe, run: RunDir, source: Path, display: Emit | None = None):
+        self.recipe, self.run, self.source = recipe, run, source
+        self.display = display or (lambda _e: None)
+        self.plan: str | None = None  # set when this command chose the model and settings
+
+    def emit(self, event) -> None:
+        with EventSink(self.run.events_path) as sink:  # reopened per event: the worker appends too
+            sink(event)
+        self.display(event)
+
+    def stage(self, i: int, name: str) -> None:
+        self.emit(Stage("recipe", i, len(STAGES), name))
+
+    def run_stages(self, export_spec: ExportSpec, watch, eval_options: dict | None = None) -> RecipeResult:
+        """Every unfinished stage in order; `watch(run, start)` follows training to its Finished.
+        `eval_options` overrides the recipe's evaluation size (samples, max_tokens)."""
+        if self.plan:
+            self.emit(Stage("plan", 1, 1, self.plan))
+        for i, name in enumerate(STAGES):
+            if self.run.stage_done(name):
+                continue
+            self.stage(i, name)
+            getattr(self, f"do_{name}")(export_spec=export_spec, watch=watch, eval_options=eval_options or {})
+        self.stage(len(STAGES), "done")
+        from localft.eval.evaluate import tuned_gguf_path
+
+        report = json.loads((self.run.eval_dir / "report.json").read_text(encoding="utf-8"))
+        try:
+            exported = json.loads((self.run.gguf_dir / "export.json").read_text(encoding="utf-8"))
+        except (FileNotFoundError, ValueError):
+            exported = {}
+        modelfile = Path(exported["modelfile"]) if exported.get("modelfile") else None
+        return RecipeResult(self.run, tuned_gguf_path(self.run), modelfile, report)
+
+    def do_import(self, **_) -> None:
+        spec = self.run.read_spec()
+        if self.recipe.prepare_data:
+            self.recipe.prepare_data(self.source, self.run, self.emit)
+        else:
+            from localft.data.dataset import build_dataset
+            from localft.models import resolve_model
+
+            build_dataset(
+                self.source, spec.data, self.run.data_dir, tokenizer_dir=resolve_model(spec.model),
+                max_seq_len=spec.max_seq_len, emit=self.emit,
+            )  # fmt: skip
+        n = check_enough_data(self.run, self.recipe, self.source)
+        self.run.mark_stage("import", {"source": str(self.source), "examples": n})
+
+    def do_train(self, watch, **_) -> None:
+        from localft import runner
+
+        if not runner.is_running(self.run):
+            start = runner.events_size(self.run)
+            runner.start_worker(self.run)
+        else:
+            start = 0  # attach to a worker a previous command left running
+        finished = watch(self.run, start)
+        if finished.status == "stopped":
+            raise KeyboardInterrupt
+        if finished.status != "completed":
+            raise RunError(f"training failed: {finished.error or 'see ' + str(self.run.log_path)}")
+        info = {
+            "step": finished.step,
+            "best_step": finished.best_step,
+            "best_val_loss": finished.best_val_loss,
+        }
+        self.run.mark_stage("train", info)
+
+    def do_export(self, export_spec: ExportSpec, **_) -> None:
+        from localft.export.pipeline import export_run
+
+        quiet_libraries()
+
+        report = export_run(self.run, export_spec, emit=self.emit)  # marks the stage itself
+        if not report.ok:
+            self.emit(
+                Log(
+                    f"the GGUF missed a verification target; see {self.run.gguf_dir / 'export.json'}",
+                    "warning",
+                )
+            )
+
+    def do_eval(self, eval_options: dict, **_) -> None:
+        from localft.eval.evaluate import evaluate_run
+
+        quiet_libraries()
+
+        size = {
+            "samples": self.recipe.eval_samples,
+            "max_tokens": self.recipe.eval_max_tokens,
+            **eval_options,
+        }
+        report = evaluate_run(self.run, task=self.recipe.task, emit=self.emit, **size)
+        self.run.mark_stage("eval", {"metrics": report["metrics"]})
+
+
+def open_recipe_run(
+    recipe: Recipe,
+    source: Path | None,
+    *,
+    model: str | None = None,
+    backend: str = "auto",
+    run_ref: str | None = None,
+    fresh: bool = False,
+    overrides: dict | None = None,
+    display: Emit | None = None,
+) -> RecipeRun:
+    """The run to continue (`run_ref`, or the one the same command started), else a new one."""
+    from localft.runner import prepare_run
+
+    if run_ref:
+        run = open_run(run_ref)
+        info = recipe_info(run)
+        if not info:
+            raise RunError(f"run {run.id} was not started by a recipe; use `localft runs resume {run.id}`")
+        if info["recipe"] != recipe.name:
+            raise RunError(
+                f"run {run.id} is a {info['recipe']} run; continue it with `localft recipe run {info['recipe']} --run {run.id}`"
+            )
+        return RecipeRun(recipe, run, Path(info["source"]), display)
+    if source is None:
+        raise DataError(f"the {recipe.name} recipe needs --from: {recipe.inputs[0].help}")
+    source = Path(source).expanduser().resolve()
+    if not source.exists():
+        raise DataError(f"{source} does not exist; pass the export archive or folder with --from")
+    model_arg = model or "auto"
+    run = None if fresh else find_resumable(recipe.name, source, model_arg)
+    if run is None:
+        spec = plan_spec(recipe, model, backend, overrides)
+        run = prepare_run(spec, None, name=f"{recipe.name}-{Path(spec.model).name}")
+        atomic_write_json(
+            run.path / RECIPE_FILE,
+            {"recipe": recipe.name, "task": recipe.task, "source": str(source), "model_arg": model_arg},
+        )
+        rr = RecipeRun(recipe, run, source, display)
+        rr.plan = describe_plan(run.read_spec())
+        return rr
+    return RecipeRun(recipe, run, source, display)
+
+
+def describe_plan(spec: TrainSpec) -> str:
+    rows = f"{spec.batch_size}×{spec.grad_accum}" if spec.grad_accum > 1 else str(spec.batch_size)
+    return (
+        f"{spec.model} on {spec.backend}: {spec.steps} steps of {rows} rows × {spec.max_seq_len} tokens, "
+        f"LoRA r={spec.lora.rank}, lr {spec.learning_rate:g}"
+    )
+
+
+def export_spec_for(recipe: Recipe, extra_quants: list[str] | None = None) -> ExportSpec:
+    spec = build_spec(ExportSpec, recipe.export_defaults, where=f"recipe {recipe.name}")
+    quants = list(dict.fromkeys([*spec.quants, *(q.upper() for q in extra_quants or [])]))
+    return build_spec(ExportSpec, {**spec.model_dump(), "quants": quants}, where="--quant")

@@ -1,0 +1,103 @@
+"""localft chat: the GGUF's own template rendered in a sandbox, streaming, history, stop, and the REPL."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from localft.chat import ChatSession, find_gguf, render_chat
+from localft.config import TrainSpec
+from localft.errors import ExportError, RunError
+from localft.export.gguf import convert_folder
+from localft.runs import new_run
+
+
+@pytest.fixture(scope="module")
+def tiny_gguf(tiny_models, tmp_path_factory):
+    return convert_folder(tiny_models("llama"), tmp_path_factory.mktemp("chat") / "tiny-F16.gguf", "F16").path
+
+
+def test_template_rendering_is_sandboxed():
+    messages = [{"role": "user", "content": "hi"}]
+    assert (
+        render_chat("{% for m in messages %}[{{ m.role }}]{{ m.content }}{% endfor %}", messages)
+        == "[user]hi"
+    )
+    with pytest.raises(ExportError, match="chat template failed"):
+        render_chat("{{ messages.append({'role': 'system'}) }}", messages)  # no mutation inside the sandbox
+    with pytest.raises(ExportError, match="unsafe"):
+        render_chat("{{ ''.__class__.__mro__ }}", messages)  # no reaching into Python internals
+
+
+def test_session_streams_keeps_history_stops_and_saves(tiny_gguf, tmp_path):
+    session = ChatSession(tiny_gguf, system="Be brief.", temperature=0.0, max_tokens=6)
+    try:
+        pieces = list(session.stream("Hello there"))
+        assert pieces and session.last.finish_reason == "length" and session.last.tokens <= 6
+        assert session.messages == [
+            {"role": "user", "content": "Hello there"},
+            {"role": "assistant", "content": "".join(pieces)},
+        ]
+        assert session.reply("And again?") and len(session.messages) == 4
+
+        session.max_tokens = 40
+        stream = session.stream("Interrupt me")
+        first = next(stream)
+        threading.Thread(
+            target=session.stop
+        ).start()  # as the dashboard's stop key would, from another thread
+        rest = list(stream)
+        assert first and session.last.finish_reason == "interrupted" and len(rest) < 39
+
+        saved = json.loads(session.save(tmp_path / "chat.json").read_text())
+        assert saved["messages"][0] == {"role": "system", "content": "Be brief."}
+        session.reset()
+        assert session.messages == [] and session.conversation() == [
+            {"role": "system", "content": "Be brief."}
+        ]
+    finally:
+        session.close()
+
+
+def test_foreign_gguf_loads_only_on_request():
+    from localft.models import embedded_gguf_path
+
+    with pytest.raises(ExportError, match="not made by localft"):
+        ChatSession(embedded_gguf_path())
+    session = ChatSession(embedded_gguf_path(), allow_foreign=True, temperature=0.0, max_tokens=4)
+    try:
+        assert session.reply("Hi")
+    finally:
+        session.close()
+
+
+def test_find_gguf_prefers_a_quantized_file_of_a_run():
+    run = new_run(TrainSpec())
+    with pytest.raises(RunError, match="localft export"):
+        find_gguf(str(run.path))
+    run.gguf_dir.mkdir()
+    for quant in ("F16", "Q4_K_M", "Q8_0"):
+        (run.gguf_dir / f"{run.id}-{quant}.gguf").write_bytes(b"GGUF")
+    assert find_gguf(run.id).name.endswith("-Q4_K_M.gguf")
+
+
+def test_chat_command_repl(tiny_gguf, tmp_path):
+    import typer
+    from typer.testing import CliRunner
+
+    from localft.chat import chat_command
+
+    app = typer.Typer()
+    app.command()(chat_command)
+    saved = tmp_path / "talk.json"
+    lines = ["/system Answer in one word.", "Hello", "/reset", f"/save {saved}", "/quit"]
+    result = CliRunner().invoke(
+        app, [str(tiny_gguf), "--temperature", "0", "--max-tokens", "4"], input="\n".join(lines) + "\n"
+    )
+    assert result.exit_code == 0, result.output
+    assert "history cleared" in result.output and "tok/s" in result.output
+    assert json.loads(saved.read_text())["messages"] == [{"role": "system", "content": "Answer in one word."}]
+    missing = CliRunner().invoke(app, [str(tmp_path / "nope.gguf")])
+    assert missing.exit_code == 2 and "does not exist" in missing.output

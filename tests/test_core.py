@@ -1,0 +1,157 @@
+"""Config, events and run directories: the contracts every other part reads and writes."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+
+from localft.config import TrainSpec, field_help, load_preset, merge_overrides
+from localft.errors import ConfigError, RunError
+from localft.events import (
+    Checkpoint,
+    EventSink,
+    Finished,
+    Log,
+    RunStarted,
+    Stage,
+    Step,
+    from_json,
+    read_events,
+    tail_events,
+    to_json,
+)
+from localft.runs import atomic_dir, atomic_write_json, list_runs, new_run, open_run, run_status
+
+
+def test_every_event_round_trips_through_json():
+    events = [
+        RunStarted("r1", "torch", "embedded", "cpu", 100, resumed_from=20),
+        Step(3, 100, 2.5, 1e-4, 1234, 88.5, 1 << 30),
+        Checkpoint(50, "/x/step-000050"),
+        Log("héllo ✨", level="warning"),
+        Stage("convert", 3, 10, "F16"),
+        Finished("failed", 7, 5, 1.25, "boom"),
+    ]
+    for ev in events:
+        line = to_json(ev)
+        assert json.loads(line)["kind"] == ev.kind
+        assert from_json(line) == ev
+
+
+def test_reader_skips_a_torn_last_line(tmp_path):
+    path = tmp_path / "events.jsonl"
+    with EventSink(path) as sink:
+        sink(Step(1, 10, 2.0, 1e-4, 10, 1.0, 0))
+    with open(path, "a") as f:
+        f.write('{"kind": "step", "step": 2, "tot')  # the writer was killed mid-line
+    assert [e.step for e in read_events(path)] == [1]
+
+
+def test_tail_follows_a_growing_file_until_finished(tmp_path):
+    path = tmp_path / "events.jsonl"
+
+    def writer():
+        with EventSink(path) as sink:
+            for i in range(1, 4):
+                time.sleep(0.05)
+                sink(Step(i, 3, 1.0, 1e-4, i, 1.0, 0))
+            # a line arriving in two writes must come out once, whole
+            sink._file.write(to_json(Finished("completed", 3))[:10])
+            sink._file.flush()
+            time.sleep(0.1)
+            sink._file.write(to_json(Finished("completed", 3))[10:] + "\n")
+            sink._file.flush()
+
+    t = threading.Thread(target=writer)
+    t.start()
+    got = list(tail_events(path, follow=True, poll=0.02))
+    t.join()
+    assert [e.kind for e in got] == ["step", "step", "step", "finished"]
+
+
+def test_unknown_spec_key_and_bad_value_name_the_field(tmp_path):
+    preset = tmp_path / "p.toml"
+    preset.write_text("steps = 10\nlearning_rte = 0.1\n[lora]\nrank = 4\n")
+    with pytest.raises(ConfigError, match=r"learning_rte: unknown key"):
+        load_preset(preset)
+    preset.write_text("steps = 10\n[lora]\nrank = 0\n")
+    with pytest.raises(ConfigError, match=r"lora\.rank"):
+        load_preset(preset)
+    preset.write_text("steps = 12\nbatch_size = 2\n[lora]\nrank = 4\n[data]\nurls = 'strip'\n")
+    spec = load_preset(preset)
+    assert (spec.steps, spec.batch_size, spec.lora.rank, spec.lora.alpha, spec.data.urls) == (
+        12,
+        2,
+        4,
+        16.0,
+        "strip",
+    )
+
+
+def test_overrides_merge_nested_and_validate():
+    spec = merge_overrides(TrainSpec(), {"lora": {"rank": 32}, "steps": 7})
+    assert spec.lora.rank == 32 and spec.lora.alpha == TrainSpec().lora.alpha and spec.steps == 7
+    with pytest.raises(ConfigError, match="steps"):
+        merge_overrides(TrainSpec(), {"steps": -1})
+
+
+def test_field_help_covers_every_field():
+    helps = field_help(TrainSpec)
+    assert set(helps) == set(TrainSpec.model_fields)
+    assert all(text for name, text in helps.items() if name not in ("lora", "data"))
+
+
+def test_atomic_dir_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "out" / "ckpt"
+    with pytest.raises(RuntimeError), atomic_dir(target) as tmp:
+        (tmp / "half.bin").write_bytes(b"x")
+        raise RuntimeError("killed mid-write")
+    assert list(target.parent.iterdir()) == []
+    with atomic_dir(target) as tmp:
+        (tmp / "state.json").write_text("{}")
+    assert (target / "state.json").is_file()
+
+
+def test_incomplete_checkpoints_are_never_used(tmp_path):
+    run = new_run(TrainSpec(steps=5), root=tmp_path)
+    run.checkpoint_path(10).mkdir(parents=True)  # no state.json: a crash mid-save
+    good = run.checkpoint_path(5)
+    good.mkdir()
+    atomic_write_json(good / "state.json", {"step": 5})
+    assert run.latest_checkpoint() == good
+
+
+def test_runs_are_listed_with_status(tmp_path):
+    run = new_run(TrainSpec(steps=5), name="demo", root=tmp_path)
+    assert run_status(run).status == "created"
+    with EventSink(run.events_path) as sink:
+        sink(RunStarted(run.id, "torch", "embedded", "cpu", 5))
+        sink(Step(5, 5, 1.5, 1e-4, 500, 10.0, 0))
+        sink(Finished("completed", 5))
+    [summary] = list_runs(tmp_path)
+    assert (summary.status, summary.step, summary.last_loss) == ("completed", 5, 1.5)
+    assert open_run(run.id[-8:], root=tmp_path) == run
+    with pytest.raises(RunError, match="no run named"):
+        open_run("nope", root=tmp_path)
+
+
+def test_a_started_run_whose_worker_is_gone_reads_as_failed(tmp_path):
+    run = new_run(TrainSpec(steps=5), root=tmp_path)
+    run.pid_path.write_text("999999\n")
+    with EventSink(run.events_path) as sink:
+        sink(RunStarted(run.id, "torch", "embedded", "cpu", 5))
+    assert run_status(run).status == "failed"
+
+
+def test_builtin_presets_are_valid_specs():
+    from localft.config import preset_names
+
+    names = preset_names()
+    assert {"cpu-small", "cuda-qlora", "mac-mlx"} <= set(names)
+    specs = {name: load_preset(name) for name in names}
+    assert specs["cuda-qlora"].quantize == "4bit" and specs["mac-mlx"].backend == "mlx"
+    with pytest.raises(ConfigError, match="built-in presets: cpu-small"):
+        load_preset("no-such-preset")

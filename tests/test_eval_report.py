@@ -1,0 +1,78 @@
+"""evaluate_run on a real (tiny) GGUF: report files, plots, and figures that follow from the inputs."""
+
+import json
+import math
+import shutil
+
+import pytest
+
+from localft.config import TrainSpec
+from localft.eval.base_gguf import base_gguf_path
+from localft.eval.evaluate import evaluate_run
+from localft.eval.report import headline_rows
+from localft.events import Eval, EventSink, Step
+from localft.runs import new_run
+
+pytest.importorskip("llama_cpp")
+
+POSTS = [
+    "Shipped the new onboarding flow today 🚀\n\n- 3 screens instead of 9\n- no passwords\n\nWhat should we cut next? #product",
+    "Hiring lesson of the week: write the job down before you post it. Everyone saves time. #hiring",
+    "I was wrong about remote work. Here is what changed my mind 👇\n\n1. Async docs\n2. Fewer meetings\n3. Trust",
+    "Coffee chat with a founder today reminded me: the best teams argue about ideas, never about people.",
+    "We crossed 10,000 users! Thank you to everyone who sent feedback along the way 🙏 #milestone",
+    "Three books that changed how I manage: High Output Management, Radical Candor, and The Manager's Path.",
+]
+
+
+def _row(post: str, i: int) -> dict:
+    return {
+        "messages": [
+            {"role": "system", "content": "You write LinkedIn posts in Sam's voice."},
+            {"role": "user", "content": f"Write a LinkedIn post about topic {i}."},
+            {"role": "assistant", "content": post},
+        ]
+    }
+
+
+def _write_split(run, name, posts, offset=0):
+    run.data_dir.mkdir(parents=True, exist_ok=True)
+    lines = [json.dumps(_row(p, i + offset)) for i, p in enumerate(posts)]
+    run.split_path(name).write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.llama
+def test_report_of_identical_models_shows_no_change(tiny_models):
+    folder = tiny_models("llama")
+    run = new_run(TrainSpec(model=str(folder)))
+    _write_split(run, "train", POSTS[:4])
+    _write_split(run, "test", POSTS[2:], offset=10)
+    with EventSink(run.events_path) as sink:
+        for step in range(1, 6):
+            sink(Step(step, 5, 3.0 - 0.2 * step, 1e-3, 100 * step, 50.0, 10**8))
+        sink(Eval(5, 2.4))
+
+    base = base_gguf_path(str(folder), "Q8_0")
+    assert base.read_bytes()[:4] == b"GGUF"
+    assert base_gguf_path(str(folder), "Q8_0") == base  # cached, not rebuilt
+    run.gguf_dir.mkdir()
+    shutil.copy(base, run.gguf_dir / "tiny-Q8_0.gguf")  # "tuned" = the base file itself
+
+    stages = []
+    report = evaluate_run(run, samples=2, max_tokens=12, emit=stages.append)
+
+    ppl = report["metrics"]["perplexity"]
+    assert math.isfinite(ppl["base"]) and ppl["base"] > 1
+    assert ppl["base"] == pytest.approx(ppl["tuned"], rel=1e-6)  # same file, same figure
+    assert report["quant"] == "Q8_0" and report["test_rows"] == 4 and len(report["samples"]) == 2
+    assert report["samples"][0]["real"] == POSTS[2]
+    assert [s["base"] for s in report["samples"]] == [s["tuned"] for s in report["samples"]]  # same seed
+    assert report["metrics"]["style_distance"]["base"] == report["metrics"]["style_distance"]["tuned"]
+    assert {r[3] for r in headline_rows(report)} == {"same"}
+    assert stages[-1].name == "eval" and stages[-1].done == stages[-1].total
+
+    md = (run.eval_dir / "report.md").read_text()
+    assert "| Test perplexity of the real replies |" in md and POSTS[2].splitlines()[0] in md
+    assert json.loads((run.eval_dir / "report.json").read_text())["metrics"] == report["metrics"]
+    for png in ("training_curves.png", "fingerprints.png"):
+        assert (run.eval_dir / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

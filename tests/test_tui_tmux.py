@@ -1,0 +1,105 @@
+"""End to end in a real terminal: the `localft` binary in tmux starts the embedded demo, shows it
+training, and re-attaches to it after being closed and reopened."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from localft.runs import list_runs
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux"),
+]
+
+LOCALFT = Path(sys.executable).parent / "localft"
+
+
+class Terminal:
+    """One tmux session on a private server, 100x30, running a command."""
+
+    def __init__(self, name: str) -> None:
+        self.socket = f"localft-test-{os.getpid()}-{name}"
+
+    def tmux(self, *args: str) -> str:
+        out = subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, text=True, timeout=10)
+        return out.stdout
+
+    def open(self, command: str) -> None:
+        self.tmux("new-session", "-d", "-x", "100", "-y", "30", command)
+
+    def keys(self, *keys: str) -> None:
+        for key in keys:
+            self.tmux("send-keys", key)
+            time.sleep(0.3)
+
+    def screen(self) -> str:
+        return self.tmux("capture-pane", "-p")
+
+    def wait_for(self, pattern: str, timeout: float) -> re.Match:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if m := re.search(pattern, self.screen()):
+                return m
+            time.sleep(0.5)
+        raise AssertionError(f"{pattern!r} not on screen after {timeout} s:\n{self.screen()}")
+
+    def close(self) -> None:
+        self.tmux("kill-server")
+
+
+def processes_with_home(home: Path) -> list[int]:
+    """Processes this test started through the binary: their environment names our LOCALFT_HOME."""
+    mark = f"LOCALFT_HOME={home}".encode()
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit() and int(proc.name) != os.getpid():
+            try:
+                if mark in (proc / "environ").read_bytes().split(b"\0"):
+                    found.append(int(proc.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_demo_from_the_dashboard_and_reattach(localft_home):
+    # COLUMNS/LINES inherited from pytest would override the terminal's real size.
+    env = f"env -u COLUMNS -u LINES LOCALFT_HOME={localft_home} HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false"
+    command = f"cd {Path(__file__).parent.parent} && {env} {LOCALFT}"
+    term = Terminal("first")
+    again = Terminal("again")
+    try:
+        term.open(command)
+        term.wait_for("No runs yet", 30)
+        term.keys("n")
+        term.wait_for("Data report", 15)
+        term.keys("C-o")  # the demo: style-clone on the sample export with the embedded model
+        term.wait_for("Maya Lindqvist", 30)  # the sample export's data report
+        term.wait_for(r"\n\s*steps\s.*\n\s*40\s", 30)  # the recipe's CPU settings filled the form
+        term.keys("C-s")
+        term.wait_for(r"(preparing|running)[\s\S]*step 0/", 60)  # the Training screen, before step 1
+        term.wait_for(r"running[\s\S]*step [1-9]\d*/40", 240)  # ... and as training advances
+        term.keys("C-q")
+        time.sleep(1)
+        runs = list_runs()
+        assert [r.status for r in runs] == ["running"]  # closing the dashboard did not stop it
+
+        again.open(command)  # reopened: the running job is shown again without a key press
+        again.wait_for(runs[0].id, 30)
+        again.wait_for(r"step \d+/40", 30)
+        assert "running" in again.screen()
+        again.keys("C-q")
+    finally:
+        term.close()
+        again.close()
+        for pid in processes_with_home(localft_home):  # the recipe and its worker: no need to be gentle
+            os.kill(pid, signal.SIGKILL)

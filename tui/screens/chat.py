@@ -1,0 +1,225 @@
+"""Chat with an exported GGUF through llama.cpp; tokens stream from a worker thread, side by side
+with the base model when asked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.markup import escape
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Checkbox, Footer, Header, Input, Static
+
+from localft.errors import LocalftError
+from localft.runs import RunDir
+from localft.tui.messages import ChatDone, ChatText
+
+PREFERRED_QUANTS = ("Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0", "F16")
+
+
+def pick_gguf(run: RunDir) -> Path | None:
+    """The run's exported GGUF, preferring the usual chat quantizations."""
+    files = sorted(run.gguf_dir.glob("*.gguf")) if run.gguf_dir.is_dir() else []
+    for quant in PREFERRED_QUANTS:
+        for f in files:
+            if f.stem.upper().endswith(quant):
+                return f
+    return files[0] if files else None
+
+
+def base_gguf(run: RunDir | None) -> Path | None:
+    """A GGUF of the base model, for side-by-side mode: the embedded one when the run used it."""
+    from localft.models import EMBEDDED, embedded_gguf_path
+
+    try:
+        model = run.read_spec().model if run else EMBEDDED
+        return embedded_gguf_path() if model == EMBEDDED else None
+    except LocalftError:
+        return None
+
+
+class Transcript(VerticalScroll):
+    """One conversation: finished turns plus the reply being streamed."""
+
+    def compose(self) -> ComposeResult:
+        yield Static("", classes="transcript-text")
+
+    def on_mount(self) -> None:
+        self.turns: list[str] = []
+        self.reply = ""
+
+    def add_user(self, text: str) -> None:
+        self.turns.append(f"[b]you[/b] {escape(text)}")
+        self.reply = ""
+        self.redraw()
+
+    def add_text(self, text: str) -> None:
+        self.reply += text
+        self.redraw()
+
+    def end_reply(self, note: str = "") -> None:
+        self.turns.append(f"[b]{escape(self.border_title or 'model')}[/b] {escape(self.reply)}" + note)
+        self.reply = ""
+        self.redraw()
+
+    def clear(self) -> None:
+        self.turns, self.reply = [], ""
+        self.redraw()
+
+    def redraw(self) -> None:
+        parts = list(self.turns)
+        if self.reply:
+            parts.append(f"[b]{escape(self.border_title or 'model')}[/b] {escape(self.reply)}▌")
+        self.query_one(Static).update("\n\n".join(parts))
+        self.scroll_end(animate=False)
+
+
+class ChatScreen(Screen):
+    BINDINGS = [
+        Binding("escape", "back", "Back / stop"),
+        Binding("ctrl+g", "stop", "Stop reply"),
+        Binding("ctrl+r", "reset", "New chat"),
+        Binding("ctrl+b", "toggle_base", "Base vs tuned"),
+    ]
+
+    def __init__(self, gguf: Path | None = None, run_path: Path | None = None) -> None:
+        super().__init__()
+        self.run = RunDir(Path(run_path)) if run_path else None
+        self.gguf = gguf or (pick_gguf(self.run) if self.run else None)
+        self.sessions: dict[str, object] = {}
+        self.busy: set[str] = set()
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="chat-settings"):
+            yield Input(placeholder="system prompt (optional)", id="system", compact=True)
+            yield Input("0.7", id="temperature", classes="short", tooltip="temperature", compact=True)
+            yield Input("0.9", id="top_p", classes="short", tooltip="top_p", compact=True)
+            yield Input("256", id="max_tokens", classes="short", tooltip="max tokens", compact=True)
+            yield Checkbox(
+                "vs base", False, id="compare", tooltip="Side by side with the base model", compact=True
+            )
+        with Horizontal(id="transcripts"):
+            yield Transcript(id="tuned", classes="transcript")
+            yield Transcript(id="base", classes="transcript")
+        yield Input(placeholder="Say something; Enter sends", id="prompt", compact=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        tuned = self.query_one("#tuned", Transcript)
+        tuned.border_title = self.gguf.name if self.gguf else "tuned"
+        base = self.query_one("#base", Transcript)
+        base.border_title = "base"
+        base.display = False
+        if self.gguf is None:
+            tuned.query_one(Static).update("No GGUF to chat with: export the run first.")
+        self.query_one("#prompt", Input).focus()
+
+    def settings(self) -> dict:
+        """Sampling settings, validated here because they go straight to llama.cpp."""
+        values = {}
+        for name, kind in (("temperature", float), ("top_p", float), ("max_tokens", int)):
+            raw = self.query_one(f"#{name}", Input).value.strip()
+            try:
+                values[name] = kind(raw)
+            except ValueError:
+                raise LocalftError(f"{name} must be a number, not {raw!r}") from None
+        values["system"] = self.query_one("#system", Input).value.strip() or None
+        return values
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id != "prompt":
+            self.close_sessions()  # new settings take effect with freshly loaded sessions
+
+    def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
+        self.query_one("#base", Transcript).display = event.value
+
+    def action_toggle_base(self) -> None:
+        switch = self.query_one("#compare", Checkbox)
+        switch.value = not switch.value
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id != "prompt" or not event.value.strip():
+            return
+        if self.busy:
+            self.notify("still answering; ctrl+g stops the reply", severity="warning")
+            return
+        try:
+            settings = self.settings()
+        except LocalftError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        sides = {"tuned": self.gguf}
+        if self.query_one("#compare", Checkbox).value:
+            sides["base"] = base_gguf(self.run)
+        text = event.value.strip()
+        event.input.value = ""
+        for side, path in sides.items():
+            if path is None:
+                what = "export the run first" if side == "tuned" else "no base GGUF for this model"
+                self.notify(f"{side}: {what}", severity="error")
+                continue
+            self.query_one(f"#{side}", Transcript).add_user(text)
+            self.busy.add(side)
+            self.generate(side, path, text, settings)
+
+    @work(thread=True, group="chat")
+    def generate(self, side: str, gguf: Path, text: str, settings: dict) -> None:
+        try:
+            session = self.sessions.get(side)
+            if session is None:
+                from localft.chat import ChatSession
+
+                # llama.cpp's own output goes to the run's chat.log, never to the screen. The base
+                # side is the embedded model's GGUF, which localft ships but did not write.
+                log = self.run.path / "chat.log" if self.run else None
+                session = ChatSession(gguf, **settings, log_path=log, allow_foreign=side == "base")
+                self.sessions[side] = session
+            for piece in session.stream(text):
+                self.post_message(ChatText(side, piece))
+        except LocalftError as exc:
+            self.post_message(ChatDone(side, error=str(exc)))
+            return
+        self.post_message(ChatDone(side))
+
+    def on_chat_text(self, message: ChatText) -> None:
+        self.query_one(f"#{message.side}", Transcript).add_text(message.text)
+
+    def on_chat_done(self, message: ChatDone) -> None:
+        self.busy.discard(message.side)
+        note = f"\n[red]{escape(message.error)}[/red]" if message.error else ""
+        self.query_one(f"#{message.side}", Transcript).end_reply(note)
+        if message.error:
+            self.notify(message.error, severity="error")
+
+    def action_stop(self) -> None:
+        for side in self.busy:
+            session = self.sessions.get(side)
+            if session is not None:
+                session.stop()
+
+    def action_reset(self) -> None:
+        self.action_stop()
+        for session in self.sessions.values():
+            session.reset()
+        for transcript in self.query(Transcript):
+            transcript.clear()
+
+    def close_sessions(self) -> None:
+        if self.busy:
+            return
+        for session in self.sessions.values():
+            close = getattr(session, "close", None)
+            if close:
+                close()
+        self.sessions.clear()
+
+    def action_back(self) -> None:
+        if self.busy:  # the first escape stops the reply, the next one leaves
+            self.action_stop()
+            return
+        self.close_sessions()
+        self.app.pop_screen()

@@ -1,0 +1,211 @@
+"""Training: follows a worker's events.jsonl (closing the dashboard never stops the worker)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Header, Log, ProgressBar, Static
+from textual.worker import get_current_worker
+
+from localft.errors import LocalftError
+from localft.hardware import fmt_bytes
+from localft.runs import RunDir
+from localft.tui.follow import run_active
+from localft.tui.messages import RunEvents, TailEnded, WorkFailed
+from localft.tui.run_view import RunView, fmt_duration
+from localft.tui.widgets.loss_chart import LossChart
+from localft.tui.widgets.stage_list import StageList
+
+
+class TrainingScreen(Screen):
+    BINDINGS = [
+        Binding("escape", "back", "Back"),
+        Binding("s", "stop", "Stop"),
+        Binding("r", "resume", "Resume"),
+        Binding("e", "export", "Export"),
+    ]
+
+    def __init__(self, run_path: Path, resume: bool = False) -> None:
+        super().__init__()
+        self.run = RunDir(Path(run_path))
+        self.view = RunView()
+        self.resume_on_mount = resume
+        self.batches = 0  # messages handled, to show coalescing in tests
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Vertical(id="training"):
+            yield Static(self.run.id, id="run-title", classes="title")
+            with Horizontal(id="train-top"):
+                yield LossChart(id="chart")
+                with Vertical(id="train-side"):
+                    yield Static("", id="status")
+                    yield Static("", id="stats")
+                    yield Static("memory", classes="label")
+                    yield ProgressBar(id="memory", show_eta=False)
+                    yield StageList(id="stages")
+            with Horizontal(id="progress-row"):
+                yield ProgressBar(id="progress", show_eta=False)
+                yield Static("", id="eta")
+                yield Button("Stop (s)", id="stop", variant="error", compact=True)
+                yield Button("Resume (r)", id="resume", compact=True)
+                yield Button("Export (e)", id="export", compact=True)
+            yield Log(id="log", max_lines=200)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#stages").display = False
+        machine = self.app.machine or {}
+        self.total_ram = machine.get("machine", machine).get("ram_bytes") or _total_ram()
+        self.render_view()
+        if self.resume_on_mount:
+            self.action_resume()
+        else:
+            self.follow()
+
+    # Tailing runs in a thread; each poll's events go to the UI as one message.
+    @work(thread=True, exclusive=True, group="tail")
+    def follow(self, start: int = 0) -> None:
+        """Tail the run from byte `start` (0: replay it all into a fresh view), until it ends."""
+        from localft.runner import follow
+        from localft.tui.follow import follow_run
+
+        worker = get_current_worker()
+        source, first = str(self.run.path), True
+        if start:
+            events = follow(self.run, start=start, should_stop=lambda: worker.is_cancelled)
+        else:
+            events = follow_run(self.run, should_stop=lambda: worker.is_cancelled)
+        # One message per event; messages still queued merge (RunEvents.can_replace), so a burst
+        # becomes one redraw and no event is lost.
+        for event in events:
+            self.post_message(RunEvents(source, [event], reset=start == 0 and first))
+            first = False
+        if first:
+            self.post_message(RunEvents(source, [], reset=start == 0))
+        if not worker.is_cancelled:
+            self.post_message(TailEnded(source))
+
+    def on_run_events(self, message: RunEvents) -> None:
+        if message.source != str(self.run.path):
+            return
+        if message.reset:
+            self.view = RunView()
+        for event in message.events:
+            self.view.apply(event)
+        self.batches += 1
+        self.render_view()
+
+    def on_tail_ended(self, message: TailEnded) -> None:
+        self.render_view()
+
+    def status_text(self) -> str:
+        v = self.view
+        status = v.status
+        if status in ("waiting", "running") and not run_active(self.run):
+            status = "not running" if status == "waiting" else "worker gone (resume with r)"
+        elif status == "waiting":
+            status = "preparing"
+        text = f"[b]{status}[/b]"
+        if v.error:
+            text += f"\n[red]{v.error}[/red]"
+        return text
+
+    def render_view(self) -> None:
+        v = self.view
+        self.query_one("#run-title", Static).update(
+            f"{self.run.id}  {v.model or ''} {f'· {v.backend} on {v.device}' if v.backend else ''}"
+        )
+        self.query_one("#status", Static).update(self.status_text())
+        lines = [
+            f"step {v.step}/{v.total or '?'}",
+            f"loss {v.loss:.4f}" if v.loss is not None else "loss -",
+            f"best val {v.best_val_loss:.4f} @ {v.best_step}" if v.best_val_loss is not None else "val -",
+            f"lr {v.lr:.2e}" if v.lr is not None else "lr -",
+            f"{v.tok_per_s:.0f} tok/s" if v.tok_per_s is not None else "tok/s -",
+            f"peak mem {fmt_bytes(v.peak_mem)}" if v.peak_mem else "peak mem -",
+        ]
+        if v.last_checkpoint is not None:
+            lines.append(f"checkpoint @ {v.last_checkpoint}")
+        self.query_one("#stats", Static).update("\n".join(lines))
+        self.query_one("#progress", ProgressBar).update(total=v.total or None, progress=v.step)
+        self.query_one("#memory", ProgressBar).update(total=self.total_ram or None, progress=v.peak_mem or 0)
+        self.query_one("#eta", Static).update(f"ETA {fmt_duration(v.eta_seconds())}")
+        self.query_one(LossChart).set_points(
+            list(zip(v.train_steps, v.train_losses, strict=True)),
+            list(zip(v.val_steps, v.val_losses, strict=True)),
+        )
+        stages = self.query_one(StageList)
+        stages.display = bool(v.stages)
+        if v.stages:
+            stages.show(v.stages)
+        log = self.query_one(Log)
+        log.clear()
+        log.write_lines(list(v.logs)[-50:])
+        running = v.status == "running" and run_active(self.run)
+        self.query_one("#stop", Button).disabled = not running
+        self.query_one("#resume", Button).disabled = running or v.status == "completed"
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        {"stop": self.action_stop, "resume": self.action_resume, "export": self.action_export}[
+            event.button.id
+        ]()
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def action_stop(self) -> None:
+        self.notify("stopping: the worker writes a checkpoint first")
+        self.stop_worker()
+
+    @work(thread=True, exclusive=True, group="control")
+    def stop_worker(self) -> None:
+        from localft.runner import stop_worker
+
+        try:
+            stop_worker(self.run)
+        except LocalftError as exc:
+            self.post_message(WorkFailed(str(exc)))
+
+    def action_resume(self) -> None:
+        self.resume_worker()
+
+    @work(thread=True, exclusive=True, group="control")
+    def resume_worker(self) -> None:
+        from localft.events import Finished, read_events
+        from localft.runner import events_size, is_running, resume_worker, wait_worker
+
+        history = read_events(self.run.events_path)
+        finished = bool(history) and isinstance(history[-1], Finished)
+        start = 0
+        if finished and history[-1].status == "completed":
+            self.post_message(WorkFailed(f"run {self.run.id} has already completed; export it with e"))
+            self.app.call_from_thread(self.follow, 0)
+            return
+        try:
+            if finished or not is_running(self.run):
+                # A worker that just wrote Finished may still be exiting: let it go first.
+                wait_worker(self.run, timeout=60)
+                # Follow only what the new worker appends: the file still ends on the old Finished.
+                start = events_size(self.run)
+                history = read_events(self.run.events_path)
+                resume_worker(self.run)
+                self.post_message(RunEvents(str(self.run.path), history, reset=True))
+        except LocalftError as exc:
+            self.post_message(WorkFailed(str(exc)))
+            return
+        self.app.call_from_thread(self.follow, start)
+
+    def action_export(self) -> None:
+        self.app.open_export(self.run.path)
+
+
+def _total_ram() -> int:
+    import psutil
+
+    return psutil.virtual_memory().total
