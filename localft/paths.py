@@ -17,17 +17,27 @@ def localft_home() -> Path:
     return Path(user_data_dir("localft", appauthor=False))
 
 
+_WRITABLE: set[Path] = set()  # folders already proven writable in this process
+
+
 def ensure_dir(path: Path) -> Path:
-    """Create `path` (and parents) or raise a one-line error that says how to fix it."""
+    """Create `path` (and parents) or raise a one-line error that says how to fix it.
+
+    The write probe has a unique name: the dashboard calls this from several threads at once, and
+    a shared probe name let one thread delete the other's probe mid-check."""
+    import tempfile
+
+    if path in _WRITABLE and path.is_dir():
+        return path
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-test"
-        probe.write_text("ok")
-        probe.unlink()
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
+            pass
     except OSError as exc:
         raise ConfigError(
             f"cannot write to {path} ({exc.strerror or exc}); set LOCALFT_HOME to a writable folder"
         ) from None
+    _WRITABLE.add(path)
     return path
 
 

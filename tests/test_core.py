@@ -155,3 +155,38 @@ def test_builtin_presets_are_valid_specs():
     assert specs["cuda-qlora"].quantize == "4bit" and specs["mac-mlx"].backend == "mlx"
     with pytest.raises(ConfigError, match="built-in presets: cpu-small"):
         load_preset("no-such-preset")
+
+
+def test_ensure_dir_is_safe_from_many_threads_at_once(tmp_path):
+    """The dashboard lists runs, estimates and launches from several threads at the same moment;
+    with a shared probe file name one thread deleted another's probe and the run never started."""
+    from localft.paths import ensure_dir
+
+    errors: list[Exception] = []
+    for round_ in range(20):
+        folder = tmp_path / f"home-{round_}" / "runs"
+        barrier = threading.Barrier(8)
+
+        def make(folder=folder, barrier=barrier) -> None:
+            barrier.wait()
+            try:
+                ensure_dir(folder)
+            except ConfigError as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=make) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert folder.is_dir() and not list(folder.iterdir())  # no probe left behind
+    assert errors == []
+
+
+def test_ensure_dir_names_the_folder_it_cannot_write(tmp_path):
+    from localft.paths import ensure_dir
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(ConfigError, match=r"cannot write to .*file/runs .*set LOCALFT_HOME"):
+        ensure_dir(blocker / "runs")

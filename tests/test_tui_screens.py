@@ -175,3 +175,16 @@ async def test_file_picker_fills_the_data_source(tmp_path, monkeypatch):
         await pilot.press("enter")
         await wait_until(pilot, lambda: isinstance(app.screen, NewRunScreen))
         assert app.screen.query_one("#source").value == str(data)
+
+
+async def test_a_failing_background_job_is_a_notification_not_a_crash():
+    run = make_run("20261122-120000-broken", events=None)
+    run.events_path.mkdir()  # a damaged run folder: events.jsonl is a directory
+    app = LocalftApp(machine=MACHINE, attach=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.open_training(run.path)
+        await wait_until(pilot, lambda: app.worker_failures)
+        assert app.worker_failures[0].startswith("IsADirectoryError")
+        assert "details in logs/dashboard.log" in [n.message for n in app._notifications][-1]
+        await pilot.press("escape")  # the dashboard still answers
+        assert isinstance(app.screen, HomeScreen)

@@ -3,6 +3,7 @@ training, and re-attaches to it after being closed and reopened."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -27,8 +28,9 @@ LOCALFT = Path(sys.executable).parent / "localft"
 class Terminal:
     """One tmux session on a private server, 100x30, running a command."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, home: Path) -> None:
         self.socket = f"localft-test-{os.getpid()}-{name}"
+        self.logs = home / "logs"  # shown when a wait fails: the dashboard's and the recipe's logs
 
     def tmux(self, *args: str) -> str:
         out = subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, text=True, timeout=10)
@@ -51,7 +53,10 @@ class Terminal:
             if m := re.search(pattern, self.screen()):
                 return m
             time.sleep(0.5)
-        raise AssertionError(f"{pattern!r} not on screen after {timeout} s:\n{self.screen()}")
+        logs = "".join(
+            f"\n--- {p.name}:\n{p.read_text(errors='replace')[-3000:]}" for p in self.logs.glob("*.log")
+        )
+        raise AssertionError(f"{pattern!r} not on screen after {timeout} s:\n{self.screen()}{logs}")
 
     def close(self) -> None:
         self.tmux("kill-server")
@@ -75,8 +80,8 @@ def test_demo_from_the_dashboard_and_reattach(localft_home):
     # COLUMNS/LINES inherited from pytest would override the terminal's real size.
     env = f"env -u COLUMNS -u LINES LOCALFT_HOME={localft_home} HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false"
     command = f"cd {Path(__file__).parent.parent} && {env} {LOCALFT}"
-    term = Terminal("first")
-    again = Terminal("again")
+    term = Terminal("first", localft_home)
+    again = Terminal("again", localft_home)
     try:
         term.open(command)
         term.wait_for("No runs yet", 30)
@@ -102,4 +107,5 @@ def test_demo_from_the_dashboard_and_reattach(localft_home):
         term.close()
         again.close()
         for pid in processes_with_home(localft_home):  # the recipe and its worker: no need to be gentle
-            os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):  # it may have exited since it was listed
+                os.kill(pid, signal.SIGKILL)

@@ -9,16 +9,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from textual import work
 from textual.app import App
 from textual.binding import Binding
 from textual.screen import Screen
 
 from localft.errors import LocalftError
 from localft.tui.messages import MachineReport, WorkFailed
+from localft.tui.workers import ReportsWorkerErrors, background
 
 
-class LocalftApp(App):
+class LocalftApp(ReportsWorkerErrors, App):
     CSS_PATH = Path(__file__).parent / "app.tcss"
     TITLE = "localft"
     BINDINGS = [
@@ -31,6 +31,7 @@ class LocalftApp(App):
         super().__init__()
         self.machine = machine
         self.attach = attach
+        self.worker_failures: list[str] = []  # every failed background job, for tests and the log
 
     def on_mount(self) -> None:
         from localft.tui.screens.home import HomeScreen
@@ -46,7 +47,7 @@ class LocalftApp(App):
             self.machine = doctor_report()
         return self.machine
 
-    @work(thread=True, group="machine")
+    @background("machine", exclusive=False)
     def load_machine(self, screen: Screen) -> None:
         """Compute the doctor report off the UI thread and hand it to `screen` as a MachineReport."""
         try:
@@ -110,4 +111,9 @@ def run_dashboard() -> None:
     from localft.paths import localft_home
 
     with native_output_to(localft_home() / "logs" / "dashboard.log"):
+        import faulthandler
+        import signal
+
+        # `kill -USR1 <pid>` writes every thread's stack to the log: how a hang gets diagnosed.
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
         LocalftApp().run()

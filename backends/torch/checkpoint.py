@@ -26,6 +26,7 @@ class LoopState:
     best_step: int | None = None
     evals_without_improvement: int = 0
     last_val_loss: float | None = None
+    stopped_early: bool = False  # a resumed run does not train past early stopping
 
 
 def save_adapter(model, out: Path) -> None:

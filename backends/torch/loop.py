@@ -96,9 +96,13 @@ def autocast(where: Placement):
 
 
 def is_oom(exc: BaseException) -> bool:
+    """CUDA/MPS out-of-memory, or the CPU allocator refusing an allocation."""
     import torch
 
-    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
+    text = str(exc).lower()
+    return (
+        isinstance(exc, torch.OutOfMemoryError) or "out of memory" in text or "can't allocate memory" in text
+    )
 
 
 class Trainer:
@@ -142,7 +146,7 @@ class Trainer:
     def run(self) -> None:
         spec, state = self.spec, self.state
         self.emit(RunStarted(self.run_dir.id, "torch", spec.model, self.where.device, spec.steps, state.step))
-        if state.step >= spec.steps:
+        if state.step >= spec.steps or state.stopped_early:
             self.finish()
             return
         window_start, window_tokens = time.perf_counter(), 0
@@ -263,6 +267,7 @@ class Trainer:
         s.evals_without_improvement += 1
         patience = spec.early_stopping_patience
         if patience is not None and s.evals_without_improvement >= patience:
+            s.stopped_early = True
             raise StopTraining(
                 f"early-stopped ({patience} evaluations without improvement; best step {s.best_step})"
             )

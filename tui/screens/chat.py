@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.markup import escape
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
@@ -16,6 +15,7 @@ from textual.widgets import Checkbox, Footer, Header, Input, Static
 from localft.errors import LocalftError
 from localft.runs import RunDir
 from localft.tui.messages import ChatDone, ChatText
+from localft.tui.workers import ReportsWorkerErrors, background
 
 PREFERRED_QUANTS = ("Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0", "F16")
 
@@ -77,7 +77,7 @@ class Transcript(VerticalScroll):
         self.scroll_end(animate=False)
 
 
-class ChatScreen(Screen):
+class ChatScreen(ReportsWorkerErrors, Screen):
     BINDINGS = [
         Binding("escape", "back", "Back / stop"),
         Binding("ctrl+g", "stop", "Stop reply"),
@@ -166,7 +166,7 @@ class ChatScreen(Screen):
             self.busy.add(side)
             self.generate(side, path, text, settings)
 
-    @work(thread=True, group="chat")
+    @background("chat", exclusive=False)
     def generate(self, side: str, gguf: Path, text: str, settings: dict) -> None:
         try:
             session = self.sessions.get(side)

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import get_args
 
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, ScrollableContainer, Vertical
@@ -21,6 +20,7 @@ from localft.runs import RunDir
 from localft.tui.messages import ExportFinished, RunEvents, WorkFailed
 from localft.tui.run_view import RunView
 from localft.tui.widgets.stage_list import StageList
+from localft.tui.workers import ReportsWorkerErrors, background
 
 EXPORT_HELP = field_help(ExportSpec)
 
@@ -48,7 +48,7 @@ EXPORT_OPTIONS = (
 )
 
 
-class ExportScreen(Screen):
+class ExportScreen(ReportsWorkerErrors, Screen):
     BINDINGS = [
         Binding("escape", "back", "Back"),
         Binding("x", "export", "Export"),
@@ -139,7 +139,7 @@ class ExportScreen(Screen):
         self.view = RunView()
         self.run_export(spec)
 
-    @work(thread=True, exclusive=True, group="export")
+    @background("export")
     def run_export(self, spec: ExportSpec) -> None:
         from localft.export.pipeline import export_run
 

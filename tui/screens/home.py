@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -14,13 +13,14 @@ from textual.widgets import Button, DataTable, Footer, Header, Static
 from localft.errors import LocalftError
 from localft.tui.messages import MachineReport, RunsListed, WorkFailed
 from localft.tui.widgets.machine_panel import MachinePanel
+from localft.tui.workers import ReportsWorkerErrors, background
 
 
 def fmt_loss(x: float | None) -> str:
     return "-" if x is None else f"{x:.3f}"
 
 
-class HomeScreen(Screen):
+class HomeScreen(ReportsWorkerErrors, Screen):
     BINDINGS = [
         Binding("n", "new_run", "New run"),
         Binding("o", "open_run", "Watch"),
@@ -60,7 +60,7 @@ class HomeScreen(Screen):
     def on_screen_resume(self) -> None:
         self.refresh_runs()
 
-    @work(thread=True, exclusive=True, group="runs")
+    @background("runs")
     def refresh_runs(self, first: bool = False) -> None:
         from localft.runs import list_runs
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 from rich.markup import escape
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -34,6 +34,7 @@ from localft.tui.run_setup import (
     sample_export,
     time_estimate,
 )
+from localft.tui.workers import ReportsWorkerErrors, background
 
 # Form field id -> (path in TrainSpec, help text). Only the main knobs; presets cover the rest.
 TRAIN_HELP, LORA_HELP = field_help(TrainSpec), field_help(LoraSpec)
@@ -47,7 +48,7 @@ FIELDS = {
 }
 
 
-class NewRunScreen(Screen):
+class NewRunScreen(ReportsWorkerErrors, Screen):
     BINDINGS = [
         Binding("escape", "back", "Back"),
         Binding("ctrl+s", "start", "Start", priority=True),
@@ -185,7 +186,7 @@ class NewRunScreen(Screen):
             lines.insert(0, f"auto picks {self.auto_backend()}")
         self.query_one("#backend-info", Static).update(escape("\n".join(lines)), layout=True)
 
-    @work(thread=True, exclusive=True, group="recipe")
+    @background("recipe")
     def plan_recipe(self, name: str, model: str, backend: str) -> None:
         """The recipe's own settings for this machine fill the form (what `localft recipe run` uses)."""
         if name == "none":
@@ -232,7 +233,7 @@ class NewRunScreen(Screen):
             return device, m["gpus"][0]["vram_bytes"]
         return ("mps" if device in ("mps", "gpu") else "cpu"), m["ram_available_bytes"]
 
-    @work(thread=True, exclusive=True, group="fit")
+    @background("fit")
     def estimate_fit(self, spec: TrainSpec, target: tuple[str, int]) -> None:
         from localft.hardware import fmt_bytes
         from localft.memory import estimate_memory
@@ -261,7 +262,7 @@ class NewRunScreen(Screen):
         fit.set_class(message.fits is False, "error")
 
     # -- data report ------------------------------------------------------------------------
-    @work(thread=True, exclusive=True, group="report")
+    @background("report")
     def load_report(self) -> None:
         source = self.query_one("#source", Input).value.strip()
         path = Path(source).expanduser()
@@ -334,7 +335,7 @@ class NewRunScreen(Screen):
         self.notify("preparing the run: importing data...")
         self.launch(self.spec, source, str(recipe))
 
-    @work(thread=True, exclusive=True, group="launch")
+    @background("launch")
     def launch(self, spec: TrainSpec, source: Path, recipe: str) -> None:
         try:
             if recipe != "none":

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -20,9 +19,10 @@ from localft.tui.messages import RunEvents, TailEnded, WorkFailed
 from localft.tui.run_view import RunView, fmt_duration
 from localft.tui.widgets.loss_chart import LossChart
 from localft.tui.widgets.stage_list import StageList
+from localft.tui.workers import ReportsWorkerErrors, background
 
 
-class TrainingScreen(Screen):
+class TrainingScreen(ReportsWorkerErrors, Screen):
     BINDINGS = [
         Binding("escape", "back", "Back"),
         Binding("s", "stop", "Stop"),
@@ -69,7 +69,7 @@ class TrainingScreen(Screen):
             self.follow()
 
     # Tailing runs in a thread; each poll's events go to the UI as one message.
-    @work(thread=True, exclusive=True, group="tail")
+    @background("tail")
     def follow(self, start: int = 0) -> None:
         """Tail the run from byte `start` (0: replay it all into a fresh view), until it ends."""
         from localft.runner import follow
@@ -163,7 +163,7 @@ class TrainingScreen(Screen):
         self.notify("stopping: the worker writes a checkpoint first")
         self.stop_worker()
 
-    @work(thread=True, exclusive=True, group="control")
+    @background("control")
     def stop_worker(self) -> None:
         from localft.runner import stop_worker
 
@@ -175,7 +175,7 @@ class TrainingScreen(Screen):
     def action_resume(self) -> None:
         self.resume_worker()
 
-    @work(thread=True, exclusive=True, group="control")
+    @background("control")
     def resume_worker(self) -> None:
         from localft.events import Finished, read_events
         from localft.runner import events_size, is_running, resume_worker, wait_worker
