@@ -208,3 +208,75 @@ def test_fused_lora_matches_peft(tiny_models):
     assert results[0][0] == pytest.approx(results[1][0], abs=1e-5)
     for g0, g1 in zip(results[0][1], results[1][1], strict=True):
         assert torch.allclose(g0, g1, atol=1e-5)
+
+
+def test_early_stopping_keeps_the_best_adapter_and_resume_trains_no_further(tmp_path, tiny_models):
+    # Validation text unlike the training text: as the model fits "I love ..." the validation
+    # loss falls for a few steps (the chat format), then rises.
+    spec, run = make_run(
+        tmp_path, tiny_models("llama"), steps=40, eval_every=1, save_every=100,
+        learning_rate=2e-2, warmup_steps=0, early_stopping_patience=2,
+    )  # fmt: skip
+    other = [{"messages": [{"role": "user", "content": "Describe the weather."},
+                           {"role": "assistant", "content": f"Grey skies over {w}, wet streets, cold wind."}]}
+             for w in ("Oslo", "Lima", "Perth", "Quebec")]  # fmt: skip
+    write_jsonl(run.split_path("valid"), other)
+    events = train_run(spec, run)
+
+    evals = [e for e in events if isinstance(e, Eval)]
+    best = min(evals, key=lambda e: e.val_loss)
+    last_step = max(e.step for e in events if isinstance(e, Step))
+    assert last_step < 40 and evals[-1].step == last_step
+    assert [e.step for e in evals[-2:]] == [best.step + 1, best.step + 2]  # patience 2, then stop
+    assert any(isinstance(e, Log) and "early-stopped" in e.message for e in events)
+    # The exported adapter is the best one, not the last.
+    weights = "adapter_model.safetensors"
+    assert (run.adapter_dir / weights).read_bytes() == (run.best_adapter_dir / weights).read_bytes()
+    state = json.loads((run.latest_checkpoint() / "state.json").read_text())
+    assert state["stopped_early"] and state["best_step"] == best.step
+
+    resumed = train_run(spec, run)[len(events) :]  # `localft runs resume` on a stopped-early run
+    assert not [e for e in resumed if isinstance(e, Step)]
+
+
+def test_auto_batch_halves_the_micro_batch_on_out_of_memory(tmp_path, tiny_models):
+    """Out of memory cannot be provoked on demand on a CPU, so the first decoder layer raises
+    torch's own OutOfMemoryError for micro-batches above one row; everything else is real."""
+    import torch
+
+    from localft.backends.torch.loop import Trainer
+
+    def train_with_small_memory(spec, run) -> list:
+        events = []
+        trainer = Trainer(spec, run, events.append, lambda: False)
+        trainer.setup()
+
+        def refuse_big_batches(module, args, kwargs):
+            hidden = args[0] if args else kwargs["hidden_states"]
+            if hidden.shape[0] > 1:
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+        layer = trainer.model.get_base_model().model.layers[0]
+        layer.register_forward_pre_hook(refuse_big_batches, with_kwargs=True)
+        trainer.run()
+        return events
+
+    common = dict(steps=4, batch_size=4, grad_accum=1, eval_every=100, save_every=100, packing=False)
+    spec, run = make_run(tmp_path / "a", tiny_models("llama"), auto_batch=True, **common)
+    events = train_with_small_memory(spec, run)
+    warnings = [e.message for e in events if isinstance(e, Log) and e.level == "warning"]
+    assert warnings == [
+        "out of memory: retrying with micro-batch 2 x 2 steps",
+        "out of memory: retrying with micro-batch 1 x 4 steps",
+    ]
+    state = json.loads((run.latest_checkpoint() / "state.json").read_text())
+    assert (state["batch_size"], state["grad_accum"]) == (1, 4)
+    # The same rows in the same order: the step losses equal a run that had the memory.
+    reference_spec, reference = make_run(tmp_path / "b", tiny_models("llama"), **common)
+    reference_events = train_run(reference_spec, reference)
+    losses = [e.loss for e in events if isinstance(e, Step)]
+    assert losses == pytest.approx([e.loss for e in reference_events if isinstance(e, Step)], rel=1e-4)
+
+    spec, run = make_run(tmp_path / "c", tiny_models("llama"), **common)  # without --auto-batch
+    with pytest.raises(DoesNotFit, match=r"out of memory at step 1 .* --batch-size 2 --grad-accum 2"):
+        train_with_small_memory(spec, run)
