@@ -183,7 +183,7 @@ async def test_a_failing_background_job_is_a_notification_not_a_crash():
     app = LocalftApp(machine=MACHINE, attach=False)
     async with app.run_test(size=(100, 30)) as pilot:
         app.open_training(run.path)
-        await wait_until(pilot, lambda: app.worker_failures)
+        await wait_until(pilot, lambda: app._notifications)
         assert app.worker_failures[0].startswith("IsADirectoryError")
         assert "details in logs/dashboard.log" in [n.message for n in app._notifications][-1]
         await pilot.press("escape")  # the dashboard still answers
