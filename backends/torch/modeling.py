@@ -10,6 +10,7 @@ from localft.config import LoraSpec, TrainSpec
 from localft.data.chat_tokens import IGNORE
 from localft.errors import ConfigError, ModelError
 
+from . import attention
 from .fused_lora import register_fused_lora
 
 
@@ -71,12 +72,26 @@ def lora_config(lora: LoraSpec, n_layers: int):
     )
 
 
+def attention_for(model_dir: Path, spec: TrainSpec, where: Placement) -> str:
+    """The varlen kernel for packed rows where it runs (see attention.py), else SDPA."""
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(model_dir)
+    except (OSError, ValueError):
+        return "sdpa"  # from_pretrained below reports the problem
+    if attention.supports(config, where.device, where.dtype_name, spec.packing):
+        attention.register()
+        return attention.NAME
+    return "sdpa"
+
+
 def load_base(model_dir: Path, spec: TrainSpec, where: Placement):
     """The frozen base, on its device, at the compute dtype or in NF4 when spec.quantize == '4bit'."""
     from transformers import AutoModelForCausalLM
 
     dtype = torch_dtype(where.dtype_name)
-    kwargs = {"dtype": dtype, "attn_implementation": "sdpa"}
+    kwargs = {"dtype": dtype, "attn_implementation": attention_for(model_dir, spec, where)}
     if spec.quantize == "4bit":
         from transformers import BitsAndBytesConfig
 
@@ -136,8 +151,12 @@ def token_loss_sum(model, batch, device: str):
     pos = batch["position_ids"].to(device)
     labels = batch["labels"].to(device)
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    # attention_mask=None + restarting position_ids: transformers builds a per-example causal mask.
-    out = base.get_decoder()(input_ids=ids, position_ids=pos, use_cache=False)
+    # attention_mask=None + restarting position_ids: transformers builds a per-example causal mask,
+    # or, with the varlen kernel, the examples' bounds go to the kernel instead.
+    extra = {}
+    if getattr(base.config, "_attn_implementation", None) == attention.NAME:
+        extra = attention.sequence_bounds(batch["position_ids"])
+    out = base.get_decoder()(input_ids=ids, position_ids=pos, use_cache=False, **extra)
     hidden = out.last_hidden_state[:, :-1]
     targets = labels[:, 1:]
     keep = targets != IGNORE
