@@ -73,9 +73,14 @@ def lora_config(lora: LoraSpec, n_layers: int):
 
 
 def attention_for(model_dir: Path, spec: TrainSpec, where: Placement) -> str:
-    """The varlen kernel for packed rows where it runs (see attention.py), else SDPA."""
+    """The varlen kernel for packed rows where it runs (see attention.py), else SDPA;
+    LOCALFT_ATTENTION=sdpa keeps the masked SDPA path everywhere."""
+    import os
+
     from transformers import AutoConfig
 
+    if os.environ.get("LOCALFT_ATTENTION") == "sdpa":
+        return "sdpa"
     try:
         config = AutoConfig.from_pretrained(model_dir)
     except (OSError, ValueError):
