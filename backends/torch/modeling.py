@@ -161,6 +161,8 @@ def token_loss_sum(model, batch, device: str):
     extra = {}
     if getattr(base.config, "_attn_implementation", None) == attention.NAME:
         extra = attention.sequence_bounds(batch["position_ids"])
+        # One copy to the device per batch, not one per layer.
+        extra["cu_seq_lens_q"] = extra["cu_seq_lens_k"] = extra["cu_seq_lens_q"].to(device)
     out = base.get_decoder()(input_ids=ids, position_ids=pos, use_cache=False, **extra)
     hidden = out.last_hidden_state[:, :-1]
     targets = labels[:, 1:]
