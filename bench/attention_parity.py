@@ -27,7 +27,7 @@ def main() -> None:
     import torch
 
     sys.path.insert(0, str(Path(__file__).parent))
-    from train_throughput import build_model_dir
+    from train_throughput import build_model_dir, synthetic_rows
 
     from localft.backends.torch import modeling
     from localft.backends.torch.data import collate, pack_examples
@@ -39,7 +39,6 @@ def main() -> None:
     p.add_argument("--tokenizer", default=None)
     p.add_argument("--rows", type=int, default=4)
     p.add_argument("--row-len", type=int, default=2048)
-    p.add_argument("--example-len", type=int, default=160)
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--device", default="cuda", help="cpu only smoke-tests the script (both paths masked)")
     args = p.parse_args()
@@ -48,31 +47,8 @@ def main() -> None:
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(model_dir)
-    words = [
-        "we",
-        "shipped",
-        "the",
-        "release",
-        "today",
-        "and",
-        "the",
-        "team",
-        "learned",
-        "a",
-        "lot",
-        "about",
-        "latency",
-        "and",
-        "caching",
-    ]
-    examples = []
-    for i in range(args.rows * args.row_len // args.example_len):
-        n = args.example_len // 2 + (i * 37) % args.example_len  # varied lengths
-        reply = " ".join(words[(i + j) % len(words)] for j in range(n))
-        row = {
-            "messages": [{"role": "user", "content": f"Post {i}"}, {"role": "assistant", "content": reply}]
-        }
-        examples.append(tokenize_row(tok, row, args.row_len))
+    # The throughput benchmark's synthetic posts (20-180 words), packed into the rows.
+    examples = [tokenize_row(tok, r, args.row_len) for r in synthetic_rows(args.rows * args.row_len // 40)]
     rows = pack_examples(examples, args.row_len)[: args.rows]
     batch = collate(rows, tok.pad_token_id or 0)
     per_row = [r.position_ids.count(0) for r in rows]
@@ -106,7 +82,7 @@ def main() -> None:
     cos = float(torch.nn.functional.cosine_similarity(m["grads"], v["grads"], dim=0))
     tokens = int(batch["real_tokens"])
     print(
-        f"{args.model}, {len(rows)} rows x {args.row_len} (examples per row {per_row}), {tokens} tokens, bf16"
+        f"{args.model}, {len(rows)} rows x {args.row_len} (examples per row {per_row}), {tokens} tokens, {where.dtype_name} on {args.device}"
     )
     for label in ("masked", "varlen"):
         r = results[label]

@@ -13,6 +13,10 @@ from functools import lru_cache
 
 NAME = "localft_varlen"
 
+# Decoders whose attention passes the forward's extra keyword arguments through to the attention
+# function, with the standard (batch, heads, length, head_dim) layout.
+SUPPORTED_TYPES = {"llama", "mistral", "qwen2", "qwen3"}
+
 
 @lru_cache(maxsize=1)
 def varlen_kernel():
@@ -34,11 +38,6 @@ def supports(config, device: str, dtype_name: str, packing: bool) -> bool:
     return not sliding and not softcap and getattr(config, "model_type", "") in SUPPORTED_TYPES
 
 
-# Decoders whose attention passes the forward's extra keyword arguments through to the attention
-# function, with the standard (batch, heads, length, head_dim) layout.
-SUPPORTED_TYPES = {"llama", "mistral", "qwen2", "qwen3"}
-
-
 def register() -> None:
     """Make NAME a valid `attn_implementation`; transformers builds no mask for an unknown name."""
     from transformers import AttentionInterface
@@ -46,15 +45,17 @@ def register() -> None:
     AttentionInterface.register(NAME, varlen_attention_forward)
 
 
-def sequence_bounds(position_ids) -> dict:
+def sequence_bounds(position_ids, device: str = "cpu") -> dict:
     """The kernel's keyword arguments for a batch: every position 0 starts an example (each row
-    starts with one, and the padding at a row's end forms its own ignored sequence)."""
+    starts with one, and the padding at a row's end forms its own ignored sequence). Computed from
+    the CPU position ids, then copied to `device` once per batch rather than once per layer."""
     import torch
 
     flat = position_ids.reshape(-1)
     starts = torch.nonzero(flat == 0).flatten()
     cu = torch.cat([starts, torch.tensor([flat.numel()])]).to(torch.int32)
     longest = int((cu[1:] - cu[:-1]).max())
+    cu = cu.to(device)
     return {"cu_seq_lens_q": cu, "cu_seq_lens_k": cu, "max_length_q": longest, "max_length_k": longest}
 
 
@@ -70,7 +71,7 @@ def varlen_attention_forward(
 ):
     """transformers' attention-function contract: (batch, heads, L, dim) in, (batch, L, heads, dim)
     out. `kernel` replaces torch's CUDA kernel (tests run a reference one on CPU)."""
-    cu, longest = kwargs["cu_seq_lens_q"].to(query.device), kwargs["max_length_q"]
+    cu, longest = kwargs["cu_seq_lens_q"], kwargs["max_length_q"]
     b, heads, length, dim = query.shape
     kv_heads = key.shape[1]
     q = query.transpose(1, 2).reshape(b * length, heads, dim)

@@ -160,9 +160,7 @@ def token_loss_sum(model, batch, device: str):
     # or, with the varlen kernel, the examples' bounds go to the kernel instead.
     extra = {}
     if getattr(base.config, "_attn_implementation", None) == attention.NAME:
-        extra = attention.sequence_bounds(batch["position_ids"])
-        # One copy to the device per batch, not one per layer.
-        extra["cu_seq_lens_q"] = extra["cu_seq_lens_k"] = extra["cu_seq_lens_q"].to(device)
+        extra = attention.sequence_bounds(batch["position_ids"], device)
     out = base.get_decoder()(input_ids=ids, position_ids=pos, use_cache=False, **extra)
     hidden = out.last_hidden_state[:, :-1]
     targets = labels[:, 1:]
