@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+from pathlib import Path
 
 import click
 import typer
@@ -91,9 +93,55 @@ def fail(message: str, code: int = 2) -> None:
     raise SystemExit(code)
 
 
-def main(argv: list[str] | None = None) -> None:
+def command_stage(argv: list[str]) -> str:
+    """The subcommand words of `argv` ("data import", "recipe run"), to name where a bug struck."""
+    words = [a for a in argv if not a.startswith("-")][:2]
+    group = words[:1]
+    if group and group[0] in ("data", "runs", "recipe") and len(words) > 1:
+        return " ".join(words)
+    return " ".join(group) or "dashboard"
+
+
+def log_internal_error(exc: BaseException, stage: str) -> Path | None:
+    """Write the traceback of an unexpected exception to LOCALFT_HOME/logs/; the file, or None
+    where no log can be written (then the traceback goes to stderr after the one line)."""
+    import time
+    import traceback
+
+    from localft.paths import localft_home
+
+    folder = localft_home() / "logs"
+    path = folder / f"error-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
     try:
-        result = app(args=argv, standalone_mode=False, prog_name="localft")
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(f"localft {stage}: {' '.join(sys.argv)}\n")
+            traceback.print_exception(exc, file=f)
+    except OSError:
+        return None
+    return path
+
+
+def internal_error(exc: BaseException, stage: str) -> None:
+    """A bug, not a user error: one line naming the stage and the log, exit code 1.
+    LOCALFT_DEBUG=1 re-raises it with its traceback instead."""
+    if os.environ.get("LOCALFT_DEBUG", "") not in ("", "0"):
+        raise exc
+    log = log_internal_error(exc, stage)
+    message = str(exc).splitlines()[0] if str(exc) else ""
+    where = f"details in {log}" if log else "no log could be written"
+    print(f"error: internal error in {stage}: {type(exc).__name__}: {message}; {where}", file=sys.stderr)
+    if log is None:
+        import traceback
+
+        traceback.print_exception(exc, file=sys.stderr)
+    raise SystemExit(1)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        result = app(args=args, standalone_mode=False, prog_name="localft")
     except LocalftError as exc:
         fail(str(exc))
     except CLICK_ERRORS as exc:
@@ -106,5 +154,13 @@ def main(argv: list[str] | None = None) -> None:
     except ABORTS:
         print("interrupted", file=sys.stderr)
         raise SystemExit(130) from None
+    except SystemExit:
+        raise
+    except Exception as exc:
+        from localft.disk import user_os_error
+
+        if (user_error := user_os_error(exc)) is not None:
+            fail(str(user_error))
+        internal_error(exc, command_stage(args))
     if isinstance(result, int) and result:
         raise SystemExit(result)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -142,3 +143,48 @@ def test_embedded_model_materializes_once_and_generates():
     out = model.generate(**ids, max_new_tokens=12, do_sample=False)
     answer = tok.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
     assert "Paris" in answer
+
+
+def test_an_unexpected_error_is_one_line_with_a_log(capsys, monkeypatch, localft_home):
+    """A bug in a command prints `error: internal error in <stage>: ...; details in <log>`, exit 1,
+    and the traceback is in that log under LOCALFT_HOME/logs/."""
+    import localft.doctor
+
+    def broken():
+        raise KeyError("gpu")
+
+    monkeypatch.delenv("LOCALFT_DEBUG", raising=False)
+    monkeypatch.setattr(localft.doctor, "doctor_report", broken)
+    code, out, err = run_cli(capsys, "doctor", "--json")
+    assert code == 1 and out == ""
+    assert len(err.strip().splitlines()) == 1
+    assert err.startswith("error: internal error in doctor: KeyError: 'gpu'; details in ")
+    log = err.strip().rsplit("details in ", 1)[1]
+    assert log.startswith(str(localft_home / "logs"))
+    text = Path(log).read_text(encoding="utf-8")
+    assert "Traceback" in text and 'raise KeyError("gpu")' in text
+
+
+def test_the_stage_names_the_subcommand():
+    from localft.cli import command_stage
+
+    assert command_stage(["data", "import", "x.zip", "-o", "out"]) == "data import"
+    assert command_stage(["--help"]) == "dashboard"
+    assert command_stage(["recipe", "run", "style-clone"]) == "recipe run"
+    assert command_stage(["train", "data.jsonl", "--steps", "3"]) == "train"
+
+
+def test_an_os_error_about_the_disk_is_a_user_error(capsys, monkeypatch):
+    import errno
+
+    import localft.doctor
+
+    def full_disk():
+        raise OSError(errno.ENOSPC, "No space left on device", "/data/runs/x")
+
+    monkeypatch.setattr(localft.doctor, "doctor_report", full_disk)
+    code, _, err = run_cli(capsys, "doctor")
+    assert code == 2
+    assert err.strip() == (
+        "error: the disk is full while writing /data/runs/x; free some space and run the command again"
+    )

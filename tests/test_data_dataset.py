@@ -139,3 +139,20 @@ def test_cli_options_reach_the_spec_and_inspect_finds_a_run(tmp_path):
     )
     shown = CliRunner().invoke(app, ["inspect", run.id])
     assert shown.exit_code == 0 and "read 14 → kept 9" in shown.output
+
+
+def test_a_duplicate_post_does_not_crash_the_split(tmp_path):
+    """Regression: cluster ids index the posts before dedup, so dropping the repeat of the first
+    post used to send split_groups past the end of the kept list (IndexError)."""
+    posts = [
+        "The first post is about shipping small changes every single day, on purpose.",
+        "A second post: code review is a conversation between colleagues, not a gate.",
+        "Third: write the test that fails first, then make it pass, then tidy the code.",
+    ]
+    lines = [posts[0], *posts]  # the first post twice: every later cluster id shifts past the end
+    src = tmp_path / "posts.jsonl"
+    src.write_text("".join(json.dumps({"text": t}) + "\n" for t in lines), encoding="utf-8")
+    report = build_dataset(src, DataSpec(valid_fraction=0.3, test_fraction=0.3), tmp_path / "data")
+    rows = _rows(tmp_path / "data")
+    assert report.dropped == {"exact duplicates": 1}
+    assert sorted(_reply(r) for s in rows.values() for r in s) == sorted(posts)

@@ -31,8 +31,11 @@ def split_groups(keys: list[str], groups: list[int], spec: DataSpec) -> list[str
     members: dict[int, list[int]] = {}
     for i, g in enumerate(groups):
         members.setdefault(g, []).append(i)
+    # A cluster is named by its first kept member: cluster ids index the posts before dedup
+    # dropped any, so they are not positions in `keys`.
     order = sorted(
-        members, key=lambda g: hashlib.sha256(f"{spec.seed}\0{normalize(keys[g])}".encode()).hexdigest()
+        members,
+        key=lambda g: hashlib.sha256(f"{spec.seed}\0{normalize(keys[members[g][0]])}".encode()).hexdigest(),
     )
     out = [""] * n
     filled = {"test": 0, "valid": 0}

@@ -107,11 +107,12 @@ def _ask(llm, post: Post, platform: str, noun: str, stem: str, seed: int) -> str
 
 
 def _load(model: Path):
+    from localft.errors import ExportError
+    from localft.export.llamacpp import load_llama
+
     try:
-        from llama_cpp import Llama
-    except ImportError:
-        raise DataError("--prompts model needs llama-cpp-python: pip install 'localft[gguf]'") from None
-    try:
-        return Llama(model_path=str(model), n_ctx=1024, verbose=False, seed=0)
-    except (ValueError, RuntimeError) as exc:
-        raise DataError(f"cannot load {model} with llama.cpp ({exc}); pass another --prompt-model") from None
+        return load_llama(model, n_ctx=1024, seed=0)
+    except ExportError as exc:
+        raise DataError(
+            f"cannot use {model} to write requests ({exc}); pass another --prompt-model"
+        ) from None

@@ -51,6 +51,48 @@ def default_threads() -> int:
     return max(1, (os.cpu_count() or 2) // 2)
 
 
+def cpu_has_amx() -> bool:
+    """Intel AMX tiles (Sapphire Rapids and later), read from /proc/cpuinfo on Linux."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            return any(line.startswith("flags") and "amx_int8" in line.split() for line in f)
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def extra_buffer_types(llama_cpp, enabled: bool) -> Iterator[None]:
+    """Load with llama.cpp's extra CPU buffer types (AMX, repacked weights) on or off.
+    llama-cpp-python's `Llama` does not expose `use_extra_bufts`, so its default model
+    parameters are swapped for the length of one load (under the same lock as the fd swap)."""
+    if enabled:
+        yield
+        return
+    module = llama_cpp.llama_cpp
+    original = module.llama_model_default_params
+
+    def params():
+        p = original()
+        p.use_extra_bufts = False
+        return p
+
+    module.llama_model_default_params = params
+    try:
+        yield
+    finally:
+        module.llama_model_default_params = original
+
+
+def use_extra_buffers() -> bool:
+    """Measured here: on an AMX CPU in a VM, llama.cpp's AMX buffers end every batch of more than
+    one token with a general protection fault (a crash, not an error). Without them llama.cpp
+    runs the same maths on AVX-512. LOCALFT_LLAMA_EXTRA_BUFFERS=1 turns them back on."""
+    override = os.environ.get("LOCALFT_LLAMA_EXTRA_BUFFERS")
+    if override is not None:
+        return override not in ("", "0")
+    return not cpu_has_amx()
+
+
 def require_llama_cpp():
     try:
         import llama_cpp
@@ -77,7 +119,7 @@ def load_llama(
     with open(gguf, "rb") as f:
         if f.read(4) != b"GGUF":
             raise ExportError(f"{gguf} is not a GGUF file")
-    with native_stderr_to(log_path):
+    with native_stderr_to(log_path), extra_buffer_types(llama_cpp, use_extra_buffers()):
         try:
             return llama_cpp.Llama(
                 model_path=str(gguf),

@@ -13,9 +13,11 @@ import numpy as np
 from localft.export.llamacpp import close_llama, load_llama, native_stderr_to
 
 # quant -> (min top-1 agreement, max relative perplexity change); None = reported only.
+# Top-1 of a faithful F16 file depends on the CPU's kernels: 99.80% on an AVX2 EPYC, 99.37% on an
+# AVX-512 Xeon (same file, perplexity within 0.04% on both); a conversion bug lands far lower.
 TARGETS: dict[str, tuple[float | None, float | None]] = {
-    "F32": (0.995, 0.001),
-    "F16": (0.995, 0.001),
+    "F32": (0.99, 0.001),
+    "F16": (0.99, 0.001),
     "Q8_0": (None, 0.01),
 }
 STOP_PROMPT = "What is the capital of France?"
