@@ -17,7 +17,24 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from sample_exports import write_mastodon, write_prepared, write_substack, write_text_notes, write_x  # noqa: E402
+from sample_exports import (  # noqa: E402
+    X_ACCOUNT,
+    _tweet,
+    _ytd,
+    write_mastodon,
+    write_prepared,
+    write_substack,
+    write_text_notes,
+    write_x,
+)
+from sample_platforms import (  # noqa: E402
+    write_bluesky,
+    write_facebook,
+    write_linkedin_complete,
+    write_reddit,
+    write_threads,
+    write_x_long_posts,
+)
 from sample_pools import CLOSERS, EMOJI, TOPICS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -212,6 +229,19 @@ def main() -> None:
     write_substack(FIXTURES / "substack-export")
     write_text_notes(FIXTURES / "text-notes")
     write_prepared(FIXTURES / "prepared")
+    write_threads(FIXTURES / "threads-export")
+    write_facebook(FIXTURES / "facebook-export")
+    write_bluesky(FIXTURES / "bluesky")
+    write_reddit(FIXTURES / "reddit-export")
+    shares = [
+        ["2025-06-02 08:10:00", share_link(21), "Our quarterly planning fits on one page now. Goals, non-goals, owners. Nothing else survives contact anyway.", "", "", "PUBLIC"],
+        ["2025-06-09 08:10:00", share_link(22), "", "https://example.com/report-2025", "", "MEMBER_NETWORK"],
+        ["2025-06-16 08:10:00", share_link(23), "I read every incident review aloud in our team meeting. Ten minutes, and the lesson spreads further than any document.", "", "", "MEMBER_NETWORK"],
+    ]  # fmt: skip
+    write_linkedin_complete(
+        FIXTURES / "linkedin-complete", csv_bytes(SHARES_HEADER, shares, bom=True), profile_csv()
+    )
+    write_x_long_posts(FIXTURES / "x-long-posts", _tweet, _ytd, X_ACCOUNT)
     write_bad_cases(FIXTURES / "bad")
     truncated = FIXTURES / "bad" / "truncated-x" / "data"
     truncated.mkdir(parents=True)

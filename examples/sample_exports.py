@@ -46,6 +46,10 @@ def _ytd(name: str, part: int, entries: list) -> str:
     )
 
 
+X_ACCOUNT = [{"account": {"email": "maya@example.com", "createdVia": "web", "username": "mayalindqvist", "accountId": ACCOUNT_ID,
+                          "createdAt": "2011-03-02T10:00:00.000Z", "accountDisplayName": "Maya Lindqvist"}}]  # fmt: skip
+
+
 def write_x(out: Path) -> None:
     """14 tweets: 2 retweets, 2 replies to others, a 3-part self-thread, 1 too short, 1 exact repeat -> 6 posts."""
     me = (ACCOUNT_ID, "mayalindqvist")
@@ -74,11 +78,9 @@ def write_x(out: Path) -> None:
                "Wed Jun 05 10:00:00 +0000 2024", reply_to="1799999999999999999", reply_user=OTHER_ID, reply_name="sam_ops", start=8),
         _tweet("1800000000000000004", "Small PRs get reviews. Big PRs get a thumbs up &amp; a prayer. 🙏", "Thu Jun 06 10:00:00 +0000 2024"),
     ]  # fmt: skip
-    account = [{"account": {"email": "maya@example.com", "createdVia": "web", "username": me[1], "accountId": ACCOUNT_ID,
-                            "createdAt": "2011-03-02T10:00:00.000Z", "accountDisplayName": "Maya Lindqvist"}}]  # fmt: skip
     data = out / "data"
     data.mkdir(parents=True, exist_ok=True)
-    (data / "account.js").write_text(_ytd("account", 0, account), encoding="utf-8")
+    (data / "account.js").write_text(_ytd("account", 0, X_ACCOUNT), encoding="utf-8")
     (data / "tweets.js").write_text(_ytd("tweets", 0, part0), encoding="utf-8")
     (data / "tweets-part1.js").write_text(_ytd("tweets", 1, part1), encoding="utf-8")
 

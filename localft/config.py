@@ -37,7 +37,8 @@ class LoraSpec(_Spec):
 class DataSpec(_Spec):
     format: str = Field(
         "auto",
-        description="Importer: auto, linkedin, x, mastodon, substack, text, jsonl, csv, chat, completions, hf.",
+        description="Importer: auto, linkedin, x, mastodon, substack, threads, facebook, bluesky, reddit, text, "
+        "jsonl, csv, chat, completions, hf. With several inputs, auto detects each one.",
     )
     text_column: str | None = Field(None, description="Column or key holding the text for JSONL/CSV/HF data.")
     scrub_pii: bool = Field(
@@ -52,7 +53,11 @@ class DataSpec(_Spec):
     min_chars: int = Field(40, ge=0, description="Drop posts shorter than this many characters.")
     max_chars: int = Field(4000, ge=1, description="Drop posts longer than this many characters.")
     language: str | None = Field(None, description="Keep only posts in this language (ISO code), if set.")
-    include_replies: bool = Field(False, description="Keep replies to other people (X, Mastodon).")
+    include_replies: bool = Field(
+        False,
+        description="Keep replies to others (X, Mastodon, Bluesky, Threads), Reddit comments and "
+        "posts on others' Facebook timelines.",
+    )
     join_threads: bool = Field(True, description="Join self-reply threads into one post.")
     include_private: bool = Field(False, description="Keep followers-only and direct posts (Mastodon).")
     prompts: Literal["keywords", "model"] = Field(

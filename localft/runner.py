@@ -21,22 +21,23 @@ _children: dict[int, subprocess.Popen] = {}
 
 def prepare_run(
     spec: TrainSpec,
-    source: Path | None,
+    source: Path | list[Path] | None,
     name: str | None = None,
     root: Path | None = None,
     emit: Emit | None = None,
 ) -> RunDir:
-    """Create a run: pick the backend, record the spec, and import `source` into run/data/."""
+    """Create a run: pick the backend, record the spec, and import `source` (one input or several,
+    merged) into run/data/."""
     from localft.backends import pick_backend
 
     spec = spec.model_copy(update={"backend": pick_backend(spec)})
     run = new_run(spec, name=name, root=root)
     if source is not None:
-        import_data(run, spec, Path(source), emit=emit)
+        import_data(run, spec, source, emit=emit)
     return run
 
 
-def import_data(run: RunDir, spec: TrainSpec, source: Path, emit: Emit | None = None):
+def import_data(run: RunDir, spec: TrainSpec, source: Path | list[Path], emit: Emit | None = None):
     """Import `source` into the run's data folder with token statistics from the run's model."""
     from localft.data.dataset import build_dataset
     from localft.models import resolve_model
@@ -52,7 +53,7 @@ def import_data(run: RunDir, spec: TrainSpec, source: Path, emit: Emit | None = 
             source, spec.data, run.data_dir,
             tokenizer_dir=resolve_model(spec.model), max_seq_len=spec.max_seq_len, emit=both,
         )  # fmt: skip
-    run.mark_stage("import", {"source": str(source)})
+    run.mark_stage("import", {"source": report.source})
     return report
 
 

@@ -41,8 +41,9 @@ def build_train_spec(preset: str | None, options: dict, sets: list[str]) -> Trai
 
 
 def train_command(
-    data: Path = typer.Argument(
-        ..., help="An export archive/folder, or a chat/completions/text JSONL or CSV file."
+    data: list[Path] = typer.Argument(
+        ...,
+        help="An export archive/folder, or a chat/completions/text JSONL or CSV file; several are merged.",
     ),
     model: str = typer.Option(None, "--model", "-m", help=_H["model"]),
     backend: str = typer.Option(None, "--backend", "-b", help=_H["backend"]),
@@ -62,7 +63,7 @@ def train_command(
         False, "--detach", help="Start the worker and return; follow with `localft runs watch`."
     ),
 ) -> None:
-    """Import DATA into a new run and train a LoRA adapter on it."""
+    """Import DATA (one export or several, merged) into a new run and train a LoRA adapter on it."""
     from localft import runner
     from localft.progress import watch_run
 
@@ -71,7 +72,7 @@ def train_command(
         learning_rate=learning_rate, max_seq_len=max_seq_len, quantize=quantize,
     )  # fmt: skip
     spec = build_train_spec(preset, options, sets)
-    run = runner.prepare_run(spec, data, name=name)
+    run = runner.prepare_run(spec, data if len(data) > 1 else data[0], name=name)
     runner.start_worker(run)
     print(f"run {run.id} started: {run.path}")
     if detach:

@@ -36,7 +36,7 @@ def list_command(as_json: bool = typer.Option(False, "--json", help="Print as JS
 
 def run_recipe_cli(
     name: str,
-    source: Path | None,
+    source: Path | list[Path] | None,
     *,
     model: str | None = None,
     backend: str = "auto",
@@ -81,8 +81,11 @@ def run_recipe_cli(
 @app.command("run")
 def run_command(
     name: str = typer.Argument(..., help="Recipe name (see `localft recipe list`)."),
-    source: Path = typer.Option(
-        None, "--from", help="The recipe's input: an export archive, folder or file."
+    sources: list[Path] = typer.Option(
+        [],
+        "--from",
+        help="The recipe's input: an export archive, folder or file. Repeat it to merge several exports "
+        "(LinkedIn, X, a blog, ...) into one dataset.",
     ),
     model: str = typer.Option(None, "--model", "-m", help="Base model; default: the largest that fits."),
     backend: str = typer.Option("auto", "--backend", "-b", help="Training backend: auto, torch or mlx."),
@@ -99,7 +102,7 @@ def run_command(
     if steps:
         overrides["steps"] = steps
     run_recipe_cli(
-        name, source, model=model, backend=backend, quants=quants, run_ref=run_ref, fresh=fresh,
+        name, sources or None, model=model, backend=backend, quants=quants, run_ref=run_ref, fresh=fresh,
         overrides=overrides,
     )  # fmt: skip
 

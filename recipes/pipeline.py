@@ -33,13 +33,18 @@ def recipe_info(run: RunDir) -> dict | None:
         return None
 
 
-def find_resumable(recipe: str, source: Path, model_arg: str) -> RunDir | None:
-    """The newest run this same command (recipe, input, --model) started, if any."""
+def recipe_sources(info: dict) -> list[Path]:
+    """The inputs a recipe run was started with (runs from before several inputs hold one `source`)."""
+    return [Path(s) for s in info.get("sources") or [info["source"]]]
+
+
+def find_resumable(recipe: str, sources: list[Path], model_arg: str) -> RunDir | None:
+    """The newest run this same command (recipe, inputs, --model) started, if any."""
     root = runs_dir()
     for path in sorted(root.iterdir(), reverse=True):
         run = RunDir(path)
         info = recipe_info(run)
-        if info and (info["recipe"], info["source"], info["model_arg"]) == (recipe, str(source), model_arg):
+        if info and (info["recipe"], recipe_sources(info), info["model_arg"]) == (recipe, sources, model_arg):
             return run
     return None
 
@@ -99,7 +104,7 @@ def count_rows(path: Path) -> int:
     return sum(1 for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
 
 
-def check_enough_data(run: RunDir, recipe: Recipe, source: Path) -> int:
+def check_enough_data(run: RunDir, recipe: Recipe, source: Path | str) -> int:
     """Refuse a dataset with fewer usable examples than the recipe needs, saying what filtered them."""
     total = sum(count_rows(run.split_path(s)) for s in ("train", "valid", "test"))
     if total >= recipe.min_examples:
@@ -133,8 +138,8 @@ def quiet_libraries() -> None:
 class RecipeRun:
     """One recipe on one run directory. `display` receives every event the stages emit."""
 
-    def __init__(self, recipe: Recipe, run: RunDir, source: Path, display: Emit | None = None):
-        self.recipe, self.run, self.source = recipe, run, source
+    def __init__(self, recipe: Recipe, run: RunDir, sources: list[Path], display: Emit | None = None):
+        self.recipe, self.run, self.sources = recipe, run, sources
         self.display = display or (lambda _e: None)
         self.plan: str | None = None  # set when this command chose the model and settings
 
@@ -168,19 +173,24 @@ class RecipeRun:
         return RecipeResult(self.run, tuned_gguf_path(self.run), modelfile, report)
 
     def do_import(self, **_) -> None:
+        from localft.data.load import describe_inputs
+
         spec = self.run.read_spec()
+        label = describe_inputs(self.sources)
         if self.recipe.prepare_data:
-            self.recipe.prepare_data(self.source, self.run, self.emit)
+            if len(self.sources) > 1:
+                raise DataError(f"the {self.recipe.name} recipe reads one --from; pass a single file")
+            self.recipe.prepare_data(self.sources[0], self.run, self.emit)
         else:
             from localft.data.dataset import build_dataset
             from localft.models import resolve_model
 
             build_dataset(
-                self.source, spec.data, self.run.data_dir, tokenizer_dir=resolve_model(spec.model),
+                self.sources, spec.data, self.run.data_dir, tokenizer_dir=resolve_model(spec.model),
                 max_seq_len=spec.max_seq_len, emit=self.emit,
             )  # fmt: skip
-        n = check_enough_data(self.run, self.recipe, self.source)
-        self.run.mark_stage("import", {"source": str(self.source), "examples": n})
+        n = check_enough_data(self.run, self.recipe, label)
+        self.run.mark_stage("import", {"source": label, "examples": n})
 
     def do_train(self, watch, **_) -> None:
         from localft import runner
@@ -232,7 +242,7 @@ class RecipeRun:
 
 def open_recipe_run(
     recipe: Recipe,
-    source: Path | None,
+    source: Path | list[Path] | None,
     *,
     model: str | None = None,
     backend: str = "auto",
@@ -241,7 +251,9 @@ def open_recipe_run(
     overrides: dict | None = None,
     display: Emit | None = None,
 ) -> RecipeRun:
-    """The run to continue (`run_ref`, or the one the same command started), else a new one."""
+    """The run to continue (`run_ref`, or the one the same command started), else a new one.
+    `source` is the recipe's input, or several inputs merged into one dataset."""
+    from localft.data.load import input_paths
     from localft.runner import prepare_run
 
     if run_ref:
@@ -253,25 +265,26 @@ def open_recipe_run(
             raise RunError(
                 f"run {run.id} is a {info['recipe']} run; continue it with `localft recipe run {info['recipe']} --run {run.id}`"
             )
-        return RecipeRun(recipe, run, Path(info["source"]), display)
-    if source is None:
+        return RecipeRun(recipe, run, recipe_sources(info), display)
+    sources = [p.expanduser().resolve() for p in input_paths(source)] if source is not None else []
+    if not sources:
         raise DataError(f"the {recipe.name} recipe needs --from: {recipe.inputs[0].help}")
-    source = Path(source).expanduser().resolve()
-    if not source.exists():
-        raise DataError(f"{source} does not exist; pass the export archive or folder with --from")
+    for path in sources:
+        if not path.exists():
+            raise DataError(f"{path} does not exist; pass the export archive or folder with --from")
     model_arg = model or "auto"
-    run = None if fresh else find_resumable(recipe.name, source, model_arg)
+    run = None if fresh else find_resumable(recipe.name, sources, model_arg)
     if run is None:
         spec = plan_spec(recipe, model, backend, overrides)
         run = prepare_run(spec, None, name=f"{recipe.name}-{Path(spec.model).name}")
-        atomic_write_json(
-            run.path / RECIPE_FILE,
-            {"recipe": recipe.name, "task": recipe.task, "source": str(source), "model_arg": model_arg},
-        )
-        rr = RecipeRun(recipe, run, source, display)
+        info = {"recipe": recipe.name, "task": recipe.task, "source": str(sources[0]), "model_arg": model_arg}
+        if len(sources) > 1:
+            info["sources"] = [str(p) for p in sources]
+        atomic_write_json(run.path / RECIPE_FILE, info)
+        rr = RecipeRun(recipe, run, sources, display)
         rr.plan = describe_plan(run.read_spec())
         return rr
-    return RecipeRun(recipe, run, source, display)
+    return RecipeRun(recipe, run, sources, display)
 
 
 def describe_plan(spec: TrainSpec) -> str:

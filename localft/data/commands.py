@@ -37,8 +37,10 @@ def _fail(exc: LocalftError) -> typer.Exit:
 
 @app.command("import")
 def import_command(
-    source: Path = typer.Argument(
-        ..., help="Export archive (zip, tar.gz), extracted folder, or JSONL/CSV/text file."
+    sources: list[Path] = typer.Argument(
+        ...,
+        help="Export archive (zip, tar.gz), extracted folder, or JSONL/CSV/text file; several are merged "
+        "into one dataset, deduplicated across them.",
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for train/valid/test.jsonl and report.json."),
     model: str | None = typer.Option(
@@ -76,16 +78,16 @@ def import_command(
     test_fraction: float | None = typer.Option(None, help=HELP["test_fraction"]),
     seed: int | None = typer.Option(None, help=HELP["seed"]),
 ) -> None:
-    """Read an export, clean it, and write chat JSONL splits plus a data report."""
+    """Read one export or several, clean them, and write chat JSONL splits plus a data report."""
     from localft.data.dataset import build_dataset
     from localft.data.report import format_report
 
     options = dict(locals())
-    for key in ("source", "out", "model", "max_seq_len", "build_dataset", "format_report"):
+    for key in ("sources", "out", "model", "max_seq_len", "build_dataset", "format_report"):
         options.pop(key, None)
     try:
         spec = _spec(**options)
-        report = build_dataset(source, spec, out, tokenizer_dir=_tokenizer(model), max_seq_len=max_seq_len)
+        report = build_dataset(sources, spec, out, tokenizer_dir=_tokenizer(model), max_seq_len=max_seq_len)
     except LocalftError as exc:
         raise _fail(exc) from None
     typer.echo(format_report(report))

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 from localft.config import DataSpec
 from localft.data.dedup import normalize
-from localft.data.load import import_posts
+from localft.data.load import describe_inputs, import_posts, input_paths
 from localft.data.prompts import chat_row, default_system_prompt, keyword_request
 from localft.data.report import DataReport, histogram
 from localft.events import Emit, Stage
@@ -49,7 +50,7 @@ def split_groups(keys: list[str], groups: list[int], spec: DataSpec) -> list[str
 
 
 def build_dataset(
-    source: Path,
+    source: Path | Sequence[Path],
     spec: DataSpec,
     out_dir: Path,
     *,
@@ -57,14 +58,16 @@ def build_dataset(
     max_seq_len: int | None = None,
     emit: Emit | None = None,
 ) -> DataReport:
-    """Write out_dir/{train,valid,test}.jsonl and out_dir/report.json; returns the report."""
+    """Write out_dir/{train,valid,test}.jsonl and out_dir/report.json from one input or several
+    (merged and deduplicated across inputs); returns the report."""
+    label = describe_inputs(input_paths(source))
 
     def stage(done: int, detail: str) -> None:
         if emit:
             emit(Stage(name="import", done=done, total=STAGE_STEPS, detail=detail))
 
-    stage(0, f"reading {source}")
-    result = import_posts(Path(source), spec)
+    stage(0, f"reading {label}")
+    result = import_posts(source, spec)
     stage(1, f"{len(result.posts)} posts kept of {result.tally.read}")
     author = spec.author or result.author
     system_prompt = spec.system_prompt or default_system_prompt(result.platform, author)
@@ -90,7 +93,7 @@ def build_dataset(
     report = DataReport(
         platform=result.platform,
         platform_name=result.platform_name,
-        source=str(source),
+        source=label,
         author=author,
         system_prompt=system_prompt,
         read=result.tally.read,
@@ -102,6 +105,7 @@ def build_dataset(
         lengths=lengths,
         tokens=tokens,
         samples=[{"request": _request(r), "reply": _reply(r)} for r in split_rows["train"][:3]],
+        sources=[s.to_dict() for s in result.sources],
     )
     atomic_write_json(out_dir / "report.json", report.to_dict())
     stage(STAGE_STEPS, f"{len(all_rows)} examples")
@@ -113,7 +117,7 @@ def _requests(result, spec: DataSpec, emit: Emit | None) -> list[str]:
         from localft.data.model_prompts import model_requests
 
         return model_requests(result.posts, result.platform, spec, emit)
-    return [keyword_request(p, result.platform) for p in result.posts]
+    return [keyword_request(p, p.platform or result.platform) for p in result.posts]
 
 
 def _reply(row: dict) -> str:

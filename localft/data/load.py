@@ -1,11 +1,12 @@
-"""import_posts: read an export with the right importer, then clean and filter it, counting every step.
-
-An import that keeps nothing is an error naming the step that dropped the last post.
+"""import_posts: read one export or several with the right importers, then clean, filter and deduplicate
+the merged posts, counting every step per input. An import that keeps nothing is an error naming the
+step that dropped the last post.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,14 @@ from localft.errors import DataError
 HINTS = {
     "retweets": "the archive holds only retweets, which are not your writing",
     "replies to others": "pass --include-replies to keep replies",
+    "replies": "pass --include-replies to keep replies",
+    "comments": "pass --include-replies to keep Reddit comments",
+    "posts on others' timelines": "pass --include-replies to keep posts on other people's timelines",
+    "reposts": "the repository holds only reposts, which are not your writing",
+    "media without text": "the export holds only photos or videos without text",
+    "shares without text": "the export holds only shares and uploads with no text of your own",
+    "article drafts": "publish an article first: drafts are not imported",
+    "deleted or empty": "the export holds only deleted or empty posts",
     "private posts": "pass --include-private to keep followers-only posts",
     "direct posts": "pass --include-private to keep direct messages",
     "boosts": "the archive holds only boosts, which are not your writing",
@@ -35,68 +44,148 @@ HINTS = {
 
 
 @dataclass
-class ImportResult:
-    posts: list[Post]
-    platform: (
-        str  # importer name: linkedin, x, mastodon, substack, text, jsonl, csv, chat, completions, textrows
-    )
-    source: Path
+class SourceRead:
+    """One input of an import: what it is and what each step did to its posts."""
+
+    path: Path
+    platform: str  # importer name: linkedin, x, mastodon, ..., chat, completions, textrows, hf
     author: str | None = None
     tally: Tally = field(default_factory=Tally)
-    groups: list[int] = field(default_factory=list)  # near-duplicate cluster per post, for the split
+    kept: int = 0
 
     @property
     def platform_name(self) -> str:
         return PLATFORM_NAMES.get(self.platform, self.platform)
 
+    def to_dict(self) -> dict:
+        return {
+            "source": str(self.path), "platform": self.platform, "platform_name": self.platform_name,
+            "read": self.tally.read, "kept": self.kept, "dropped": dict(self.tally.dropped),
+            "changed": dict(self.tally.changed),
+        }  # fmt: skip
+
+
+@dataclass
+class ImportResult:
+    posts: list[Post]
+    sources: list[SourceRead]
+    groups: list[int] = field(default_factory=list)  # near-duplicate cluster per post, for the split
+
+    @property
+    def platform(self) -> str:
+        """The importer name, or "mixed" when the inputs come from several platforms."""
+        names = {s.platform for s in self.sources}
+        return names.pop() if len(names) == 1 else "mixed"
+
+    @property
+    def platform_name(self) -> str:
+        return " + ".join(dict.fromkeys(s.platform_name for s in self.sources))
+
+    @property
+    def source(self) -> Path:
+        return self.sources[0].path
+
+    @property
+    def author(self) -> str | None:
+        return next((s.author for s in self.sources if s.author), None)
+
+    @property
+    def tally(self) -> Tally:
+        """The counts of all inputs together."""
+        return total_tally(self.sources)
+
     @property
     def by_source(self) -> dict[str, int]:
-        return dict(Counter(p.meta.get("file", "") for p in self.posts))
+        if len(self.sources) == 1:
+            return dict(Counter(p.meta.get("file", "") for p in self.posts))
+        return dict(
+            Counter(f"{self.sources[p.origin].path.name}: {p.meta.get('file', '')}" for p in self.posts)
+        )
 
 
-def import_posts(source: Path, spec: DataSpec) -> ImportResult:
-    """Read, clean and filter `source`; raises DataError with a one-line reason on bad or empty input."""
-    source = Path(source)
+def total_tally(sources: list[SourceRead]) -> Tally:
+    total = Tally()
+    for s in sources:
+        total.read += s.tally.read
+        for reason, n in s.tally.dropped.items():
+            total.drop(reason, n)
+        for what, n in s.tally.changed.items():
+            total.change(what, n)
+    return total
+
+
+def input_paths(source: Path | str | Sequence[Path | str]) -> list[Path]:
+    """One input or several, as a list of paths."""
+    return [Path(source)] if isinstance(source, (str, Path)) else [Path(s) for s in source]
+
+
+def describe_inputs(paths: list[Path]) -> str:
+    """How errors and reports name the input(s)."""
+    return str(paths[0]) if len(paths) == 1 else ", ".join(str(p) for p in paths)
+
+
+def read_source(path: Path, spec: DataSpec) -> tuple[list[Post], SourceRead]:
+    """Read one input with its importer (the requested one or the one its files identify)."""
     tally = Tally()
-    if spec.format == "hf" or (spec.format == "auto" and is_local_dataset(source)):
-        platform, author = "hf", None
-        posts, _ = read_hf(str(source), spec, tally)
+    if spec.format == "hf" or (spec.format == "auto" and is_local_dataset(path)):
+        read = SourceRead(path, "hf", None, tally)
+        posts, _ = read_hf(str(path), spec, tally)
     else:
-        with ExportSource(source) as src:
+        with ExportSource(path) as src:
             platform = detect_format(src, spec.format)
             posts, author = IMPORTERS[platform](src, spec, tally)
+        read = SourceRead(path, platform, author, tally)
     if tally.read == 0:
-        raise DataError(
-            f"{source} holds no posts ({PLATFORM_NAMES[platform]} export with no entries); export again"
-        )
-    _check(posts, source, tally, "reading")
-    if spec.join_threads:
-        posts = join_threads(posts, tally)
-    posts = [_clean(p, spec, tally) for p in posts]
-    posts = _keep(posts, lambda p: bool(p.text.strip()), "empty after cleaning", tally, source)
+        raise DataError(f"{path} holds no posts ({read.platform_name} export with no entries); export again")
+    for p in posts:
+        p.platform = read.platform
+    return posts, read
+
+
+def import_posts(source: Path | str | Sequence[Path | str], spec: DataSpec) -> ImportResult:
+    """Read, clean and filter one input or several (merged into one set of posts, deduplicated across
+    inputs: the first input's copy of a cross-posted text is kept); raises DataError with a one-line
+    reason on bad or empty input."""
+    paths = input_paths(source)
+    if not paths:
+        raise DataError("no input given; pass an export archive, folder or file")
+    label = describe_inputs(paths)
+    sources: list[SourceRead] = []
+    posts: list[Post] = []
+    for origin, path in enumerate(paths):
+        found, read = read_source(path, spec)
+        for p in found:
+            p.origin = origin
+        if spec.join_threads:  # threads never span inputs: ids are only unique within one export
+            found = join_threads(found, read.tally)
+        sources.append(read)
+        posts += found
+    _check(posts, label, total_tally(sources), "reading")
+    posts = [_clean(p, spec, sources[p.origin].tally) for p in posts]
+    posts = _keep(posts, lambda p: bool(p.text.strip()), "empty after cleaning", sources, label)
     if spec.min_chars:
         reason = f"too short (< {spec.min_chars} chars)"
-        posts = _keep(posts, lambda p: p.prepared or len(p.text) >= spec.min_chars, reason, tally, source)
+        posts = _keep(posts, lambda p: p.prepared or len(p.text) >= spec.min_chars, reason, sources, label)
     reason = f"too long (> {spec.max_chars} chars)"
-    posts = _keep(posts, lambda p: p.prepared or len(p.text) <= spec.max_chars, reason, tally, source)
+    posts = _keep(posts, lambda p: p.prepared or len(p.text) <= spec.max_chars, reason, sources, label)
     if spec.language:
         lang = spec.language.lower()
-        posts = _keep(
-            posts,
-            lambda p: p.prepared or guess_language(p.text) == lang,
-            f"not in language {lang}",
-            tally,
-            source,
-        )
+
+        def in_language(p: Post) -> bool:
+            return p.prepared or guess_language(p.text) == lang
+
+        posts = _keep(posts, in_language, f"not in language {lang}", sources, label)
     groups, why = duplicate_clusters([_dedup_key(p) for p in posts], spec.near_dup_threshold)
     if spec.dedup:
+        for reason, code in (("exact duplicates", "exact"), ("near-duplicates", "near")):
+            for p, w in zip(posts, why, strict=True):
+                if w == code:
+                    sources[p.origin].tally.drop(reason)
         keep = [i for i, w in enumerate(why) if not w]
-        for label, code in (("exact duplicates", "exact"), ("near-duplicates", "near")):
-            n = sum(1 for w in why if w == code)
-            if n:
-                tally.drop(label, n)
         posts, groups = [posts[i] for i in keep], [groups[i] for i in keep]
-    return ImportResult(posts, platform, source, author, tally, groups)
+    for p in posts:
+        sources[p.origin].kept += 1
+    return ImportResult(posts, sources, groups)
 
 
 def _dedup_key(post: Post) -> str:
@@ -117,15 +206,18 @@ def _clean(post: Post, spec: DataSpec, tally: Tally) -> Post:
     return post
 
 
-def _keep(posts: list[Post], keep, reason: str, tally: Tally, source: Path) -> list[Post]:
-    kept = [p for p in posts if keep(p)]
-    if len(kept) < len(posts):
-        tally.drop(reason, len(posts) - len(kept))
-    _check(kept, source, tally, reason)
+def _keep(posts: list[Post], keep, reason: str, sources: list[SourceRead], label: str) -> list[Post]:
+    kept = []
+    for p in posts:
+        if keep(p):
+            kept.append(p)
+        else:
+            sources[p.origin].tally.drop(reason)
+    _check(kept, label, total_tally(sources), reason)
     return kept
 
 
-def _check(posts: list[Post], source: Path, tally: Tally, step: str) -> None:
+def _check(posts: list[Post], source: str, tally: Tally, step: str) -> None:
     if posts:
         return
     if step == "reading":

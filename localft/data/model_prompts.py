@@ -12,7 +12,7 @@ from pathlib import Path
 
 from localft.config import DataSpec
 from localft.data.posts import Post
-from localft.data.prompts import PLATFORM_NOUNS, keyword_request
+from localft.data.prompts import keyword_request, request_noun
 from localft.errors import DataError
 from localft.events import Emit, Stage
 from localft.paths import cache_dir
@@ -69,17 +69,17 @@ def model_requests(posts: list[Post], platform: str, spec: DataSpec, emit: Emit 
         cache = json.loads(cache_file.read_text(encoding="utf-8")) if cache_file.is_file() else {}
     except (OSError, json.JSONDecodeError):
         cache = {}  # a damaged cache is only lost time, never an error
-    keys = [_post_key(p, platform) for p in posts]
+    keys = [_post_key(p, p.platform or platform) for p in posts]
     missing = [i for i, k in enumerate(keys) if k not in cache]
     done = len(posts) - len(missing)
     if emit:
         emit(Stage(name="prompts", done=done, total=len(posts), detail=f"{done} cached"))
     if missing:
         llm = _load(model)
-        noun = PLATFORM_NOUNS.get(platform, "post")
-        stem = f"Write {'an' if noun[0] in 'aeiouAEIOU' else 'a'} {noun} about"
         try:
             for n, i in enumerate(missing, start=1):
+                noun = request_noun(posts[i], platform)
+                stem = f"Write {'an' if noun[0] in 'aeiouAEIOU' else 'a'} {noun} about"
                 cache[keys[i]] = _ask(llm, posts[i], platform, noun, stem, spec.seed)
                 if n % 20 == 0 or n == len(missing):
                     atomic_write_json(cache_file, cache)

@@ -15,6 +15,8 @@ class Post:
     title: str = ""
     meta: dict = field(default_factory=dict)  # platform extras: content warning, visibility, file
     messages: list[dict] | None = None  # prepared chat rows keep their conversation
+    platform: str = ""  # the importer that read it (linkedin, x, ...); set by import_posts
+    origin: int = 0  # which input of a several-source import it came from
 
     @property
     def prepared(self) -> bool:

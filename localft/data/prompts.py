@@ -15,8 +15,12 @@ from localft.data.posts import Post
 
 PLATFORM_NOUNS = {
     "linkedin": "LinkedIn post", "x": "post for X", "mastodon": "Mastodon post", "substack": "Substack post",
+    "threads": "Threads post", "facebook": "Facebook post", "bluesky": "Bluesky post", "reddit": "Reddit post",
     "text": "post", "jsonl": "post", "csv": "post",
 }  # fmt: skip
+# Where a platform has another form beside its posts, the request names it, so the model learns each form.
+KIND_NOUNS = {("x", "thread"): "thread for X", ("linkedin", "article"): "LinkedIn article",
+              ("reddit", "comment"): "Reddit comment"}  # fmt: skip
 _WORD = re.compile(r"[^\W\d_][^\W\d_'’-]*[^\W\d_]|[^\W\d_]")
 _HASHTAG = re.compile(r"(?<![\w#])#([A-Za-z][A-Za-z0-9_]{2,})")
 _PLACEHOLDER = re.compile(r"\[(?:email|phone|address|link)\]|@user\b|https?://\S+|www\.\S+")
@@ -91,10 +95,18 @@ def _stem(word: str) -> str:
     return word[:-1] if len(word) > 4 and word.endswith("s") and not word.endswith("ss") else word
 
 
+def request_noun(post: Post, platform: str) -> str:
+    """What the request asks for: "LinkedIn post", "LinkedIn article", "thread for X", "Reddit post in r/...".
+
+    `platform` is the post's own platform when it has one (several inputs), else the import's."""
+    platform = post.platform or platform
+    noun = KIND_NOUNS.get((platform, post.kind)) or PLATFORM_NOUNS.get(platform, "post")
+    subreddit = post.meta.get("subreddit")
+    return f"{noun} in r/{subreddit}" if platform == "reddit" and subreddit else noun
+
+
 def keyword_request(post: Post, platform: str) -> str:
-    noun = PLATFORM_NOUNS.get(platform, "post")
-    if post.kind == "thread" and platform == "x":
-        noun = "thread for X"
+    noun = request_noun(post, platform)
     if post.title:
         return f"Write a {noun} titled “{post.title}”."
     phrases = keyword_phrases(post.text)

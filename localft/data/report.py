@@ -10,9 +10,7 @@ from dataclasses import asdict, dataclass, field
 
 @dataclass
 class DataReport:
-    platform: (
-        str  # importer name (linkedin, x, mastodon, substack, text, jsonl, csv, chat, completions, textrows)
-    )
+    platform: str  # importer name (linkedin, x, ..., chat, completions, textrows), or "mixed" for several
     platform_name: str
     source: str
     author: str | None
@@ -28,6 +26,8 @@ class DataReport:
         None  # tokenizer, rows, total, mean, p95, max, max_seq_len, over_max_seq_len, trained
     )
     samples: list[dict] = field(default_factory=list)  # a few rows: request and reply
+    # one entry per input: source, platform, platform_name, read, kept, dropped, changed
+    sources: list[dict] = field(default_factory=list)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -70,7 +70,13 @@ def format_report(report: DataReport | dict, samples: int = 3, width: int = 32) 
         _counts_line("dropped", r.dropped),
         _counts_line("changed", r.changed),
     ]
-    if len(r.by_source) > 1:
+    if len(r.sources) > 1:
+        for src in r.sources:
+            dropped = ", ".join(f"{k} {v}" for k, v in src["dropped"].items()) or "nothing dropped"
+            lines.append(
+                f"  {src['platform_name']} {src['source']}: read {src['read']} → kept {src['kept']} ({dropped})"
+            )
+    elif len(r.by_source) > 1:
         lines.append(_counts_line("files", r.by_source))
     if r.tokens:
         t = r.tokens

@@ -5,7 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from localft.config import DataSpec
-from localft.data.importers import linkedin, mastodon, plain, prepared, substack, x
+from localft.data.importers import (
+    bluesky,
+    facebook,
+    linkedin,
+    mastodon,
+    plain,
+    prepared,
+    reddit,
+    substack,
+    threads,
+    x,
+)
 from localft.data.posts import Post, Tally
 from localft.data.source import ExportSource, shown
 from localft.errors import DataError
@@ -17,6 +28,10 @@ IMPORTERS: dict[str, Importer] = {
     "x": x.read_x,
     "mastodon": mastodon.read_mastodon,
     "substack": substack.read_substack,
+    "threads": threads.read_threads,
+    "facebook": facebook.read_facebook,
+    "bluesky": bluesky.read_bluesky,
+    "reddit": reddit.read_reddit,
     "text": plain.read_text_posts,
     "jsonl": prepared.read_column_posts,
     "csv": prepared.read_column_posts,
@@ -24,11 +39,28 @@ IMPORTERS: dict[str, Importer] = {
     "completions": prepared.read_completions,
     "textrows": prepared.read_text_rows,
 }
-ALIASES = {"twitter": "x", "tweets": "x", "markdown": "text", "md": "text", "txt": "text"}
+ALIASES = {
+    "twitter": "x",
+    "tweets": "x",
+    "markdown": "text",
+    "md": "text",
+    "txt": "text",
+    "bsky": "bluesky",
+    "fb": "facebook",
+}
 PLATFORM_NAMES = {
-    "linkedin": "LinkedIn", "x": "X", "mastodon": "Mastodon", "substack": "Substack", "text": "text",
+    "linkedin": "LinkedIn", "x": "X", "mastodon": "Mastodon", "substack": "Substack", "threads": "Threads",
+    "facebook": "Facebook", "bluesky": "Bluesky", "reddit": "Reddit", "text": "text",
     "jsonl": "JSONL", "csv": "CSV", "chat": "chat JSONL", "completions": "completions JSONL", "textrows": "text JSONL", "hf": "Hugging Face dataset",
 }  # fmt: skip
+
+
+# Platform exports in the order their files are checked; generic tables and text come after.
+DETECTORS = (
+    ("linkedin", linkedin), ("x", x), ("mastodon", mastodon), ("substack", substack), ("threads", threads),
+    ("facebook", facebook), ("bluesky", bluesky), ("reddit", reddit),
+)  # fmt: skip
+PLATFORMS = ", ".join(name for name, _ in DETECTORS)
 
 
 def detect_format(src: ExportSource, requested: str = "auto") -> str:
@@ -46,7 +78,7 @@ def detect_format(src: ExportSource, requested: str = "auto") -> str:
                 f"unknown format {requested!r}; use one of: auto, {', '.join(k for k in IMPORTERS if k != 'textrows')}"
             )
         return fmt
-    for name, module in (("linkedin", linkedin), ("x", x), ("mastodon", mastodon), ("substack", substack)):
+    for name, module in DETECTORS:
         if module.detect(src):
             return name
     data_files = [n for n in names if n.lower().endswith((".jsonl", ".ndjson", ".json", ".csv"))]
@@ -65,5 +97,5 @@ def detect_format(src: ExportSource, requested: str = "auto") -> str:
     listed = ", ".join(shown(n) for n in names[:5]) + (" ..." if len(names) > 5 else "")
     raise DataError(
         f"cannot tell which export {src.path} is (files: {listed}); "
-        "pass --format linkedin, x, mastodon, substack, text, jsonl, csv, chat or completions"
+        f"pass --format {PLATFORMS}, text, jsonl, csv, chat or completions"
     )

@@ -1,8 +1,13 @@
-"""LinkedIn data export: Shares.csv (Date, ShareLink, ShareCommentary, SharedUrl, MediaUrl, Visibility)."""
+"""LinkedIn data export: Shares.csv (Date, ShareLink, ShareCommentary, SharedUrl, MediaUrl, Visibility)
+and the long-form articles, one HTML page each under Articles/Articles/ (title, dates, body).
+"""
 
 from __future__ import annotations
 
+import re
+
 from localft.config import DataSpec
+from localft.data.html_text import html_to_text
 from localft.data.importers.csv_rows import read_csv
 from localft.data.posts import Post, Tally
 from localft.data.source import ExportSource
@@ -11,17 +16,29 @@ from localft.errors import DataError
 SHARES_COLUMNS = ("Date", "ShareLink", "ShareCommentary", "SharedUrl", "MediaUrl", "Visibility")
 
 
+_H1 = re.compile(r"<h1\b[^>]*>(.*?)</h1>", re.IGNORECASE | re.DOTALL)
+_STAMP = re.compile(r"<p\s+class=\"(created|published)\"[^>]*>(.*?)</p>", re.IGNORECASE | re.DOTALL)
+_WHEN = re.compile(r"(\d{4}-\d{2}-\d{2})(?:[ T](\d{2}:\d{2}(?::\d{2})?))?")
+
+
 def detect(src: ExportSource) -> bool:
-    return bool(src.find("Shares.csv"))
+    return bool(src.find("Shares.csv") or _article_files(src))
+
+
+def _article_files(src: ExportSource) -> list[str]:
+    return sorted(
+        n for n in src.names() if "articles/articles/" in "/" + n.lower() and n.lower().endswith(".html")
+    )
 
 
 def read_linkedin(src: ExportSource, spec: DataSpec, tally: Tally) -> tuple[list[Post], str | None]:
     files = src.find("Shares.csv")
-    if not files:
+    articles = _article_files(src)
+    if not files and not articles:
         raise DataError(
             f"{src.path} has no Shares.csv; pass the LinkedIn data export archive (Basic_LinkedInDataExport_*.zip)"
         )
-    posts = []
+    posts = [post for name in articles if (post := _article(src, name, tally)) is not None]
     for name in files:
         rows = read_csv(
             src.read_text(name), src.label(name), required=("Date", "ShareCommentary"),
@@ -48,6 +65,27 @@ def read_linkedin(src: ExportSource, spec: DataSpec, tally: Tally) -> tuple[list
                 )  # fmt: skip
             )
     return posts, _author(src)
+
+
+def _article(src: ExportSource, name: str, tally: Tally) -> Post | None:
+    """One article page: <h1> title, <p class="created|published"> dates, then the body."""
+    tally.read += 1
+    page = src.read_text(name)
+    heading = _H1.search(page)
+    stamps = {kind.lower(): html_to_text(inner) for kind, inner in _STAMP.findall(page)}
+    if "published" not in stamps:
+        tally.drop("article drafts")
+        return None
+    ends = [m.end() for m in (heading, *_STAMP.finditer(page)) if m is not None]
+    when = _WHEN.search(stamps["published"])
+    return Post(
+        text=html_to_text(page[max(ends, default=0) :]),
+        source_id=name.rsplit("/", 1)[-1][: -len(".html")],
+        date=f"{when.group(1)}T{when.group(2)}" if when and when.group(2) else when.group(1) if when else "",
+        kind="article",
+        title=html_to_text(heading.group(1)) if heading else "",
+        meta={"file": name},
+    )
 
 
 def _iso(date: str) -> str:

@@ -10,6 +10,7 @@ import json
 
 from localft.config import DataSpec
 from localft.data.html_text import html_to_text
+from localft.data.importers.json_values import as_text
 from localft.data.posts import Post, Tally
 from localft.data.source import ExportSource
 from localft.errors import DataError
@@ -68,7 +69,11 @@ def read_mastodon(src: ExportSource, spec: DataSpec, tally: Tally) -> tuple[list
                 source_id=str(note.get("id") or f"{name}:{i + 1}"),
                 date=str(note.get("published") or activity.get("published") or ""),
                 parent_id=parent if own_thread else "",
-                meta={"file": name, "visibility": visibility, "content_warning": _text(note.get("summary"))},
+                meta={
+                    "file": name,
+                    "visibility": visibility,
+                    "content_warning": as_text(note.get("summary")),
+                },
             )
         )
     return posts, _author(src)
@@ -77,10 +82,6 @@ def read_mastodon(src: ExportSource, spec: DataSpec, tally: Tally) -> tuple[list
 def _object(activity: dict) -> dict:
     obj = activity.get("object")
     return obj if isinstance(obj, dict) else {}
-
-
-def _text(value) -> str:
-    return value if isinstance(value, str) else ""
 
 
 def _visibility(obj: dict) -> str:

@@ -2,6 +2,7 @@
 
 Text is HTML-escaped and links are t.co: unescape, expand through entities.urls, drop media links.
 Retweets are skipped, replies to others dropped unless asked, self-replies kept as thread parts.
+A long post's cut text is replaced by its whole text from data/note-tweet.js (see x_notes).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import re
 from datetime import datetime
 
 from localft.config import DataSpec
+from localft.data.importers.json_values import as_dict, as_list
+from localft.data.importers.x_notes import read_notes, restore_long_posts
 from localft.data.posts import Post, Tally
 from localft.data.source import ExportSource
 from localft.errors import DataError
@@ -83,21 +86,22 @@ def read_x(src: ExportSource, spec: DataSpec, tally: Tally) -> tuple[list[Post],
                 meta={"file": name, "lang": tweet.get("lang", "")},
             )
         )
+    restore_long_posts(posts, read_notes(src, parse_ytd), tally)
     return posts, author
 
 
 def tweet_text(tweet: dict) -> str:
     """full_text without leading @mentions of a reply, t.co expanded, media links removed, unescaped."""
     text = tweet["full_text"]
-    start = _int((_list(tweet.get("display_text_range")) or [0])[0])
+    start = _int((as_list(tweet.get("display_text_range")) or [0])[0])
     if 0 < start <= len(text) and text[:start].lstrip().startswith("@"):
         text = text[start:]
-    entities = _dict(tweet.get("entities"))
-    for url in _list(entities.get("urls")):
+    entities = as_dict(tweet.get("entities"))
+    for url in as_list(entities.get("urls")):
         if isinstance(url, dict) and isinstance(url.get("expanded_url"), str) and _nonempty(url.get("url")):
             text = text.replace(url["url"], url["expanded_url"])
-    extended = _dict(tweet.get("extended_entities"))
-    for media in _list(entities.get("media")) + _list(extended.get("media")):
+    extended = as_dict(tweet.get("extended_entities"))
+    for media in as_list(entities.get("media")) + as_list(extended.get("media")):
         if isinstance(media, dict) and _nonempty(media.get("url")):
             text = text.replace(media["url"], "")
     return html.unescape(text).strip()
@@ -112,14 +116,6 @@ def _account(src: ExportSource) -> tuple[str, str | None]:
         except (DataError, LookupError, TypeError, AttributeError):
             break
     return "", None
-
-
-def _list(value) -> list:
-    return value if isinstance(value, list) else []
-
-
-def _dict(value) -> dict:
-    return value if isinstance(value, dict) else {}
 
 
 def _nonempty(value) -> bool:
