@@ -60,7 +60,7 @@ def read_threads(src: ExportSource, spec: DataSpec, tally: Tally) -> tuple[list[
             posts.append(
                 Post(
                     text=text,
-                    source_id=f"{name}#{i + 1}",
+                    source_id=f"{name.rsplit('/', 1)[-1]}#{i + 1}",
                     date=iso_from_timestamp(when),
                     meta={"file": name, "reply": is_reply},
                 )
