@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from bluesky_car import repo_car, tid
+from meta_escapes import meta_json
 
 NAME = "Maya Lindqvist"
 # Posted on Threads first and on Bluesky the same day: the several-source import keeps one copy.
@@ -20,21 +20,6 @@ CROSS_POSTED = "A runbook nobody has tried is a hope, not a runbook. We rehearse
 LINKEDIN_REPEAT = (
     "Rain, 6 degrees, headwind.\nStill the best part of my day. 🚲🌧️\n\nWhere do you do your best thinking?"
 )
-
-
-def _meta_json(value) -> str:
-    """JSON as Meta writes it: each UTF-8 byte of a string as its own \\u00XX escape."""
-
-    def mangle(v):
-        if isinstance(v, str):
-            return v.encode("utf-8").decode("latin-1")
-        if isinstance(v, list):
-            return [mangle(x) for x in v]
-        if isinstance(v, dict):
-            return {mangle(k): mangle(x) for k, x in v.items()}
-        return v
-
-    return json.dumps(mangle(value), indent=2, ensure_ascii=True)
 
 
 def _stamp(day: int, hour: int = 8) -> int:
@@ -71,16 +56,16 @@ def write_threads(out: Path) -> None:
     root = out / "your_instagram_activity" / "threads"
     root.mkdir(parents=True, exist_ok=True)
     (root / "threads_and_replies.json").write_text(
-        _meta_json({"text_post_app_text_posts": items}), encoding="ascii"
+        meta_json({"text_post_app_text_posts": items}), encoding="ascii"
     )
     profile = {"text_post_app_text_post_app_profile": [{"media_map_data": {}, "string_map_data": {
         "Username": {"href": "", "value": "maya.lindqvist", "timestamp": 0},
         "Name": {"href": "", "value": NAME, "timestamp": 0},
         "Private Account": {"href": "", "value": "False", "timestamp": 0}}}]}  # fmt: skip
-    (root / "personal_information.json").write_text(_meta_json(profile), encoding="ascii")
+    (root / "personal_information.json").write_text(meta_json(profile), encoding="ascii")
     likes = {"text_post_app_media_likes": [{"title": "sam.okafor", "media_list_data": [], "string_list_data": [
         {"href": "https://www.threads.com/@sam.okafor/post/DAbCdEfGhIj", "value": "👍", "timestamp": _stamp(9)}]}]}  # fmt: skip
-    (root / "liked_threads.json").write_text(_meta_json(likes), encoding="ascii")
+    (root / "liked_threads.json").write_text(meta_json(likes), encoding="ascii")
 
 
 def _fb_post(day: int, text: str | None, title: str, attachments: list | None = None) -> dict:
@@ -120,11 +105,11 @@ def write_facebook(out: Path) -> None:
     ]  # fmt: skip
     posts_dir = out / "your_facebook_activity" / "posts"
     posts_dir.mkdir(parents=True, exist_ok=True)
-    (posts_dir / "your_posts_1.json").write_text(_meta_json(posts), encoding="ascii")
+    (posts_dir / "your_posts_1.json").write_text(meta_json(posts), encoding="ascii")
     profile_dir = out / "personal_information" / "profile_information"
     profile_dir.mkdir(parents=True, exist_ok=True)
     profile = {"profile_v2": {"name": {"full_name": NAME, "first_name": "Maya", "last_name": "Lindqvist"}}}
-    (profile_dir / "profile_information.json").write_text(_meta_json(profile), encoding="ascii")
+    (profile_dir / "profile_information.json").write_text(meta_json(profile), encoding="ascii")
 
 
 BSKY_DID = "did:plc:w4xbfzo7kqfes5zb7r6qv3rw"
