@@ -24,7 +24,8 @@ FUZZ = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
-FORMATS = ["auto", "linkedin", "x", "mastodon", "substack", "text", "jsonl", "csv", "chat", "completions"]
+FORMATS = ["auto", "linkedin", "x", "mastodon", "substack", "threads", "facebook", "bluesky", "reddit", "text", "jsonl",
+           "csv", "chat", "completions"]  # fmt: skip
 FILE_NAMES = [
     "Shares.csv",
     "data/tweets.js",
@@ -33,6 +34,12 @@ FILE_NAMES = [
     "notes.md",
     "rows.jsonl",
     "table.csv",
+    "your_instagram_activity/threads/threads_and_replies.json",
+    "your_facebook_activity/posts/your_posts_1.json",
+    "repo.car",
+    "comments.csv",
+    "Articles/Articles/a.html",
+    "data/note-tweet.js",
     "export.zip",
 ]
 
@@ -45,7 +52,9 @@ json_values = st.recursive(
 KEYS = ["tweet", "full_text", "id_str", "entities", "urls", "url", "expanded_url", "display_text_range", "media",
         "in_reply_to_status_id_str", "in_reply_to_user_id_str", "created_at", "orderedItems", "type", "object",
         "content", "to", "cc", "inReplyTo", "summary", "id", "messages", "role", "content", "prompt", "completion",
-        "text", "Create", "Announce", "Note", "account", "accountId"]  # fmt: skip
+        "text", "Create", "Announce", "Note", "account", "accountId", "text_post_app_text_posts", "title",
+        "text_app_post", "is_reply", "creation_timestamp", "data", "post", "attachments", "description", "timestamp",
+        "noteTweet", "core", "createdAt", "shortUrl", "expandedUrl"]  # fmt: skip
 shaped = st.recursive(
     st.none()
     | st.integers()
@@ -81,20 +90,27 @@ def test_random_json_shapes(value, fmt, prefix):
     ytd = ("window.YTD.tweets.part0 = " if prefix else "") + text
     _import({"data/tweets.js": ytd.encode()}, fmt)
     _import({"outbox.json": text.encode()}, fmt)
+    _import({"your_instagram_activity/threads/threads_and_replies.json": text.encode()}, fmt)
+    _import({"your_facebook_activity/posts/your_posts_1.json": text.encode()}, fmt)
+    notes = ("window.YTD.note_tweet.part0 = " if prefix else "") + text
+    tweet = {
+        "tweet": {"id_str": "1", "full_text": "A post that was cut short by the archive, as long ones are…"}
+    }
+    _import({"data/note-tweet.js": notes.encode(), "data/tweets.js": json.dumps([tweet]).encode()}, fmt)
     lines = value if isinstance(value, list) else [value]
     _import({"rows.jsonl": "\n".join(json.dumps(v) for v in lines).encode()}, fmt, target="rows.jsonl")
 
 
 CSV_COLUMNS = ["Date", "ShareLink", "ShareCommentary", "SharedUrl", "MediaUrl", "Visibility", "post_id", "is_published",
-               "title", "text", "content", "id", ""]  # fmt: skip
+               "title", "text", "content", "id", "", "permalink", "subreddit", "body", "date"]  # fmt: skip
 
 
 @FUZZ
 @given(
     header=st.lists(st.sampled_from(CSV_COLUMNS) | st.text(max_size=8), min_size=0, max_size=7),
     rows=st.lists(st.lists(st.text(max_size=60), max_size=8), max_size=6),
-    name=st.sampled_from(["Shares.csv", "posts.csv", "table.csv"]),
-    fmt=st.sampled_from(["auto", "linkedin", "substack", "csv"]),
+    name=st.sampled_from(["Shares.csv", "posts.csv", "comments.csv", "table.csv"]),
+    fmt=st.sampled_from(["auto", "linkedin", "substack", "reddit", "csv"]),
     encoding=st.sampled_from(["utf-8", "utf-8-sig", "utf-16"]),
 )
 def test_random_csv_shapes(header, rows, name, fmt, encoding):
