@@ -6,7 +6,7 @@ from localft.recipes.base import Recipe, RecipeInput
 
 RECIPE = Recipe(
     name="style-clone",
-    summary="Teach a model to write like you from a LinkedIn/X/Mastodon/Substack export.",
+    summary="Teach a model to write like you from your exports (LinkedIn, X, Threads, Facebook, Bluesky, Mastodon, Reddit, Substack, text).",
     inputs=(
         RecipeInput("--from", "Export archive or folder (LinkedIn, X, Mastodon, Substack) or a posts file."),
         RecipeInput("--model", "Base model; default: the largest catalog model that fits.", required=False),
