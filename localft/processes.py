@@ -19,15 +19,12 @@ def process_alive(pid: int | None, *markers: str) -> bool:
         proc = psutil.Process(pid)
         if proc.status() == psutil.STATUS_ZOMBIE:
             return False
-        if not markers:
-            return True
-        try:
-            cmdline = "\0".join(proc.cmdline())
-        except psutil.AccessDenied:
-            return True  # another user's process: its command line is hidden, trust the pid
-        return all(marker in cmdline for marker in markers)
+        cmdline = "\0".join(proc.cmdline()) if markers else ""
     except psutil.NoSuchProcess:  # includes ZombieProcess
         return False
+    except psutil.AccessDenied:
+        return True  # another user's (or a protected) process: nothing to check, trust the pid
+    return all(marker in cmdline for marker in markers)
 
 
 def detached() -> dict:

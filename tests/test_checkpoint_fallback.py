@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from localft.checkpoints import find_resume_checkpoint, verify_checkpoint
 from localft.events import Log, RunStarted, Step, read_events
 from tests.test_cli import run_cli
@@ -27,6 +29,7 @@ def truncate(path, keep: int = 100) -> None:
     path.write_bytes(path.read_bytes()[:keep])
 
 
+@pytest.mark.slow
 def test_resume_skips_a_truncated_checkpoint_and_matches_an_uninterrupted_run(capsys, tmp_path, tiny_models):
     spec, reference = make_run(tmp_path / "a", tiny_models("llama"), n_valid=0, **SPEC)
     expected = losses(train_run(spec, reference))
