@@ -8,7 +8,7 @@ is the number of leading zero bit-pairs of its SHA-256, and keys in a node are p
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import libipld
 
@@ -22,7 +22,7 @@ def cid_for(block: bytes) -> bytes:
 
 def tid(when: datetime, clock_id: int = 0) -> str:
     """A record key: microseconds since the epoch and a clock id, in sortable base32 (13 characters)."""
-    micros = int(when.astimezone(timezone.utc).timestamp() * 1_000_000)
+    micros = int(when.astimezone(UTC).timestamp() * 1_000_000)
     value = (micros << 10) | (clock_id & 0x3FF)
     return "".join(SORTABLE_BASE32[(value >> (60 - 5 * i)) & 31] for i in range(13))
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bluesky_car import repo_car, tid
@@ -23,7 +23,7 @@ LINKEDIN_REPEAT = (
 
 
 def _stamp(day: int, hour: int = 8) -> int:
-    return int(datetime(2025, 9, day, hour, 15, tzinfo=timezone.utc).timestamp())
+    return int(datetime(2025, 9, day, hour, 15, tzinfo=UTC).timestamp())
 
 
 def _thread_item(text: str, day: int, reply: bool = False, uri: str = "", top_title: bool = False) -> dict:
@@ -119,7 +119,7 @@ OTHER_DID = "did:plc:ragtjsm2j2vknwkz3zp4oxrd"
 def write_bluesky(out: Path) -> None:
     """repo.car: 9 posts + 2 reposts (likes, a follow and the profile are not posts): 2 reposts, 1 reply to
     someone else, 1 image without text, 1 too short; a 2-part self-thread joined -> 5 posts (1 link)."""
-    t0 = datetime(2025, 10, 1, 7, 30, tzinfo=timezone.utc)
+    t0 = datetime(2025, 10, 1, 7, 30, tzinfo=UTC)
 
     def at(i: int) -> tuple[str, str]:
         when = t0 + timedelta(days=i)

@@ -1,11 +1,64 @@
-"""`localft doctor`: what this machine is and what localft can do on it."""
+"""`localft doctor`: what this machine is, what localft can do on it, and whether the installed
+libraries are the versions the test suite passed with (localft/constraints.txt, no network)."""
 
 from __future__ import annotations
 
+import re
+import sys
 from dataclasses import asdict
 
-from localft.hardware import backend_availability, fmt_bytes, machine_info
+from localft.hardware import backend_availability, fmt_bytes, machine_info, package_version
 from localft.models import EMBEDDED_PACKAGE
+
+_PIN = re.compile(r'^([A-Za-z0-9._-]+)==([^;\s]+)\s*(?:;\s*python_version\s*>=\s*"(\d+)\.(\d+)")?\s*$')
+
+
+def normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def tested_versions(
+    text: str | None = None, python: tuple[int, int] = sys.version_info[:2]
+) -> dict[str, str]:
+    """name -> version from the constraints file (the shipped one unless `text` is given), only
+    the pins that apply to `python` (written by .ci/freeze_constraints.py, `python_version >=`)."""
+    if text is None:
+        text = constraints_file().read_text(encoding="utf-8")
+    pins = {}
+    for line in text.splitlines():
+        match = _PIN.match(line.strip())
+        if match and (match[3] is None or python >= (int(match[3]), int(match[4]))):
+            pins[normalize(match[1])] = match[2]
+    return pins
+
+
+def constraints_file():
+    from importlib.resources import files
+
+    return files("localft").joinpath("constraints.txt")
+
+
+def direct_dependencies() -> list[str]:
+    """localft's own requirements (every extra), from its installed metadata."""
+    import importlib.metadata
+
+    try:
+        requires = importlib.metadata.requires("localft") or []
+    except importlib.metadata.PackageNotFoundError:
+        return []
+    names = {normalize(re.match(r"[A-Za-z0-9._-]+", r)[0]) for r in requires}
+    return sorted(names - {"localft"})
+
+
+def version_drift(tested: dict[str, str]) -> list[dict]:
+    """Installed direct dependencies whose version differs from the tested one (a local label such
+    as +cpu is ignored: the constraints pin public versions)."""
+    drift = []
+    for name in direct_dependencies():
+        installed = package_version(name)
+        if installed is not None and name in tested and installed.split("+")[0] != tested[name]:
+            drift.append({"package": name, "installed": installed, "tested": tested[name]})
+    return drift
 
 
 def doctor_report() -> dict:
@@ -13,12 +66,16 @@ def doctor_report() -> dict:
 
     info = machine_info()
     backends = {name: asdict(a) for name, a in backend_availability().items()}
+    tested = tested_versions()
     return {
         "machine": info.to_dict(),
         "backends": backends,
         "embedded_model": importlib.util.find_spec(EMBEDDED_PACKAGE) is not None,
         "gguf_export": importlib.util.find_spec("gguf") is not None,
         "llama_cpp": importlib.util.find_spec("llama_cpp") is not None,
+        "tested_versions": bool(tested),
+        "constraints": str(constraints_file()),
+        "version_drift": version_drift(tested),
     }
 
 
@@ -52,4 +109,18 @@ def format_doctor(report: dict) -> list[str]:
     )
     pkgs = ", ".join(f"{k} {v}" for k, v in m["packages"].items() if v)
     lines.append(f"Packages  {pkgs}")
+    lines.append(versions_line(report))
     return lines
+
+
+def versions_line(report: dict) -> str:
+    if not report["tested_versions"]:
+        return "Versions  not compared: localft was tested on a newer Python than this one"
+    drift = report["version_drift"]
+    if not drift:
+        return "Versions  the tested ones (localft/constraints.txt)"
+    listed = ", ".join(f"{d['package']} {d['installed']} (tested {d['tested']})" for d in drift)
+    return (
+        f"Versions  warning: {len(drift)} differ from the tested ones: {listed}; "
+        f"`pip install -c {report['constraints']} 'localft[all]'` installs those"
+    )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import importlib.util
 import io
 import os
@@ -85,14 +84,12 @@ def embedded_gguf_path() -> Path:
 
 @contextlib.contextmanager
 def file_lock(path: Path):
-    """An exclusive lock so two processes never write the same cache entry."""
+    """An exclusive lock so two processes never write the same cache entry (filelock: every OS)."""
+    from filelock import FileLock
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    with FileLock(path):
+        yield
 
 
 def embedded_model_dir() -> Path:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -13,7 +12,16 @@ from pathlib import Path
 from localft.config import TrainSpec
 from localft.errors import RunError
 from localft.events import Emit, Event, EventSink, Finished, tail_events
-from localft.runs import RunDir, atomic_write_text, new_run, pid_alive
+from localft.processes import detached, interrupt
+from localft.runs import (
+    WORKER_MODULE,
+    RunDir,
+    atomic_write_text,
+    discard_unstarted,
+    new_run,
+    run_status,
+    worker_running,
+)
 
 # Popen objects of workers this process started, so they are reaped and can be waited on.
 _children: dict[int, subprocess.Popen] = {}
@@ -27,13 +35,35 @@ def prepare_run(
     emit: Emit | None = None,
 ) -> RunDir:
     """Create a run: pick the backend, record the spec, and import `source` (one input or several,
-    merged) into run/data/."""
+    merged) into run/data/. A failed import leaves no run behind (the sources are only read)."""
     from localft.backends import pick_backend
 
     spec = spec.model_copy(update={"backend": pick_backend(spec)})
     run = new_run(spec, name=name, root=root)
     if source is not None:
-        import_data(run, spec, source, emit=emit)
+        try:
+            import_data(run, spec, source, emit=emit)
+        except BaseException:
+            discard_unstarted(run)
+            raise
+    return run
+
+
+def launch_run(
+    spec: TrainSpec,
+    source: Path | list[Path],
+    name: str | None = None,
+    root: Path | None = None,
+    emit: Emit | None = None,
+) -> RunDir:
+    """`prepare_run`, then start its worker; a run whose worker cannot start is removed again, so a
+    failed `train` never leaves an empty run in `localft runs`."""
+    run = prepare_run(spec, source, name=name, root=root, emit=emit)
+    try:
+        start_worker(run)
+    except BaseException:
+        discard_unstarted(run)
+        raise
     return run
 
 
@@ -57,34 +87,22 @@ def import_data(run: RunDir, spec: TrainSpec, source: Path | list[Path], emit: E
     return report
 
 
-def _is_worker(pid: int, run: RunDir) -> bool:
-    """Guard against pid reuse: the process must be our worker for this run."""
-    if not pid_alive(pid):
-        return False
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return True  # no /proc (macOS): trust the pid file
-    return b"localft.worker" in cmdline and str(run.path).encode() in cmdline
-
-
-def is_running(run: RunDir) -> bool:
-    pid = run.worker_pid()
-    return pid is not None and _is_worker(pid, run)
+is_running = worker_running  # the one liveness rule lives in localft.runs (run_status needs it too)
 
 
 def start_worker(run: RunDir, backend: str | None = None, env: dict | None = None) -> int:
     """Spawn the worker detached from this terminal (closing the CLI/TUI leaves it training)."""
     if is_running(run):
         raise RunError(f"run {run.id} is already training (pid {run.worker_pid()}); stop it first")
-    cmd = [sys.executable, "-m", "localft.worker", str(run.path)]
+    cmd = [sys.executable, "-m", WORKER_MODULE, str(run.path.resolve())]
     if backend:
         cmd += ["--backend", backend]
     run.path.mkdir(parents=True, exist_ok=True)
+    run.stop_path.unlink(missing_ok=True)  # a request left from an earlier attempt
     with open(run.log_path, "ab") as log:
         proc = subprocess.Popen(
             cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, env={**os.environ, **(env or {})},
+            env={**os.environ, **(env or {})}, **detached(),
         )  # fmt: skip
     _children[proc.pid] = proc
     atomic_write_text(run.pid_path, f"{proc.pid}\n")
@@ -92,20 +110,27 @@ def start_worker(run: RunDir, backend: str | None = None, env: dict | None = Non
 
 
 def resume_worker(run: RunDir, backend: str | None = None, env: dict | None = None) -> int:
-    """Continue a stopped or crashed run from its latest complete checkpoint."""
+    """Continue a stopped or crashed run from its newest checkpoint that verifies."""
     if not run.spec_path.is_file():
         raise RunError(f"{run.path} is not a run (no spec.json)")
+    if run_status(run).status == "completed":
+        raise RunError(
+            f"run {run.id} has already completed; nothing to resume (export it: `localft export {run.id}`)"
+        )
     if not run.split_path("train").is_file():
         raise RunError(f"run {run.id} has no training data; start a new run instead")
     return start_worker(run, backend=backend, env=env)
 
 
-def stop_worker(run: RunDir, timeout: float = 60.0) -> bool:
-    """Ask the worker to stop (SIGINT: it checkpoints and exits); True once it is gone."""
+def stop_worker(run: RunDir, timeout: float = 60.0, signal_too: bool = True) -> bool:
+    """Ask the worker to stop (it checkpoints and exits); True once it is gone. The request is the
+    run's stop file, which works on every OS; on POSIX a SIGINT goes along (`signal_too`)."""
     pid = run.worker_pid()
-    if pid is None or not _is_worker(pid, run):
+    if not is_running(run):
         return True
-    os.kill(pid, signal.SIGINT)
+    atomic_write_text(run.stop_path, f"requested by pid {os.getpid()}\n")
+    if signal_too:
+        interrupt(pid)
     return wait_worker(run, timeout)
 
 
@@ -120,7 +145,7 @@ def wait_worker(run: RunDir, timeout: float | None = None) -> bool:
         _children.pop(pid, None)
         return True
     deadline = None if timeout is None else time.monotonic() + timeout
-    while pid is not None and _is_worker(pid, run):
+    while pid is not None and is_running(run):
         if deadline is not None and time.monotonic() > deadline:
             return False
         time.sleep(0.2)
@@ -162,12 +187,10 @@ def follow(run: RunDir, start: int = 0, should_stop: Callable[[], bool] = lambda
 
 def mark_dead(run: RunDir) -> Finished:
     """Record that the worker died without finishing; its checkpoints stay for `runs resume`."""
-    ckpt = run.latest_checkpoint()
-    hint = (
-        f"resume from {ckpt.name} with `localft runs resume {run.id}`"
-        if ckpt
-        else "no checkpoint was written"
-    )
+    from localft.checkpoints import find_resume_checkpoint, resume_hint
+
+    usable, _ = find_resume_checkpoint(run, hashes=False)
+    hint = resume_hint(run, "failed", usable) or "no usable checkpoint was written"
     event = Finished("failed", error=f"the training worker died unexpectedly; {hint}")
     with EventSink(run.events_path) as sink:
         sink(event)

@@ -19,6 +19,7 @@ from localft.config import TrainSpec, build_spec
 from localft.errors import RunError
 from localft.events import Eval, Finished, RunStarted, Step, read_events
 from localft.paths import runs_dir
+from localft.processes import process_alive
 
 
 def _fsync_dir(path: Path) -> None:
@@ -52,10 +53,16 @@ def atomic_write_json(path: Path, obj) -> None:
 
 
 def _fsync_tree(root: Path) -> None:
+    # Windows flushes only through a handle open for writing; a file it will not open so is left to the OS.
+    windows = os.name == "nt"
     for dirpath, _, files in os.walk(root):
         for name in files:
-            with open(os.path.join(dirpath, name), "rb") as f:
-                os.fsync(f.fileno())
+            try:
+                with open(os.path.join(dirpath, name), "rb+" if windows else "rb") as f:
+                    os.fsync(f.fileno())
+            except PermissionError:
+                if not windows:
+                    raise
         _fsync_dir(Path(dirpath))
 
 
@@ -98,6 +105,7 @@ class RunDir:
     events_path = property(lambda self: self.path / "events.jsonl")
     log_path = property(lambda self: self.path / "train.log")
     pid_path = property(lambda self: self.path / "worker.pid")
+    stop_path = property(lambda self: self.path / "stop-requested")  # the worker polls it between steps
     checkpoints_dir = property(lambda self: self.path / "checkpoints")
     adapter_dir = property(lambda self: self.path / "adapter")
     best_adapter_dir = property(lambda self: self.path / "adapter-best")
@@ -158,21 +166,13 @@ class RunDir:
             return {}
 
 
-def pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child still answers kill(0); /proc tells the truth on Linux.
-    with contextlib.suppress(OSError):
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        if stat.rsplit(")", 1)[1].split()[0] == "Z":
-            return False
-    return True
+WORKER_MODULE = "localft.worker"  # `python -m localft.worker RUN_DIR`: how a worker is recognised
+
+
+def worker_running(run: RunDir) -> bool:
+    """The one rule for "is this run training right now": the pid in worker.pid is alive and its
+    command line names the worker module and this run's folder (the runner starts it that way)."""
+    return process_alive(run.worker_pid(), WORKER_MODULE, str(run.path.resolve()))
 
 
 @dataclass(frozen=True)
@@ -200,7 +200,7 @@ def run_status(run: RunDir) -> RunSummary:
             best = ev.val_loss if best is None else min(best, ev.val_loss)
         elif isinstance(ev, Finished):
             status, step = ev.status, max(step, ev.step)
-    if status == "running" and not pid_alive(run.worker_pid()):
+    if status == "running" and not worker_running(run):
         status = "failed"  # the worker died without writing Finished (kill -9, power loss)
     try:
         model = run.read_spec().model
@@ -221,6 +221,16 @@ def new_run(spec: TrainSpec, name: str | None = None, root: Path | None = None) 
     run = RunDir(path)
     run.write_spec(spec)
     return run
+
+
+def discard_unstarted(run: RunDir) -> bool:
+    """Remove a run that never started training (no training event, checkpoint or adapter): what a
+    `train` that failed before its worker started leaves behind. Anything else is kept."""
+    trained = any(isinstance(e, (RunStarted, Step, Finished)) for e in read_events(run.events_path))
+    if trained or run.checkpoints_dir.exists() or run.adapter_dir.exists():
+        return False
+    shutil.rmtree(run.path, ignore_errors=True)
+    return True
 
 
 def open_run(ref: str | Path, root: Path | None = None) -> RunDir:

@@ -72,8 +72,7 @@ def train_command(
         learning_rate=learning_rate, max_seq_len=max_seq_len, quantize=quantize,
     )  # fmt: skip
     spec = build_train_spec(preset, options, sets)
-    run = runner.prepare_run(spec, data if len(data) > 1 else data[0], name=name)
-    runner.start_worker(run)
+    run = runner.launch_run(spec, data if len(data) > 1 else data[0], name=name)
     print(f"run {run.id} started: {run.path}")
     if detach:
         return
@@ -94,12 +93,13 @@ def _runs_default(ctx: typer.Context) -> None:
 
 @runs_app.command("list")
 def runs_list(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
-    """Every run with its status, step and losses."""
+    """Every run with its status, step and losses; a failed or stopped run says how to resume it."""
     from localft.runs import list_runs
 
     runs = list_runs()
+    hints = {r.id: resume_line(r) for r in runs}  # sizes only: cheap for many runs
     if as_json:
-        rows = [{**r.__dict__, "path": str(r.path)} for r in runs]
+        rows = [{**r.__dict__, "path": str(r.path), "resume": hints[r.id]} for r in runs]
         print(json.dumps(rows, indent=2))
         return
     if not runs:
@@ -110,21 +110,40 @@ def runs_list(as_json: bool = typer.Option(False, "--json", help="Print as JSON.
         loss = f"{r.last_loss:.3f}" if r.last_loss is not None else "-"
         val = f"{r.best_val_loss:.3f}" if r.best_val_loss is not None else "-"
         print(f"{r.id:<40} {r.status:<10} {f'{r.step}/{r.total}':>9}  {loss:>7} {val:>7}  {r.model}")
+        if hints[r.id]:
+            print(f"  {hints[r.id]}")
+
+
+def resume_line(summary) -> str | None:
+    """`resume: ...` for a failed or stopped run with a checkpoint that verifies, else None."""
+    from localft.checkpoints import RESUMABLE, find_resume_checkpoint, resume_hint
+    from localft.runs import RunDir
+
+    if summary.status not in RESUMABLE:
+        return None  # spare the check for runs that cannot be resumed anyway
+    run = RunDir(summary.path)
+    hint = resume_hint(run, summary.status, find_resume_checkpoint(run, hashes=False)[0])
+    return f"resume: {hint}" if hint else None
 
 
 @runs_app.command("show")
 def runs_show(run: str = typer.Argument(..., help="Run id (or a unique part of it) or path.")) -> None:
-    """A run's status, files and last events."""
+    """A run's status, files, checkpoints (verified) and last events."""
+    from localft.checkpoints import find_resume_checkpoint, resume_hint
     from localft.progress import describe
     from localft.runs import open_run, read_events, run_status
 
     r = open_run(run)
     s = run_status(r)
     print(f"{s.id}  {s.status}  step {s.step}/{s.total}  model {s.model}\n{r.path}")
-    ckpt = r.latest_checkpoint()
-    print(
-        f"latest checkpoint: {ckpt.name if ckpt else '-'}   adapter: {'yes' if r.adapter_dir.is_dir() else 'no'}"
-    )
+    ckpts = r.checkpoints()
+    usable, damaged = find_resume_checkpoint(r)
+    newest = f", newest {ckpts[-1].name}" if ckpts else ""
+    print(f"checkpoints: {len(ckpts)}{newest}   adapter: {'yes' if r.adapter_dir.is_dir() else 'no'}")
+    for bad in damaged:
+        print(f"damaged checkpoint {bad}")
+    if hint := resume_hint(r, s.status, usable):
+        print(f"resume: {hint}")
     for event in read_events(r.events_path)[-8:]:
         line = describe(event)
         if line:
@@ -163,16 +182,18 @@ def runs_resume(
     run: str = typer.Argument(..., help="Run id or path."),
     detach: bool = typer.Option(False, "--detach", help="Start and return."),
 ) -> None:
-    """Continue a stopped or crashed run from its latest complete checkpoint."""
+    """Continue a stopped or crashed run from its newest checkpoint that verifies."""
     from localft import runner
+    from localft.checkpoints import find_resume_checkpoint
     from localft.progress import watch_run
     from localft.runs import open_run
 
     r = open_run(run)
     start = runner.events_size(r)
+    usable, damaged = find_resume_checkpoint(r)  # the worker makes the same choice
     runner.resume_worker(r)
-    ckpt = r.latest_checkpoint()
-    print(f"run {r.id} resumed from {ckpt.name if ckpt else 'the start'}")
+    skipped = f", skipping damaged {', '.join(d.path.name for d in damaged)}" if damaged else ""
+    print(f"run {r.id} resumed from {usable.name if usable else 'the start'}{skipped}")
     if not detach:
         time.sleep(0.1)
         watch_run(r, start=start)

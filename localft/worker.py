@@ -1,7 +1,8 @@
 """The training worker: `python -m localft.worker RUN_DIR [--backend NAME]`.
 
 Runs one backend's `train` in its own process, so closing the CLI or the dashboard never stops
-training. Its stdout/stderr go to the run's train.log; it writes the Finished event itself.
+training. Its stdout/stderr go to the run's train.log; it writes the Finished event itself. A stop
+request is the run's stop file (every OS) or SIGINT/SIGTERM (POSIX).
 """
 
 from __future__ import annotations
@@ -14,17 +15,19 @@ import traceback
 from pathlib import Path
 
 from localft.errors import LocalftError
-from localft.events import Eval, EventSink, Finished, Log, Step
-from localft.runs import RunDir, atomic_write_text
+from localft.events import Eval, EventSink, Finished, Log, RunStarted, Step
+from localft.runs import RunDir, atomic_write_text, run_status
 
 
 class StopFlag:
-    """Set by SIGINT/SIGTERM; the backend polls it between steps and checkpoints before returning."""
+    """True once the run's stop file exists or SIGINT/SIGTERM arrived; the backend polls it between
+    steps and checkpoints before returning."""
 
-    def __init__(self) -> None:
-        self.requested = False
+    def __init__(self, stop_file: Path) -> None:
+        self.stop_file, self.requested = stop_file, False
 
     def __call__(self) -> bool:
+        self.requested = self.requested or self.stop_file.exists()
         return self.requested
 
     def request(self, signum, frame) -> None:
@@ -34,11 +37,13 @@ class StopFlag:
 class Tracker:
     """Wraps the sink to remember the last step and the best validation loss for Finished."""
 
-    def __init__(self, sink: EventSink) -> None:
-        self.sink, self.step, self.best_step, self.best_loss = sink, 0, None, None
+    def __init__(self, sink: EventSink, step: int = 0) -> None:
+        self.sink, self.step, self.best_step, self.best_loss = sink, step, None, None
 
     def __call__(self, event) -> None:
-        if isinstance(event, Step):
+        if isinstance(event, RunStarted):
+            self.step = event.resumed_from
+        elif isinstance(event, Step):
             self.step = event.step
         elif isinstance(event, Eval) and (self.best_loss is None or event.val_loss < self.best_loss):
             self.best_step, self.best_loss = event.step, event.val_loss
@@ -50,25 +55,29 @@ class Tracker:
 
 def run_worker(run: RunDir, backend_name: str | None = None) -> int:
     from localft.backends import get_backend
+    from localft.disk import user_os_error
 
-    stop = StopFlag()
+    stop = StopFlag(run.stop_path)
     signal.signal(signal.SIGINT, stop.request)
     signal.signal(signal.SIGTERM, stop.request)
     atomic_write_text(run.pid_path, f"{os.getpid()}\n")
     with EventSink(run.events_path) as sink:
-        emit = Tracker(sink)
+        emit = Tracker(sink, step=run_status(run).step)  # a resume that fails at once ends where it was
         try:
             spec = run.read_spec()
             backend = get_backend(backend_name or spec.backend)
             backend.train(spec, run, emit, stop)
-        except LocalftError as exc:
-            emit(Log(str(exc), level="error"))
-            sink(emit.finished("failed", str(exc)))
+        except Exception as exc:
+            user_error = exc if isinstance(exc, LocalftError) else user_os_error(exc)
+            if user_error is None:  # a bug: keep the traceback in train.log, tell the reader in one line
+                traceback.print_exc()
+                sink(emit.finished("failed", f"{type(exc).__name__}: {exc} (see {run.log_path})"))
+                return 1
+            emit(Log(str(user_error), level="error"))
+            sink(emit.finished("failed", str(user_error)))
             return 2
-        except Exception as exc:  # a bug: keep the traceback in train.log, tell the reader in one line
-            traceback.print_exc()
-            sink(emit.finished("failed", f"{type(exc).__name__}: {exc} (see {run.log_path})"))
-            return 1
+        finally:
+            run.stop_path.unlink(missing_ok=True)
         sink(emit.finished("stopped" if stop() else "completed"))
     return 0
 

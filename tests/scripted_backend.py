@@ -3,11 +3,11 @@ exercise process control without a model. Real training is tested with the real 
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 from localft.backends import Availability
+from localft.checkpoints import read_state, resume_checkpoint, write_state
 from localft.events import Checkpoint, Eval, RunStarted, Step
 from localft.runs import atomic_dir
 
@@ -20,8 +20,8 @@ class ScriptedBackend:
         return Availability(True, "cpu", "scripted events for tests")
 
     def train(self, spec, run, emit, stop) -> None:
-        ckpt = run.latest_checkpoint()
-        start = json.loads((ckpt / "state.json").read_text())["step"] if ckpt else 0
+        ckpt = resume_checkpoint(run, emit)
+        start = read_state(ckpt)["step"] if ckpt else 0
         emit(RunStarted(run.id, self.name, spec.model, "cpu", spec.steps, resumed_from=start))
         for step in range(start + 1, spec.steps + 1):
             time.sleep(self.step_seconds)
@@ -37,7 +37,8 @@ class ScriptedBackend:
 
     def _save(self, run, step: int) -> None:
         with atomic_dir(run.checkpoint_path(step)) as tmp:
-            (tmp / "state.json").write_text(json.dumps({"step": step}))
+            (tmp / "adapter.bin").write_bytes(step.to_bytes(4, "little") * 256)
+            write_state(tmp, {"step": step})
 
     def merge(self, run, out: Path) -> Path:
         raise NotImplementedError("the scripted backend has no weights")

@@ -15,7 +15,7 @@ import tempfile
 import zipfile
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
@@ -39,7 +39,7 @@ KINDS = ["post", "post", "post", "reshare", "reply", "thread", "private"]
 WORDS = ["review", "pager", "runbook", "onboarding", "remote", "fika", "Göteborg", "naïve", "café", "team", "alert", "rota", "incident", "decision", "written", "calm", "small", "pull", "request", "hire", "manager", "feedback", "weekly", "quiet", "Tuesday", "coffee", "bike", "rain", "日本語", "テスト", "Ελληνικά", "ставка"]  # fmt: skip
 EXTRAS = [" ☕", " 🚲🇸🇪", " mail maya.l@example.com", " call +46 70 123 45 67", " a & b < c > \"d\"",
           "\r\nsecond line", "\n\nnew paragraph", " https://example.com/blog/post?id=7", " #OnCall", " @sam_ops"]  # fmt: skip
-T0 = datetime(2025, 3, 1, 8, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 
 
 @dataclass

@@ -266,3 +266,26 @@ def test_row_stream_resumes_at_its_position():
     assert all(len(r) <= 8 for r in full)
     assert sum(len(r) for r in first) == sum(len(r) for r in second) == sum(range(1, 8))
     assert [r.inputs.tolist() for r in first] != [r.inputs.tolist() for r in second]
+
+
+def test_resume_skips_a_damaged_checkpoint_and_matches_an_uninterrupted_run(tiny_models):
+    overrides = dict(steps=4, save_every=1, eval_every=100, lora={"dropout": 0.1}, n_valid=0)
+    spec, reference = make_run(tiny_models("llama"), **overrides)
+    expected = {e.step: e.loss for e in train(spec, reference) if isinstance(e, Step)}
+
+    _, run = make_run(tiny_models("llama"), **overrides)
+    train(spec, run, stop=lambda: run.checkpoint_path(1).exists())  # polled after each step: stops at 2
+    assert [p.name for p in run.checkpoints()] == ["step-000001", "step-000002"]
+    optimizer = run.checkpoint_path(2) / "optimizer.safetensors"
+    optimizer.write_bytes(optimizer.read_bytes()[:-8])
+
+    events = train(spec, run)
+    attempt = events[[i for i, e in enumerate(events) if isinstance(e, RunStarted)][-1] :]
+    assert attempt[0].resumed_from == 1
+    warnings = [e.message for e in events if isinstance(e, Log) and e.level == "warning"]
+    assert any(
+        m.startswith("skipped damaged checkpoint step-000002: optimizer.safetensors is") for m in warnings
+    )
+    losses = {e.step: e.loss for e in attempt if isinstance(e, Step)}
+    assert sorted(losses) == [2, 3, 4]
+    assert all(abs(losses[s] - expected[s]) < 1e-5 for s in (2, 3, 4)), (losses, expected)

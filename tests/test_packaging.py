@@ -23,6 +23,7 @@ def test_wheel_installs_namespaced_packages_and_data(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {"localft/backends/__init__.py", "localft/tui/__init__.py", "localft/recipes/__init__.py"} <= names
     assert "localft/presets/cpu-small.toml" in names
+    assert "localft/constraints.txt" in names  # `localft doctor` compares installed versions with it
     assert not any(n.startswith(("backends/", "tui/", "recipes/")) for n in names)
 
     site = tmp_path / "site"

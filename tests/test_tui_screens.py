@@ -146,7 +146,8 @@ async def test_resume_errors_are_notifications_with_the_cli_text(tmp_path):
         await wait_until(pilot, lambda: len(app._notifications) == 2)
         texts = [n.message for n in app._notifications]
         assert texts == [
-            "run 20261122-120000-done has already completed; export it with e",
+            "run 20261122-120000-done has already completed; nothing to resume "
+            "(export it: `localft export 20261122-120000-done`)",
             "run 20261122-110000-stopped has no training data; start a new run instead",
         ]
 

@@ -114,6 +114,8 @@ def run_dashboard() -> None:
         import faulthandler
         import signal
 
-        # `kill -USR1 <pid>` writes every thread's stack to the log: how a hang gets diagnosed.
-        faulthandler.register(signal.SIGUSR1, all_threads=True)
+        # `kill -USR1 <pid>` writes every thread's stack to the log: how a hang gets diagnosed
+        # (POSIX only: Windows has neither SIGUSR1 nor faulthandler.register).
+        if hasattr(signal, "SIGUSR1"):
+            faulthandler.register(signal.SIGUSR1, all_threads=True)
         LocalftApp().run()

@@ -8,7 +8,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from localft.events import Event, Finished, RunStarted, read_events, tail_events
-from localft.runs import RunDir, pid_alive
+from localft.processes import process_alive
+from localft.runs import RunDir
 
 RECIPE_PID = "recipe.pid"  # written by the dashboard beside a recipe run it launched
 QUIET_S = 30.0  # a run whose events changed this recently counts as live even without a known pid
@@ -25,7 +26,8 @@ def run_active(run: RunDir) -> bool:
     """Is some process still writing this run's events?"""
     from localft.runner import is_running
 
-    if is_running(run) or pid_alive(recipe_pid(run)):
+    # The recipe process runs `localft.cli ... recipe run`: a reused pid names something else.
+    if is_running(run) or process_alive(recipe_pid(run), "localft.cli", "recipe"):
         return True
     try:
         return time.time() - run.events_path.stat().st_mtime < QUIET_S

@@ -83,6 +83,7 @@ def launch_recipe(
     """Start `localft recipe run` detached (it outlives the dashboard) and return its new run folder.
     The recipe keeps its own defaults; `sets` carries only what the user changed."""
     from localft.paths import localft_home, runs_dir
+    from localft.processes import detached
     from localft.runs import atomic_write_text
     from localft.tui.follow import RECIPE_PID
 
@@ -96,7 +97,7 @@ def launch_recipe(
         cmd += ["--set", f"{key}={value}"]
     with open(log, "ab") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, env=os.environ.copy())  # fmt: skip
+                                env=os.environ.copy(), **detached())  # fmt: skip
     import time
 
     deadline = time.monotonic() + wait_s

@@ -65,6 +65,7 @@ def build_trainer(spec: TrainSpec, run: RunDir, emit: Emit, avail: Availability)
         set_memory_limit,
         trainable_count,
     )
+    from localft.checkpoints import resume_checkpoint
     from localft.hardware import fmt_bytes
     from localft.models import catalog_entry, resolve_model
 
@@ -97,7 +98,7 @@ def build_trainer(spec: TrainSpec, run: RunDir, emit: Emit, avail: Availability)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     trainer = MlxTrainer(spec, run, model, cfg, train_ex, valid_ex, packed, pad_id, emit, device)
     resumed = 0
-    if (ckpt := run.latest_checkpoint()) is not None:
+    if (ckpt := resume_checkpoint(run, emit)) is not None:
         trainer.restore(ckpt)
         resumed = trainer.state.step
     quant = "4-bit base (QLoRA)" if "quantization" in config else "full-precision base"

@@ -25,13 +25,13 @@ from mlx.utils import tree_flatten, tree_map, tree_unflatten
 
 from localft.backends.mlx.batches import Batch, RowStream, collate, eval_rows
 from localft.backends.mlx.modeling import load_adapter_weights, output_head, save_adapter, segment_attention
+from localft.checkpoints import read_state, require_checkpoint_space, write_state
 from localft.config import TrainSpec
 from localft.data.chat_tokens import IGNORE
 from localft.events import Checkpoint, Emit, Eval, Log, Step
-from localft.runs import RunDir, atomic_dir, atomic_write_json
+from localft.runs import RunDir, atomic_dir
 
 OPTIMIZER_FILE = "optimizer.safetensors"
-STATE_FILE = "state.json"
 
 
 def lr_schedule(spec: TrainSpec) -> Callable:
@@ -141,21 +141,21 @@ class MlxTrainer:
     # -- checkpoints ---------------------------------------------------------------------------
 
     def save_checkpoint(self) -> Path:
+        trainable = sum(v.nbytes for _, v in tree_flatten(self.model.trainable_parameters()))
+        require_checkpoint_space(self.run, self.state.step, trainable)
         target = self.run.checkpoint_path(self.state.step)
         with atomic_dir(target) as tmp:
             save_adapter(self.model, self.adapter_cfg, tmp)
             mx.save_safetensors(str(tmp / OPTIMIZER_FILE), dict(tree_flatten(self.optimizer.state)))
-            atomic_write_json(tmp / STATE_FILE, vars(self.state))  # last: marks the folder complete
+            write_state(tmp, vars(self.state))  # last: marks the folder complete
         self.emit(Checkpoint(self.state.step, str(target)))
         return target
 
     def restore(self, folder: Path) -> None:
-        import json
-
         load_adapter_weights(self.model, folder)
         saved = mx.load(str(folder / OPTIMIZER_FILE))
         self.optimizer.state = tree_unflatten(list(saved.items()))
-        self.state = LoopState(**json.loads((folder / STATE_FILE).read_text(encoding="utf-8")))
+        self.state = LoopState(**read_state(folder))
         self.stream = RowStream(
             self.train_ex, self.spec.max_seq_len, self.packed, self.spec.seed, self.state.rows
         )

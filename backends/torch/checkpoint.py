@@ -1,5 +1,6 @@
 """Checkpoints and adapters on disk: peft adapter files, optimizer/scheduler/RNG state and the loop's
-counters, written into a temporary folder and renamed, with state.json written last."""
+counters, written into a temporary folder and renamed, with state.json (and its integrity record,
+localft.checkpoints) written last."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from localft.checkpoints import read_state, write_state
 from localft.runs import atomic_dir, atomic_write_json
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
@@ -65,6 +67,10 @@ def set_rng_state(tensors: dict, plain: dict) -> None:
     np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
 
 
+def trainable_bytes(model) -> int:
+    return sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
+
+
 def save_checkpoint(path: Path, model, optimizer, scheduler, state: LoopState) -> None:
     import torch
     from safetensors.torch import save_file
@@ -76,7 +82,7 @@ def save_checkpoint(path: Path, model, optimizer, scheduler, state: LoopState) -
         tensors, plain = rng_state()
         save_file(tensors, tmp / "rng.safetensors")
         atomic_write_json(tmp / "rng.json", plain)
-        atomic_write_json(tmp / "state.json", asdict(state))  # last: marks the folder complete
+        write_state(tmp, asdict(state))  # last: marks the folder complete
 
 
 def load_checkpoint(path: Path, model, optimizer, scheduler) -> LoopState:
@@ -90,4 +96,4 @@ def load_checkpoint(path: Path, model, optimizer, scheduler) -> LoopState:
     optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location=device, weights_only=True))
     scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
     set_rng_state(load_file(path / "rng.safetensors"), json.loads((path / "rng.json").read_text()))
-    return LoopState(**json.loads((path / "state.json").read_text(encoding="utf-8")))
+    return LoopState(**read_state(path))

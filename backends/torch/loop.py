@@ -8,12 +8,13 @@ import os
 import time
 from collections.abc import Callable
 
+from localft.checkpoints import find_resume_checkpoint, require_checkpoint_space, resume_checkpoint
 from localft.config import TrainSpec
 from localft.errors import DoesNotFit, RunError
 from localft.events import Checkpoint, Emit, Eval, Log, RunStarted, Step
 from localft.runs import RunDir, atomic_dir
 
-from .checkpoint import LoopState, load_checkpoint, save_adapter, save_checkpoint
+from .checkpoint import LoopState, load_checkpoint, save_adapter, save_checkpoint, trainable_bytes
 from .data import RowStream, collate, eval_rows, tokenize_split
 from .modeling import Placement, build_lora_model, placement, token_loss_sum, torch_dtype
 
@@ -42,8 +43,13 @@ def peak_memory(device: str) -> int:
         return int(torch.cuda.max_memory_allocated())
     if device == "mps":
         return int(torch.mps.driver_allocated_memory())
-    import resource
     import sys
+
+    if sys.platform == "win32":  # no `resource` module; psutil reads the peak working set
+        import psutil
+
+        return int(psutil.Process().memory_info().peak_wset)
+    import resource
 
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(rss if sys.platform == "darwin" else rss * 1024)
@@ -138,9 +144,11 @@ class Trainer:
         self.optimizer = make_optimizer(self.model, spec, self.where)
         self.scheduler = make_scheduler(self.optimizer, spec)
         self.state = LoopState(batch_size=spec.batch_size, grad_accum=spec.grad_accum)
-        latest = run.latest_checkpoint()
-        if latest is not None:
-            self.state = load_checkpoint(latest, self.model, self.optimizer, self.scheduler)
+        self.saved_step = None  # the step of the newest checkpoint this run can rely on
+        resume_from = resume_checkpoint(run, self.emit)
+        if resume_from is not None:
+            self.state = load_checkpoint(resume_from, self.model, self.optimizer, self.scheduler)
+            self.saved_step = self.state.step
         self.stream = RowStream(self.train_examples, max_len, spec.packing, spec.seed, self.state.position)
 
     def run(self) -> None:
@@ -228,7 +236,7 @@ class Trainer:
         loss = loss_total / max(n_trained, 1)
         if not math.isfinite(loss):
             self.optimizer.zero_grad(set_to_none=True)
-            ckpt = self.run_dir.latest_checkpoint()
+            ckpt, _ = find_resume_checkpoint(self.run_dir, hashes=False)
             kept = f"the last good checkpoint is {ckpt.name}" if ckpt else "no checkpoint was written yet"
             raise RunError(
                 f"loss became {loss} at step {s.step + 1}; {kept}. Lower --learning-rate, use fp32/bf16 "
@@ -273,15 +281,18 @@ class Trainer:
             )
 
     def checkpoint(self) -> None:
-        path = self.run_dir.checkpoint_path(self.state.step)
+        step = self.state.step
+        require_checkpoint_space(self.run_dir, step, trainable_bytes(self.model))
+        path = self.run_dir.checkpoint_path(step)
         save_checkpoint(path, self.model, self.optimizer, self.scheduler, self.state)
-        self.emit(Checkpoint(self.state.step, str(path)))
+        self.saved_step = step
+        self.emit(Checkpoint(step, str(path)))
 
     def finish(self) -> None:
         """Last checkpoint, then the adapter to export: the best by validation loss, else the last."""
         import shutil
 
-        if self.run_dir.latest_checkpoint() != self.run_dir.checkpoint_path(self.state.step):
+        if self.saved_step != self.state.step:
             self.checkpoint()
         best = self.run_dir.best_adapter_dir
         if self.state.best_step is not None and best.is_dir():

@@ -341,10 +341,9 @@ class NewRunScreen(ReportsWorkerErrors, Screen):
             if recipe != "none":
                 path = launch_recipe(recipe, spec, source, self.changed_fields())
             else:
-                from localft.runner import prepare_run, start_worker
+                from localft.runner import launch_run
 
-                run = prepare_run(spec, source, emit=lambda e: self.post_message(RunEvents("prepare", [e])))
-                start_worker(run)
+                run = launch_run(spec, source, emit=lambda e: self.post_message(RunEvents("prepare", [e])))
                 path = run.path
         except LocalftError as exc:
             self.post_message(WorkFailed(str(exc)))

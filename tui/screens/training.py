@@ -177,16 +177,13 @@ class TrainingScreen(ReportsWorkerErrors, Screen):
 
     @background("control")
     def resume_worker(self) -> None:
+        from localft.checkpoints import fallback_text, find_resume_checkpoint
         from localft.events import Finished, read_events
         from localft.runner import events_size, is_running, resume_worker, wait_worker
 
         history = read_events(self.run.events_path)
         finished = bool(history) and isinstance(history[-1], Finished)
         start = 0
-        if finished and history[-1].status == "completed":
-            self.post_message(WorkFailed(f"run {self.run.id} has already completed; export it with e"))
-            self.app.call_from_thread(self.follow, 0)
-            return
         try:
             if finished or not is_running(self.run):
                 # A worker that just wrote Finished may still be exiting: let it go first.
@@ -194,11 +191,17 @@ class TrainingScreen(ReportsWorkerErrors, Screen):
                 # Follow only what the new worker appends: the file still ends on the old Finished.
                 start = events_size(self.run)
                 history = read_events(self.run.events_path)
-                resume_worker(self.run)
+                resume_worker(self.run)  # refuses a completed run with a one-line reason
+                usable, damaged = find_resume_checkpoint(self.run)  # the worker makes the same choice
+                for bad in damaged:
+                    self.app.call_from_thread(
+                        self.notify, f"skipped damaged checkpoint {bad}; {fallback_text(usable)}",
+                        severity="warning",
+                    )  # fmt: skip
                 self.post_message(RunEvents(str(self.run.path), history, reset=True))
         except LocalftError as exc:
             self.post_message(WorkFailed(str(exc)))
-            return
+            start = 0  # show the run as it stands
         self.app.call_from_thread(self.follow, start)
 
     def action_export(self) -> None:

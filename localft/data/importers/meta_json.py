@@ -6,7 +6,7 @@ After json.loads each string is UTF-8 read as Latin-1 ("Ã©" for "é"); re-enco
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from localft.data.source import ExportSource
 from localft.errors import DataError
@@ -43,6 +43,6 @@ def iso_from_timestamp(value) -> str:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return ""
     try:
-        return datetime.fromtimestamp(value, tz=timezone.utc).isoformat()
+        return datetime.fromtimestamp(value, tz=UTC).isoformat()
     except (OverflowError, OSError, ValueError):
         return ""
