@@ -16,7 +16,7 @@ from localft.data.importers import IMPORTERS, PLATFORM_NAMES, detect_format
 from localft.data.importers.hf import is_local_dataset, read_hf
 from localft.data.language import guess_language
 from localft.data.posts import Post, Tally
-from localft.data.source import ExportSource
+from localft.data.source import ExportSource, json_limit_error
 from localft.errors import DataError
 
 HINTS = {
@@ -32,6 +32,9 @@ HINTS = {
     "exact duplicates": "pass --no-dedup to keep duplicates",
     "near-duplicates": "pass --no-dedup or raise --near-dup-threshold",
 }
+ROLE_ORDER_HINT = (
+    "chat rows must alternate user and assistant turns, after an optional system turn, and end with the reply"
+)
 
 
 @dataclass
@@ -58,13 +61,18 @@ def import_posts(source: Path, spec: DataSpec) -> ImportResult:
     """Read, clean and filter `source`; raises DataError with a one-line reason on bad or empty input."""
     source = Path(source)
     tally = Tally()
-    if spec.format == "hf" or (spec.format == "auto" and is_local_dataset(source)):
-        platform, author = "hf", None
-        posts, _ = read_hf(str(source), spec, tally)
-    else:
-        with ExportSource(source) as src:
-            platform = detect_format(src, spec.format)
-            posts, author = IMPORTERS[platform](src, spec, tally)
+    try:
+        if spec.format == "hf" or (spec.format == "auto" and is_local_dataset(source)):
+            platform, author = "hf", None
+            posts, _ = read_hf(str(source), spec, tally)
+        else:
+            with ExportSource(source) as src:
+                platform = detect_format(src, spec.format)
+                posts, author = IMPORTERS[platform](src, spec, tally)
+    except (RecursionError, ValueError) as exc:  # JSON beyond Python's limits, in any importer
+        if (error := json_limit_error(exc, str(source))) is None:
+            raise
+        raise error from None
     if tally.read == 0:
         raise DataError(
             f"{source} holds no posts ({PLATFORM_NAMES[platform]} export with no entries); export again"
@@ -131,7 +139,7 @@ def _check(posts: list[Post], source: Path, tally: Tally, step: str) -> None:
     if step == "reading":
         reasons = ", ".join(f"{k}: {v}" for k, v in tally.dropped.items())
         last = next(reversed(tally.dropped), "")
-        hint = HINTS.get(last, "check the export")
+        hint = HINTS.get(last, ROLE_ORDER_HINT if last.startswith("chat rows") else "check the export")
         raise DataError(
             f"no posts left in {source}: all {tally.read} entries were skipped ({reasons}); {hint}"
         )
