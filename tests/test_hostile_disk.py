@@ -56,6 +56,7 @@ def test_errors_that_mean_a_full_disk_or_a_forbidden_write_become_user_errors():
     assert user_os_error(OSError(errno.ENOENT, "No such file")) is None
 
 
+@pytest.mark.slow
 @small_fs
 def test_export_and_merge_are_refused_up_front_on_a_small_disk(tmp_path, tiny_models):
     mount = tmp_path / "disk"
@@ -83,6 +84,7 @@ def _fill(mount: Path, size_mib: float, mode: str, source: Path, before: str = "
     return json.loads(outcome.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 @small_fs
 def test_a_disk_that_fills_mid_write_is_named_and_keeps_what_was_written(tmp_path, tiny_models):
     mount = tmp_path / "disk"

@@ -37,41 +37,48 @@ class Outcome:
         )
 
 
+# A small first process starts the command and reports its exit code and rusage. Measured directly,
+# a child of the test process would carry the test process's own peak: Linux keeps the memory
+# high-water mark of the address space a child is forked from across exec.
+_LAUNCHER = """
+import os, subprocess, sys
+child = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(child.pid, 0)
+with open(sys.argv[1], "w") as f:
+    f.write(f"{os.waitstatus_to_exitcode(status)} {usage.ru_maxrss}")
+"""
+
+
 def run_measured(
     argv: list[str], *, env: dict | None = None, timeout: float = 60, stdin: str = "", cwd: Path | None = None
 ) -> Outcome:
-    """Run `argv`, killing it (and its group) past `timeout`; its rusage comes from wait4, so the
-    peak memory is this process's own, not the highest of every child the tests ran."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, tempfile.TemporaryFile() as inp:
-        inp.write(stdin.encode())
-        inp.seek(0)
+    """Run `argv`, killing it (and its group) past `timeout`, with its exit code, output, time and
+    its own peak memory."""
+    with tempfile.TemporaryDirectory() as tmp:
+        files = {name: Path(tmp) / name for name in ("in", "out", "err", "usage")}
+        files["in"].write_text(stdin)
         start = time.monotonic()
-        proc = subprocess.Popen(
-            argv, stdin=inp, stdout=out, stderr=err, env={**os.environ, **(env or {})}, cwd=cwd,
-            start_new_session=True,
-        )  # fmt: skip
-        timed_out = False
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() - start > timeout:
+        with open(files["in"], "rb") as inp, open(files["out"], "wb") as out, open(files["err"], "wb") as err:
+            launcher = subprocess.Popen(
+                [sys.executable, "-c", _LAUNCHER, str(files["usage"]), *argv], stdin=inp, stdout=out,
+                stderr=err, env={**os.environ, **(env or {})}, cwd=cwd, start_new_session=True,
+            )  # fmt: skip
+            try:
+                launcher.wait(timeout)
+                timed_out = False
+            except subprocess.TimeoutExpired:
+                os.killpg(launcher.pid, signal.SIGKILL)
+                launcher.wait()
                 timed_out = True
-                os.killpg(proc.pid, signal.SIGKILL)
-                pid, status, usage = os.wait4(proc.pid, 0)
-                break
-            time.sleep(0.02)
-        proc.returncode = os.waitstatus_to_exitcode(status)
         seconds = time.monotonic() - start
-        out.seek(0)
-        err.seek(0)
+        code, peak = files["usage"].read_text().split() if files["usage"].is_file() else (-9, 0)
         scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
         return Outcome(
-            proc.returncode,
-            out.read().decode(errors="replace"),
-            err.read().decode(errors="replace"),
+            int(code),
+            files["out"].read_text(errors="replace"),
+            files["err"].read_text(errors="replace"),
             seconds,
-            usage.ru_maxrss * scale,
+            int(peak) * scale,
             timed_out,
         )
 
