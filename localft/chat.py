@@ -23,24 +23,22 @@ QUANT_PREFERENCE = ("Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0", "Q4_0", "Q3_K_M", "Q2_K"
 def render_chat(
     template: str, messages: list[dict], *, bos: str = "", eos: str = "", add_generation_prompt=True
 ) -> str:
-    """Render a chat template the way transformers does, in jinja2's immutable sandbox."""
+    """Render a chat template the way transformers does, in a sandbox bounded in time and size."""
     from jinja2 import TemplateError
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    def raise_exception(message):
-        raise TemplateError(message)
+    from localft.chat_template import render_bounded
 
-    env = ImmutableSandboxedEnvironment(
-        trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"]
-    )
-    env.globals["raise_exception"] = raise_exception
-    env.globals["strftime_now"] = lambda fmt: time.strftime(fmt)
     try:
-        return env.from_string(template).render(
-            messages=messages, bos_token=bos, eos_token=eos, add_generation_prompt=add_generation_prompt
+        return render_bounded(
+            template,
+            messages=messages,
+            bos_token=bos,
+            eos_token=eos,
+            add_generation_prompt=add_generation_prompt,
         )
     except TemplateError as exc:
-        raise ExportError(f"the model's chat template failed to render: {exc}") from None
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ExportError(f"the model's chat template failed to render: {reason}") from None
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import io
+import json
 import os
 import sys
 from dataclasses import dataclass
@@ -135,9 +136,7 @@ def resolve_model(name: str) -> Path:
         return embedded_model_dir()
     path = Path(name).expanduser()
     if path.exists():
-        if not (path / "config.json").is_file():
-            raise ModelError(f"{path} is not a model folder (no config.json)")
-        return path
+        return check_model_folder(path)
     entry = catalog_entry(name)
     repo = entry.hf_id if entry else name
     if entry and entry.name == EMBEDDED:
@@ -145,6 +144,62 @@ def resolve_model(name: str) -> Path:
     if repo.count("/") != 1:
         raise ModelError(f"unknown model {name!r}: not a catalog name, a local folder or an org/name hub id")
     return _download(repo)
+
+
+# What training, the memory estimate and export read from config.json (or its text_config).
+SHAPE_KEYS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")
+
+
+def check_model_folder(path: Path) -> Path:
+    """`path` if it is a model folder localft can train and export, else a ModelError saying what
+    is wrong: checked before any import or run starts, so a junk folder never reaches transformers."""
+    config_path = path / "config.json"
+    if not config_path.is_file():
+        raise ModelError(f"{path} is not a model folder (no config.json)")
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ModelError(
+            f"{config_path} is not valid JSON ({reason}); re-download or re-save the model"
+        ) from None
+    if not isinstance(config, dict) or not isinstance(config.get("model_type"), str):
+        raise ModelError(
+            f"{config_path} is not a transformers model config (no model_type); re-download or re-save the model"
+        )
+    text = config if "hidden_size" in config else config.get("text_config")
+    text = text if isinstance(text, dict) else {}
+    bad = [k for k in SHAPE_KEYS if type(text.get(k)) is not int or text[k] <= 0]
+    if bad:
+        raise ModelError(
+            f"{config_path} has no valid {', '.join(bad)}; is this a causal language model folder?"
+        )
+    if not any((path / name).is_file() for name in TOKENIZER_FILES):
+        raise ModelError(
+            f"{path} has no tokenizer ({' or '.join(TOKENIZER_FILES)}); copy the model's tokenizer files in"
+        )
+    return path
+
+
+def load_tokenizer(folder: Path, *, chat: bool = False):
+    """transformers' tokenizer of a model folder (with a chat template when `chat`); a folder it
+    cannot load is a ModelError."""
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+    except Exception as exc:  # a damaged folder makes transformers raise nearly any exception type
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise ModelError(
+            f"cannot load the tokenizer in {folder} ({type(exc).__name__}: {reason}); "
+            "re-download or re-save the model"
+        ) from None
+    if chat and not getattr(tokenizer, "chat_template", None):
+        raise ModelError(
+            f"{folder} has no chat template, which chat rows need; use an instruct model or add chat_template.jinja"
+        )
+    return tokenizer
 
 
 def _download(repo: str) -> Path:

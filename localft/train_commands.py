@@ -204,12 +204,11 @@ def merge_command(
     out: Path = typer.Option(None, "-o", "--out", help="Output folder (default: the run's merged/)."),
 ) -> None:
     """Merge the run's adapter into its full-precision base and save an HF safetensors folder."""
-    from localft.backends import get_backend
+    from localft.export.pipeline import merge_to
     from localft.runs import open_run
 
     r = open_run(run)
     if not r.adapter_dir.is_dir():
         raise RunError(f"run {r.id} has no adapter yet; train or resume it first")
-    spec = r.read_spec()
-    path = get_backend(spec.backend).merge(r, Path(out) if out else r.merged_dir)
+    path = merge_to(r, Path(out) if out else r.merged_dir)
     print(f"merged model: {path}")

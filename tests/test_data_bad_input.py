@@ -31,7 +31,15 @@ CASES = [
     (BAD / "empty-linkedin", ["empty-linkedin", "holds no posts"]),
     (BAD / "reshares-only", ["no posts left", "reshares without commentary: 3"]),
     (BAD / "latin1.csv", ["latin1.csv line 2", "not UTF-8", "save the file as UTF-8"]),
-    (BAD / "bad-chat.jsonl", ["bad-chat.jsonl line 2", "no assistant message"]),
+    (
+        BAD / "bad-chat.jsonl",
+        [
+            "bad-chat.jsonl: all 2 entries were skipped",
+            "chat rows not ending with an assistant reply: 1",
+            "chat rows starting with the assistant: 1",
+            "must alternate user and assistant turns",
+        ],
+    ),
 ]
 
 

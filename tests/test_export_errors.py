@@ -57,7 +57,7 @@ def test_corrupted_safetensors(model_copy, tmp_path, damage):
 
 def test_not_enough_disk(model_copy, tmp_path, monkeypatch):
     Usage = namedtuple("Usage", "total used free")
-    monkeypatch.setattr(gguf_module.shutil, "disk_usage", lambda p: Usage(10**9, 10**9 - 2**20, 2**20))
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: Usage(10**9, 10**9 - 2**20, 2**20))
     with pytest.raises(DoesNotFit, match="not enough disk"):
         convert_folder(model_copy, tmp_path / "out" / "m.gguf")
     assert _only_final_or_nothing(tmp_path / "out") == []

@@ -119,15 +119,30 @@ def inspect_command(
     )
 
 
+def _is_report(data) -> bool:
+    from localft.data.report import DataReport
+
+    if not isinstance(data, dict) or not isinstance(data.get("splits"), dict):
+        return False
+    try:
+        DataReport.from_dict(data)
+    except TypeError:  # fields missing
+        return False
+    return True
+
+
 def _load_report(path: Path, model: str | None) -> dict:
     for candidate in (path / "report.json", path / "data" / "report.json"):
         if candidate.is_file():
             try:
-                return json.loads(candidate.read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError) as exc:
+                report = json.loads(candidate.read_text(encoding="utf-8"))
+            except (OSError, ValueError, RecursionError) as exc:  # unreadable, not JSON, nested too deep
                 raise DataError(
                     f"{candidate} cannot be read ({exc}); run `localft data import` again"
                 ) from None
+            if not _is_report(report):
+                raise DataError(f"{candidate} is not a localft data report; run `localft data import` again")
+            return report
     if not path.exists():
         from localft.runs import open_run
 

@@ -133,11 +133,10 @@ def _request(row: dict) -> str:
 
 def token_stats(rows: list[dict], tokenizer_dir: Path, max_seq_len: int | None) -> tuple[dict, list[int]]:
     """Token counts of each row as trained (chat template applied) and a summary."""
-    from transformers import AutoTokenizer
-
     from localft.data.chat_tokens import tokenize_row
+    from localft.models import load_tokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    tokenizer = load_tokenizer(tokenizer_dir, chat=any("messages" in r for r in rows))
     examples = [tokenize_row(tokenizer, r, max_len=1 << 30) for r in rows]
     lengths = [len(e.input_ids) for e in examples]
     ordered = sorted(lengths)

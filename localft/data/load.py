@@ -17,7 +17,7 @@ from localft.data.importers import IMPORTERS, PLATFORM_NAMES, detect_format
 from localft.data.importers.hf import is_local_dataset, read_hf
 from localft.data.language import guess_language
 from localft.data.posts import Post, Tally
-from localft.data.source import ExportSource
+from localft.data.source import ExportSource, json_limit_error
 from localft.errors import DataError
 
 HINTS = {
@@ -41,6 +41,9 @@ HINTS = {
     "exact duplicates": "pass --no-dedup to keep duplicates",
     "near-duplicates": "pass --no-dedup or raise --near-dup-threshold",
 }
+ROLE_ORDER_HINT = (
+    "chat rows must alternate user and assistant turns, after an optional system turn, and end with the reply"
+)
 
 
 @dataclass
@@ -127,14 +130,19 @@ def describe_inputs(paths: list[Path]) -> str:
 def read_source(path: Path, spec: DataSpec) -> tuple[list[Post], SourceRead]:
     """Read one input with its importer (the requested one or the one its files identify)."""
     tally = Tally()
-    if spec.format == "hf" or (spec.format == "auto" and is_local_dataset(path)):
-        read = SourceRead(path, "hf", None, tally)
-        posts, _ = read_hf(str(path), spec, tally)
-    else:
-        with ExportSource(path) as src:
-            platform = detect_format(src, spec.format)
-            posts, author = IMPORTERS[platform](src, spec, tally)
-        read = SourceRead(path, platform, author, tally)
+    try:
+        if spec.format == "hf" or (spec.format == "auto" and is_local_dataset(path)):
+            read = SourceRead(path, "hf", None, tally)
+            posts, _ = read_hf(str(path), spec, tally)
+        else:
+            with ExportSource(path) as src:
+                platform = detect_format(src, spec.format)
+                posts, author = IMPORTERS[platform](src, spec, tally)
+            read = SourceRead(path, platform, author, tally)
+    except (RecursionError, ValueError) as exc:  # JSON beyond Python's limits, in any importer
+        if (error := json_limit_error(exc, str(path))) is None:
+            raise
+        raise error from None
     if tally.read == 0:
         raise DataError(f"{path} holds no posts ({read.platform_name} export with no entries); export again")
     for p in posts:
@@ -223,7 +231,7 @@ def _check(posts: list[Post], source: str, tally: Tally, step: str) -> None:
     if step == "reading":
         reasons = ", ".join(f"{k}: {v}" for k, v in tally.dropped.items())
         last = next(reversed(tally.dropped), "")
-        hint = HINTS.get(last, "check the export")
+        hint = HINTS.get(last, ROLE_ORDER_HINT if last.startswith("chat rows") else "check the export")
         raise DataError(
             f"no posts left in {source}: all {tally.read} entries were skipped ({reasons}); {hint}"
         )

@@ -1,19 +1,26 @@
 """Read an export the same way whether it is a zip, a tar.gz, an extracted folder or one file.
 
 Member names are POSIX paths relative to the export root; text is decoded with BOM and UTF-16 detection.
+Every read is bounded by the bytes actually inflated, while streaming, so a bomb stops at the limit.
 """
 
 from __future__ import annotations
 
 import codecs
+import io
+import json
 import tarfile
 import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 from localft.errors import DataError
 
-MAX_MEMBER_BYTES = 512 * 1024 * 1024  # refuse zip bombs rather than fill memory
+# Only text files are read (posts, CSV, JSON), never media: a person's writing is far below these.
+MAX_FILE_MIB = 256  # one file, e.g. X's tweets.js of ~100k tweets is about 200 MiB
+MAX_TOTAL_MIB = 512  # all files read from one export
+_CHUNK = 1 << 20
 
 
 class ExportSource:
@@ -27,6 +34,7 @@ class ExportSource:
         self._tar: tarfile.TarFile | None = None
         self._files: dict[str, Path] = {}  # POSIX name -> file on disk (folder) or archive member
         self._members: dict[str, str] = {}  # POSIX name -> the member name exactly as the archive has it
+        self._read_sizes: dict[str, int] = {}  # bytes of each file read so far, for the total limit
         if self.path.is_dir():
             for p in sorted(self.path.rglob("*")):
                 if p.is_file() and not any(part.startswith(".") for part in p.relative_to(self.path).parts):
@@ -38,7 +46,7 @@ class ExportSource:
 
     @property
     def is_single_file(self) -> bool:
-        return self.path.is_file() and self._zip is None and self._tar is None
+        return not self.path.is_dir() and self._zip is None and self._tar is None
 
     def _open_archive(self) -> None:
         name = self.path.name.lower()
@@ -92,18 +100,25 @@ class ExportSource:
         return f"{self.path}:{name}"
 
     def read_bytes(self, name: str) -> bytes:
+        """The file's bytes, refused with a DataError once more than the limits are inflated."""
         try:
             if self._zip is not None:
                 info = self._zip.getinfo(self._original(name))
-                if info.file_size > MAX_MEMBER_BYTES:
-                    raise DataError(f"{self.label(name)} is larger than 512 MiB; is this the right file?")
-                return self._zip.read(info)
-            if self._tar is not None:
-                f = self._tar.extractfile(self._original(name))
+                self._check_declared(name, info.file_size)
+                with self._zip.open(info) as f:
+                    data = self._read_bounded(f, name)
+            elif self._tar is not None:
+                member = self._tar.getmember(self._original(name))
+                self._check_declared(name, member.size)
+                f = self._tar.extractfile(member)
                 if f is None:
                     raise DataError(f"{self.label(name)} cannot be read from the archive")
-                return f.read()
-            return self._files[name].read_bytes()
+                data = self._read_bounded(f, name)
+            else:
+                path = self._files[name]
+                self._check_declared(name, path.stat().st_size)
+                with open(path, "rb") as f:  # bounded too: /dev/zero has no size to check up front
+                    data = self._read_bounded(f, name)
         except (
             zipfile.BadZipFile,
             tarfile.TarError,
@@ -118,6 +133,33 @@ class ExportSource:
             raise DataError(
                 f"{self.label(name)} cannot be read ({_reason(exc)}); download the export again"
             ) from None
+        self._read_sizes[name] = len(data)
+        return data
+
+    def _limit(self, name: str) -> int:
+        """Bytes `name` may still inflate: the per-file limit, or what is left of the total."""
+        spent = sum(size for other, size in self._read_sizes.items() if other != name)
+        return min(MAX_FILE_MIB << 20, (MAX_TOTAL_MIB << 20) - spent)
+
+    def _too_large(self, name: str) -> DataError:
+        return DataError(
+            f"{self.label(name)} is larger than localft reads from an export ({MAX_FILE_MIB} MiB a file, "
+            f"{MAX_TOTAL_MIB} MiB in all); is this the right file? Pass the export's text files alone"
+        )
+
+    def _check_declared(self, name: str, size: int) -> None:
+        if size > self._limit(name):  # a size the archive states: refuse before inflating anything
+            raise self._too_large(name)
+
+    def _read_bounded(self, stream: BinaryIO, name: str) -> bytes:
+        """Read in chunks, counting what is actually inflated: a header that lies about the size
+        (a zip bomb) or a file with no size (/dev/zero) stops at the limit, memory stays bounded."""
+        limit, buf = self._limit(name), io.BytesIO()
+        while chunk := stream.read(_CHUNK):
+            if buf.tell() + len(chunk) > limit:
+                raise self._too_large(name)
+            buf.write(chunk)
+        return buf.getvalue()
 
     def _original(self, name: str) -> str:
         return self._members[name]
@@ -130,6 +172,27 @@ def shown(value, limit: int = 40) -> str:
     """A value from the user's file, safe inside a one-line message."""
     text = str(value).replace("\r", "\\r").replace("\n", "\\n")
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def parse_json(text: str, label: str):
+    """json.loads, with input Python refuses to parse as a DataError (see json_limit_error); a
+    JSONDecodeError is left to the caller, which knows how to name the line."""
+    try:
+        return json.loads(text)
+    except (RecursionError, ValueError) as exc:
+        if isinstance(exc, json.JSONDecodeError) or (error := json_limit_error(exc, label)) is None:
+            raise
+        raise error from None
+
+
+def json_limit_error(exc: BaseException, label: str) -> DataError | None:
+    """The DataError for JSON beyond Python's limits (nesting deeper than its recursion limit, an
+    integer of thousands of digits), or None for any other error."""
+    if isinstance(exc, RecursionError):
+        return DataError(f"{label} holds JSON nested too deeply to read; is this the export file?")
+    if isinstance(exc, ValueError) and "integer string conversion" in str(exc):
+        return DataError(f"{label} holds a number with thousands of digits; is this the export file?")
+    return None
 
 
 def is_archive_name(name: str) -> bool:

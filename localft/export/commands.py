@@ -15,7 +15,7 @@ _HELP = field_help(ExportSpec)
 
 def _resolve_target(target: str):
     """("run", RunDir) or ("folder", Path) for a run id/path, an HF folder, or a model name."""
-    from localft.models import catalog_entry, resolve_model
+    from localft.models import catalog_entry, check_model_folder, resolve_model
     from localft.paths import runs_dir
     from localft.runs import RunDir, open_run
 
@@ -23,7 +23,7 @@ def _resolve_target(target: str):
     if (path / "spec.json").is_file():
         return "run", RunDir(path)
     if (path / "config.json").is_file():
-        return "folder", path
+        return "folder", check_model_folder(path)
     if (runs_dir() / target / "spec.json").is_file():
         return "run", RunDir(runs_dir() / target)
     if catalog_entry(target) is not None:  # a model name, though runs are named after models too

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import struct
 import time
 from collections.abc import Callable
@@ -18,7 +17,8 @@ import gguf
 import numpy as np
 
 import localft
-from localft.errors import DoesNotFit, ExportError
+from localft.disk import require_free_space
+from localft.errors import ExportError
 from localft.export.archs import ArchDescription, describe
 from localft.export.vocab import load_vocab
 from localft.export.weights import SafetensorsFolder
@@ -140,12 +140,8 @@ def encode(data: np.ndarray, qtype: Q) -> np.ndarray:
 
 
 def check_disk(target: Path, need: int) -> None:
-    free = shutil.disk_usage(target.parent).free
-    if free < need + 64 * 2**20:
-        raise DoesNotFit(
-            f"not enough disk for {target.name}: needs {need / 2**20:.0f} MiB, {free / 2**20:.0f} MiB free "
-            f"in {target.parent}; free some space or pass another output folder"
-        )
+    """Refuse to start writing `target` (about `need` bytes) where it cannot fit."""
+    require_free_space(target.parent, need, target.name)
 
 
 def finish_gguf(writer: gguf.GGUFWriter, tmp: Path, out_path: Path) -> None:

@@ -101,6 +101,38 @@ def require_llama_cpp():
     return llama_cpp
 
 
+class _UnusedChatFormatter:
+    """Stands in for llama-cpp-python's Jinja2ChatFormatter while a model loads. That one compiles
+    every chat template in the file, unbounded (jinja folds `'x' * 10**10` at compile time, filling
+    memory), and localft never formats through it: templates are rendered by localft.chat_template."""
+
+    def __init__(self, template: str, *args, **kwargs):
+        self.template = template
+
+    def to_chat_handler(self):
+        def refuse(*args, **kwargs):
+            raise ExportError("llama-cpp-python's chat formatting is off in localft; use localft.chat")
+
+        return refuse
+
+
+_template_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def no_template_compile() -> Iterator[None]:
+    """Load a model without llama-cpp-python compiling the chat templates stored in it."""
+    from llama_cpp import llama_chat_format
+
+    with _template_lock:
+        real = llama_chat_format.Jinja2ChatFormatter
+        llama_chat_format.Jinja2ChatFormatter = _UnusedChatFormatter
+        try:
+            yield
+        finally:
+            llama_chat_format.Jinja2ChatFormatter = real
+
+
 def load_llama(
     gguf: Path,
     *,
@@ -119,7 +151,11 @@ def load_llama(
     with open(gguf, "rb") as f:
         if f.read(4) != b"GGUF":
             raise ExportError(f"{gguf} is not a GGUF file")
-    with native_stderr_to(log_path), extra_buffer_types(llama_cpp, use_extra_buffers()):
+    with (
+        native_stderr_to(log_path),
+        extra_buffer_types(llama_cpp, use_extra_buffers()),
+        no_template_compile(),
+    ):
         try:
             return llama_cpp.Llama(
                 model_path=str(gguf),

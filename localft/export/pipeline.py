@@ -6,12 +6,14 @@ Each finished file gets a `<file>.json` sidecar, so a rerun skips what is alread
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from localft.config import ExportSpec
+from localft.disk import require_free_space, space_errors
 from localft.events import Emit, Log, Stage
 from localft.runs import RunDir, atomic_write_json
 
@@ -109,6 +111,51 @@ def _emit(emit: Emit | None, event) -> None:
         emit(event)
 
 
+def parameter_count(model_dir: Path) -> int:
+    """Parameters of an HF folder, from its safetensors headers (no weights are read)."""
+    from localft.errors import ExportError
+    from localft.export.weights import SafetensorsFolder
+
+    try:
+        entries = SafetensorsFolder(model_dir).entries.values()
+    except ExportError:  # packed or quantized weights: count two bytes a parameter
+        return sum(p.stat().st_size for p in Path(model_dir).glob("*.safetensors")) // 2
+    return sum(math.prod(e.shape) for e in entries)
+
+
+def gguf_bytes(params: int, quant: str) -> int:
+    """About how large a GGUF of `quant` is for `params` parameters (vocabulary metadata aside)."""
+    from localft.export.gguf import DIRECT_TYPES, gguf
+    from localft.export.quantize import _SIZE_VS_F16
+
+    if quant in DIRECT_TYPES:
+        block, size = gguf.GGML_QUANT_SIZES[DIRECT_TYPES[quant][0]]
+        return params * size // block
+    return int(2 * params * _SIZE_VS_F16[quant])
+
+
+def export_bytes(params: int, spec: ExportSpec, done: set[str] = frozenset()) -> int:
+    """Disk an export needs at its peak: each GGUF not `done` yet, plus the F16 file the llama.cpp
+    quantizer reads from (kept until the quantized files are written)."""
+    quants = [q for q in spec.quants if q not in done]
+    if any(q in LLAMA_CPP_TYPES for q in quants) and "F16" not in quants and "F16" not in done:
+        quants.append("F16")
+    return sum(gguf_bytes(params, q) for q in quants)
+
+
+def merge_bytes(run: RunDir, params: int) -> int:
+    """Size of the merged folder: torch saves in the run's precision (fp32 unless bf16/fp16), MLX in
+    the base's own dtype."""
+    spec = run.read_spec()
+    if _backend_name(run) == "torch":
+        return params * (2 if spec.precision in ("bf16", "fp16") else 4)
+    from localft.models import resolve_model
+
+    base = resolve_model(spec.model)
+    on_disk = sum(p.stat().st_size for p in base.glob("*.safetensors"))
+    return max(on_disk, params * 2)
+
+
 def export_folder(
     model_dir: Path,
     out_dir: Path,
@@ -119,18 +166,33 @@ def export_folder(
     verify_text: str | None = None,
     log_path: Path | None = None,
 ) -> ExportReport:
-    """Convert an HF folder into the GGUF types of `spec` under `out_dir`, verify and describe them."""
-    from localft.export.gguf import DIRECT_TYPES, convert_folder, read_config
-    from localft.export.quantize import quantize_file
-    from localft.export.vocab import load_vocab
-
+    """Convert an HF folder into the GGUF types of `spec` under `out_dir`, verify and describe them.
+    Refuses up front, with the numbers, when the files cannot fit on the disk."""
     start = time.perf_counter()
     model_dir, out_dir = Path(model_dir), Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_path or out_dir / "export.log"
     name = _safe_name(spec.name or model_dir.name)
     report = ExportReport(str(model_dir), str(out_dir), name, system_prompt=system_prompt)
     paths = {q: out_dir / f"{name}-{q}.gguf" for q in spec.quants}
+    done = {q for q in spec.quants if _complete(paths[q], model_dir)}
+    needed = export_bytes(parameter_count(model_dir), spec, done)
+    require_free_space(out_dir, needed, f"the GGUF files ({', '.join(spec.quants)})")
+    with space_errors(out_dir):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        _write_ggufs(model_dir, out_dir, spec, name, paths, emit, log_path)
+        report.files = [ExportedFile(str(paths[q]), q, paths[q].stat().st_size) for q in spec.quants]
+        if spec.verify:
+            _verify(report, model_dir, verify_text, system_prompt, emit, log_path)
+        _write_extras(report, model_dir, out_dir, spec, paths, system_prompt)
+        report.seconds = time.perf_counter() - start
+        atomic_write_json(out_dir / "export.json", report.to_dict())
+    return report
+
+
+def _write_ggufs(model_dir, out_dir, spec, name, paths, emit, log_path) -> None:
+    """Convert (and quantize) each GGUF of `spec` not already complete."""
+    from localft.export.gguf import DIRECT_TYPES, convert_folder
+    from localft.export.quantize import quantize_file
 
     def convert(quant: str, path: Path) -> None:
         if _complete(path, model_dir):
@@ -169,10 +231,11 @@ def export_folder(
             f16.unlink(missing_ok=True)
             _sidecar(f16).unlink(missing_ok=True)
 
-    report.files = [ExportedFile(str(paths[q]), q, paths[q].stat().st_size) for q in spec.quants]
 
-    if spec.verify:
-        _verify(report, model_dir, verify_text, system_prompt, emit, log_path)
+def _write_extras(report: ExportReport, model_dir, out_dir, spec, paths, system_prompt) -> None:
+    """The Ollama Modelfile and the LM Studio folder, as asked."""
+    from localft.export.gguf import read_config
+    from localft.export.vocab import load_vocab
 
     config = read_config(model_dir)
     vocab = load_vocab(model_dir, config["vocab_size"])
@@ -192,10 +255,7 @@ def export_folder(
     if spec.lmstudio:
         from localft.export.ollama import lay_out_lmstudio
 
-        report.lmstudio_dir = str(lay_out_lmstudio(primary, out_dir, name))
-    report.seconds = time.perf_counter() - start
-    atomic_write_json(out_dir / "export.json", report.to_dict())
-    return report
+        report.lmstudio_dir = str(lay_out_lmstudio(primary, out_dir, report.name))
 
 
 def _verify(
@@ -270,25 +330,41 @@ def _backend_name(run: RunDir) -> str:
     return pick_backend(spec)
 
 
-def merge_run(run: RunDir, *, emit: Emit | None = None) -> Path:
+def merge_to(run: RunDir, out: Path, *, export: ExportSpec | None = None) -> Path:
+    """Merge the run's adapter into its base and write the HF folder `out`. Refused up front, with
+    the numbers, when it cannot fit on the disk (with `export`, together with the GGUF files)."""
+    from localft.backends import get_backend
+    from localft.models import resolve_model
+
+    out = Path(out)
+    params = parameter_count(resolve_model(run.read_spec().model))
+    needed = merge_bytes(run, params)
+    what = "the merged model"
+    if export is not None:
+        needed += export_bytes(params, export)
+        what += f" and the GGUF files ({', '.join(export.quants)})"
+    require_free_space(out.parent, needed, what)
+    with space_errors(out.parent):
+        return Path(get_backend(_backend_name(run)).merge(run, out))
+
+
+def merge_run(run: RunDir, *, emit: Emit | None = None, export: ExportSpec | None = None) -> Path:
     """The run's merged HF folder, merging the adapter into the base only when not done before."""
     adapter = folder_stamp(run.adapter_dir)
     done = run.stage_done("merge") and (run.merged_dir / "config.json").is_file()
     if done and run._stages()["merge"].get("adapter_stamp", adapter) == adapter:
         _emit(emit, Stage("merge", 1, 1, "already merged"))
         return run.merged_dir
-    from localft.backends import get_backend
-
     _emit(emit, Stage("merge", 0, 1, "merging the adapter into the base weights"))
-    out = get_backend(_backend_name(run)).merge(run, run.merged_dir)
+    out = merge_to(run, run.merged_dir, export=export)
     run.mark_stage("merge", {"path": str(out), "adapter_stamp": adapter})
     _emit(emit, Stage("merge", 1, 1, "merged"))
-    return Path(out)
+    return out
 
 
 def export_run(run: RunDir, spec: ExportSpec, *, emit: Emit | None = None) -> ExportReport:
     """Merge the run (once), export into run.gguf_dir, verify on its test split."""
-    merged = merge_run(run, emit=emit)
+    merged = merge_run(run, emit=emit, export=spec)
     if spec.name is None:
         spec = spec.model_copy(update={"name": run.id})
     report = export_folder(

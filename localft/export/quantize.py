@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from localft.disk import disk_full_error, nearly_full
 from localft.errors import ExportError
 from localft.export.gguf import check_disk
 from localft.export.llamacpp import native_stderr_to, require_llama_cpp
@@ -87,6 +88,8 @@ def quantize_file(
             started = time.perf_counter()
             rc = llama_cpp.llama_model_quantize(str(src).encode(), str(tmp).encode(), params)
         if rc != 0 or not tmp.is_file():
+            if nearly_full(dst.parent):  # llama.cpp only says "iostream error"
+                raise disk_full_error(dst)
             raise ExportError(
                 f"llama.cpp could not quantize {src.name} to {quant} (code {rc}); see {log_path}"
             )

@@ -11,7 +11,7 @@ import json
 from localft.config import DataSpec
 from localft.data.importers.csv_rows import read_csv
 from localft.data.posts import Post, Tally
-from localft.data.source import ExportSource, shown
+from localft.data.source import ExportSource, parse_json, shown
 from localft.errors import DataError
 
 TEXT_COLUMNS = ("text", "content", "post", "body", "full_text", "ShareCommentary", "message")
@@ -24,7 +24,7 @@ def read_jsonl_rows(src: ExportSource, name: str) -> list[tuple[int, dict]]:
     text, label = src.read_text(name), src.label(name)
     if name.lower().endswith(".json") and text.lstrip().startswith("["):
         try:
-            rows = json.loads(text)
+            rows = parse_json(text, label)
         except json.JSONDecodeError as exc:
             raise DataError(
                 f"{label} line {exc.lineno}: not valid JSON ({exc.msg}); fix or re-export the file"
@@ -35,7 +35,7 @@ def read_jsonl_rows(src: ExportSource, name: str) -> list[tuple[int, dict]]:
         for n, line in enumerate(text.split("\n"), start=1):
             if line.strip():
                 try:
-                    numbered.append((n, json.loads(line)))
+                    numbered.append((n, parse_json(line, f"{label} line {n}")))
                 except json.JSONDecodeError as exc:
                     raise DataError(
                         f"{label} line {n}: not valid JSON ({exc.msg}); each line must be one JSON object"
@@ -118,6 +118,7 @@ def read_chat(src: ExportSource, spec: DataSpec, tally: Tally) -> tuple[list[Pos
 
 
 def chat_posts(numbered: Numbered, label: str, name: str, tally: Tally, unit: str = "line") -> list[Post]:
+    """Chat rows as posts; a row whose turns are out of order is dropped and counted by reason."""
     posts = []
     for n, row in numbered:
         tally.read += 1
@@ -130,16 +131,37 @@ def chat_posts(numbered: Numbered, label: str, name: str, tally: Tally, unit: st
                 raise DataError(
                     f"{label} {unit} {n}: each message needs a role ({', '.join(ROLES)}) and text content"
                 )
-        replies = [m["content"] for m in messages if m["role"] == "assistant"]
-        if not replies:
-            raise DataError(
-                f"{label} {unit} {n}: no assistant message, so nothing to learn from; add the reply"
-            )
+        roles = [m["role"] for m in messages]
+        if problem := role_order_problem(roles):
+            tally.drop(problem)
+            continue
         clean = [{"role": m["role"], "content": m["content"]} for m in messages]
         posts.append(
-            Post(text=replies[-1], source_id=f"{name}:{n}", kind="chat", messages=clean, meta={"file": name})
+            Post(
+                text=clean[-1]["content"],
+                source_id=f"{name}:{n}",
+                kind="chat",
+                messages=clean,
+                meta={"file": name},
+            )
         )
     return posts
+
+
+def role_order_problem(roles: list[str]) -> str | None:
+    """Why a conversation is not [system] user assistant [user assistant ...], the order every chat
+    template expects (Gemma's and Mistral's raise on anything else); None when it is."""
+    turns = roles[1:] if roles[0] == "system" else roles
+    if "system" in turns:
+        return "chat rows with a system turn after the start"
+    if turns and turns[0] == "assistant":
+        return "chat rows starting with the assistant"
+    for i in range(1, len(turns)):
+        if turns[i] == turns[i - 1]:
+            return f"chat rows with two {turns[i]} turns in a row"
+    if not turns or turns[-1] != "assistant":
+        return "chat rows not ending with an assistant reply"
+    return None
 
 
 def read_completions(src: ExportSource, spec: DataSpec, tally: Tally) -> tuple[list[Post], str | None]:
