@@ -36,11 +36,15 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # a full disk or a kill: leave the old file and no partial one
+        tmp.unlink(missing_ok=True)
+        raise
     _fsync_dir(path.parent)
 
 
@@ -122,6 +126,10 @@ class RunDir:
             data = json.loads(self.spec_path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise RunError(f"{self.path} is not a run (no spec.json)") from None
+        except ValueError:
+            raise RunError(f"{self.spec_path} is damaged (not JSON); this run cannot be used") from None
+        if not isinstance(data, dict):
+            raise RunError(f"{self.spec_path} is damaged (not a JSON object); this run cannot be used")
         return build_spec(TrainSpec, data, where=str(self.spec_path))
 
     def write_spec(self, spec: TrainSpec) -> None:

@@ -190,3 +190,12 @@ def test_ensure_dir_names_the_folder_it_cannot_write(tmp_path):
     blocker.write_text("not a folder")
     with pytest.raises(ConfigError, match=r"cannot write to .*file/runs .*set LOCALFT_HOME"):
         ensure_dir(blocker / "runs")
+
+
+def test_a_damaged_spec_is_a_run_error_and_runs_list_survives_it(tmp_path):
+    run = new_run(TrainSpec(), name="damaged")
+    for junk in ("{not json", "[1, 2]"):
+        run.spec_path.write_text(junk, encoding="utf-8")
+        with pytest.raises(RunError, match=r"spec.json is damaged .*cannot be used"):
+            run.read_spec()
+        assert [s.model for s in list_runs() if s.id == run.id] == ["?"]
