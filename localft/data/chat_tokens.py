@@ -1,6 +1,6 @@
 """Turn a chat example into token ids and labels, with loss on the assistant turns only.
 
-Each reply is located in the rendered conversation (`chat_template.content_spans`) and trained
+Each reply is located in the rendered conversation (`chat_render.content_spans`) and trained
 from the end of the assistant header its generation prompt adds, so a reasoning block the
 template renders there is trained where it is rendered, through the end-of-turn token after it.
 """
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from localft.data.chat_template import (
+from localft.data.chat_render import (
     WAY_OUT,
     assistant_header,
     content_spans,

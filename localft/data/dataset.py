@@ -134,7 +134,7 @@ def token_stats(
     """Token counts of each row as trained (chat template applied, the same mask) and a summary."""
     from transformers import AutoTokenizer
 
-    from localft.data.chat_template import folds_system
+    from localft.data.chat_render import folds_system
     from localft.data.chat_tokens import tokenize_row
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)

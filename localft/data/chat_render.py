@@ -1,6 +1,6 @@
-"""Render conversations with a model's own chat template (transformers' sandboxed renderer) and
-find where each message's text landed in the render, whatever the template does around it.
-"""
+"""Render conversations for training with a model's own chat template (transformers' sandboxed
+`apply_chat_template`) and find where each message's text landed, whatever the template does
+around it."""
 
 from __future__ import annotations
 
