@@ -81,7 +81,8 @@ def import_data(run: RunDir, spec: TrainSpec, source: Path | list[Path], emit: E
 
         report = build_dataset(
             source, spec.data, run.data_dir,
-            tokenizer_dir=resolve_model(spec.model), max_seq_len=spec.max_seq_len, emit=both,
+            tokenizer_dir=resolve_model(spec.model), max_seq_len=spec.max_seq_len, train_on=spec.train_on,
+            emit=both,
         )  # fmt: skip
     run.mark_stage("import", {"source": report.source})
     return report

@@ -187,7 +187,7 @@ class RecipeRun:
 
             build_dataset(
                 self.sources, spec.data, self.run.data_dir, tokenizer_dir=resolve_model(spec.model),
-                max_seq_len=spec.max_seq_len, emit=self.emit,
+                max_seq_len=spec.max_seq_len, train_on=spec.train_on, emit=self.emit,
             )  # fmt: skip
         n = check_enough_data(self.run, self.recipe, label)
         self.run.mark_stage("import", {"source": label, "examples": n})

@@ -1,22 +1,31 @@
 """Turn a chat example into token ids and labels, with loss on the assistant turns only.
 
-How the mask is found: the chat template renders the conversation to text. For each assistant
-message i we render messages[:i] with the generation prompt (the text right before the reply)
-and messages[:i+1] (the text right after it, end-of-turn marker included). The characters in
-between are the reply; a token is trained when its first character falls in such a span. This
-works for any template (ChatML, Llama 3, Gemma...) because it never parses the template itself.
-Turn markers are special tokens in real tokenizers, so a reply's span ends on a token boundary.
+Each reply is located in the rendered conversation (`chat_render.content_spans`) and trained
+from the end of the assistant header its generation prompt adds, so a reasoning block the
+template renders there is trained where it is rendered, through the end-of-turn token after it.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
+from localft.data.chat_render import (
+    WAY_OUT,
+    assistant_header,
+    content_spans,
+    fold_system,
+    render,
+    template_name,
+)
 from localft.errors import DataError
 
 IGNORE = -100
+
+__all__ = ["IGNORE", "TokenizedExample", "assistant_spans", "read_jsonl", "render", "tokenize_row"]
 
 
 @dataclass(frozen=True)
@@ -29,36 +38,65 @@ class TokenizedExample:
         return sum(1 for x in self.labels if x != IGNORE)
 
 
-def render(tokenizer, messages: list[dict], add_generation_prompt: bool = False) -> str:
-    return tokenizer.apply_chat_template(
-        messages, tokenize=False, add_generation_prompt=add_generation_prompt
-    )
-
-
 def assistant_spans(tokenizer, messages: list[dict]) -> tuple[str, list[tuple[int, int]]]:
-    """The rendered conversation and the character spans of each assistant reply."""
-    full = render(tokenizer, messages)
-    spans = []
-    for i, msg in enumerate(messages):
-        if msg["role"] != "assistant":
+    """The rendered conversation and the character span trained for each assistant reply."""
+    messages = fold_system(tokenizer, messages)
+    text = render(tokenizer, messages)
+    located = content_spans(tokenizer, messages, text)
+    end_of_turn = _special_token_pattern(tokenizer)
+    spans, done = [], 0  # `done`: where the previous message's text (and its turn end) stopped
+    for i, (message, span) in enumerate(zip(messages, located, strict=True)):
+        if span is None:
             continue
-        before = render(tokenizer, messages[:i], add_generation_prompt=True) if i else ""
-        after = render(tokenizer, messages[: i + 1])
-        if not full.startswith(after) or not after.startswith(before):
-            raise ValueError("chat template is not prefix-stable; cannot locate assistant turns")
-        spans.append((len(before), len(after)))
-    return full, spans
+        start, stop = span
+        if start < done:
+            raise _cannot_mask(tokenizer, "renders the messages out of order")
+        if message["role"] != "assistant":
+            done = stop
+            continue
+        if start == stop and message["content"].strip():
+            raise _cannot_mask(tokenizer, "does not render an assistant reply")
+        header = assistant_header(tokenizer, messages[:i])
+        found = text.rfind(header, done, start) if header else -1
+        if found >= 0:  # what the template puts between the header and the reply is the model's to write
+            start = found + len(header)
+        limit = next((s[0] for s in located[i + 1 :] if s is not None), len(text))
+        marker = end_of_turn.search(text, stop, limit) if end_of_turn else None
+        if marker is None:
+            raise _cannot_mask(
+                tokenizer, "ends a reply without a special end-of-turn token to learn to stop on"
+            )
+        spans.append((start, marker.end()))
+        done = marker.end()
+    return text, spans
+
+
+def _cannot_mask(tokenizer, why: str) -> DataError:
+    return DataError(f"{template_name(tokenizer)} {why}, so its assistant turns cannot be masked; {WAY_OUT}")
+
+
+def _special_token_pattern(tokenizer) -> re.Pattern | None:
+    added = getattr(tokenizer, "added_tokens_decoder", {}) or {}
+    specials = set(getattr(tokenizer, "all_special_tokens", []) or [])
+    specials.update(t.content for t in added.values() if getattr(t, "special", False))
+    return _alternation(tuple(sorted((s for s in specials if s), key=lambda s: (-len(s), s))))
+
+
+@lru_cache(maxsize=32)
+def _alternation(strings: tuple[str, ...]) -> re.Pattern | None:
+    return re.compile("|".join(map(re.escape, strings))) if strings else None
 
 
 def tokenize_chat(
     tokenizer, messages: list[dict], max_len: int, train_on: str = "completions"
 ) -> TokenizedExample:
     """ids and labels for one conversation, truncated to `max_len` tokens."""
+    if train_on == "all":
+        ids = list(tokenizer(render(tokenizer, messages), add_special_tokens=False)["input_ids"])[:max_len]
+        return TokenizedExample(ids, list(ids))
     text, spans = assistant_spans(tokenizer, messages)
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     ids = list(enc["input_ids"])[:max_len]
-    if train_on == "all":
-        return TokenizedExample(ids, list(ids))
     labels = []
     for tok, (start, end) in zip(ids, enc["offset_mapping"], strict=False):
         trained = any(a <= start < b for a, b in spans) or (start == end and _inside(start, spans))

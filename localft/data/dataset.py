@@ -56,6 +56,7 @@ def build_dataset(
     *,
     tokenizer_dir: Path | None = None,
     max_seq_len: int | None = None,
+    train_on: str = "completions",
     emit: Emit | None = None,
 ) -> DataReport:
     """Write out_dir/{train,valid,test}.jsonl and out_dir/report.json from one input or several
@@ -88,7 +89,7 @@ def build_dataset(
     all_rows = [r for s in SPLITS for r in split_rows[s]]
     tokens, lengths = None, {"unit": "chars", "histogram": histogram([len(_reply(r)) for r in all_rows])}
     if tokenizer_dir is not None:
-        tokens, token_lengths = token_stats(all_rows, tokenizer_dir, max_seq_len)
+        tokens, token_lengths = token_stats(all_rows, tokenizer_dir, max_seq_len, train_on)
         lengths = {"unit": "tokens", "histogram": histogram(token_lengths)}
     report = DataReport(
         platform=result.platform,
@@ -131,13 +132,16 @@ def _request(row: dict) -> str:
     return users[-1] if users else ""
 
 
-def token_stats(rows: list[dict], tokenizer_dir: Path, max_seq_len: int | None) -> tuple[dict, list[int]]:
-    """Token counts of each row as trained (chat template applied) and a summary."""
+def token_stats(
+    rows: list[dict], tokenizer_dir: Path, max_seq_len: int | None, train_on: str = "completions"
+) -> tuple[dict, list[int]]:
+    """Token counts of each row as trained (chat template applied, the same mask) and a summary."""
+    from localft.data.chat_render import folds_system
     from localft.data.chat_tokens import tokenize_row
     from localft.models import load_tokenizer
 
     tokenizer = load_tokenizer(tokenizer_dir, chat=any("messages" in r for r in rows))
-    examples = [tokenize_row(tokenizer, r, max_len=1 << 30) for r in rows]
+    examples = [tokenize_row(tokenizer, r, max_len=1 << 30, train_on=train_on) for r in rows]
     lengths = [len(e.input_ids) for e in examples]
     ordered = sorted(lengths)
     p95 = ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))] if ordered else 0
@@ -151,5 +155,7 @@ def token_stats(rows: list[dict], tokenizer_dir: Path, max_seq_len: int | None) 
         "max_seq_len": max_seq_len,
         "over_max_seq_len": sum(1 for n in lengths if max_seq_len and n > max_seq_len),
         "trained": sum(e.trained_tokens for e in examples),
+        # rows whose system prompt opens the first user turn: the template has no system role
+        "system_folded": sum(folds_system(tokenizer, r["messages"]) for r in rows if "messages" in r),
     }
     return summary, lengths

@@ -23,7 +23,7 @@ class DataReport:
     by_source: dict[str, int]
     lengths: dict = field(default_factory=dict)  # unit (chars|tokens), histogram [[lo, hi, n], ...]
     tokens: dict | None = (
-        None  # tokenizer, rows, total, mean, p95, max, max_seq_len, over_max_seq_len, trained
+        None  # tokenizer, rows, total, mean, p95, max, max_seq_len, over_max_seq_len, trained, system_folded
     )
     samples: list[dict] = field(default_factory=list)  # a few rows: request and reply
     # one entry per input: source, platform, platform_name, read, kept, dropped, changed
@@ -92,6 +92,11 @@ def format_report(report: DataReport | dict, samples: int = 3, width: int = 32) 
             bar = "█" * max(1 if n else 0, round(width * n / top))
             lines.append(f"  {lo:>5}-{hi:<5} {bar} {n}")
     lines.append(f"system   {r.system_prompt}")
+    if r.tokens and r.tokens.get("system_folded"):
+        lines.append(
+            f"         folded into the first user turn of {r.tokens['system_folded']} rows: "
+            "the model's chat template has no system role"
+        )
     for row in r.samples[:samples]:
         reply = row.get("reply", "").replace("\n", " ⏎ ")
         lines.append(f"example  {row.get('request', '')}")
