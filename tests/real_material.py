@@ -103,29 +103,139 @@ def vocab_cases(name: str) -> list[tuple[str, list[int]]]:
     return [(text, [int(x) for x in ids.split()]) for text, ids in zip(inputs, outputs, strict=False)]
 
 
-def hf_tokenizer_dir(name: str) -> Path:
-    """An HF tokenizer folder rebuilt by transformers from `ggml-vocab-<name>.gguf`, cached per
-    transformers version (the rebuild takes 20-35 s for the 150k-token vocabularies)."""
+def _tokenizer_cache(name: str) -> Path:
     import transformers
+
+    return CACHE_ROOT / f"hf-tokenizers-{transformers.__version__}-lcp{llama_cpp_version()}" / name
+
+
+def _build_once(target: Path, build) -> Path:
+    """`target`, built by `build(tmp_folder)` the first time on this machine (under a lock, then renamed)."""
     from filelock import FileLock
 
-    target = CACHE_ROOT / f"hf-tokenizers-{transformers.__version__}-lcp{llama_cpp_version()}" / name
     if (target / "tokenizer_config.json").is_file():
         return target
-    source = vocab_file(name)
-    if not source.is_file():
-        raise FileNotFoundError(f"llama.cpp's material has no {source.name}")
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target) + ".lock"):
         if (target / "tokenizer_config.json").is_file():
             return target
+        tmp = target.with_name(target.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        build(tmp)
+        shutil.rmtree(target, ignore_errors=True)
+        tmp.rename(target)
+    return target
+
+
+def hf_tokenizer_dir(name: str) -> Path:
+    """An HF tokenizer folder rebuilt by transformers from `ggml-vocab-<name>.gguf`, cached per
+    transformers version (the rebuild takes 20-35 s for the 150k-token vocabularies)."""
+    source = vocab_file(name)
+
+    def build(tmp: Path) -> None:
+        if not source.is_file():
+            raise FileNotFoundError(f"llama.cpp's material has no {source.name}")
         from transformers import AutoTokenizer
 
         with contextlib.redirect_stderr(io.StringIO()):
             tok = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
-        tmp = target.with_name(target.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
         tok.save_pretrained(tmp)
-        shutil.rmtree(target, ignore_errors=True)
-        tmp.rename(target)
-    return target
+
+    return _build_once(_tokenizer_cache(name), build)
+
+
+_GGUF_SCALARS = {
+    0: "<B",
+    1: "<b",
+    2: "<H",
+    3: "<h",
+    4: "<I",
+    5: "<i",
+    6: "<f",
+    7: "<?",
+    10: "<Q",
+    11: "<q",
+    12: "<d",
+}
+
+
+def gguf_metadata(path: Path) -> dict:
+    """A GGUF file's metadata (scalars, strings and arrays of them), read with struct: gguf-py's reader
+    takes minutes on a 262k-token vocabulary."""
+    import struct
+
+    data = Path(path).read_bytes()
+    if data[:4] != b"GGUF":
+        raise ValueError(f"{path} is not a GGUF file")
+    pos = 24  # magic, version, tensor count, metadata count
+
+    def read(kind: int):
+        nonlocal pos
+        if kind == 8:
+            (n,) = struct.unpack_from("<Q", data, pos)
+            pos += 8 + n
+            return data[pos - n : pos].decode("utf-8", errors="surrogateescape")
+        if kind == 9:
+            item, count = struct.unpack_from("<IQ", data, pos)
+            pos += 12
+            return [read(item) for _ in range(count)]
+        fmt = _GGUF_SCALARS[kind]
+        (value,) = struct.unpack_from(fmt, data, pos)
+        pos += struct.calcsize(fmt)
+        return value
+
+    (count,) = struct.unpack_from("<Q", data, 16)
+    meta = {}
+    for _ in range(count):
+        key = read(8)
+        (kind,) = struct.unpack_from("<I", data, pos)
+        pos += 4
+        meta[key] = read(kind)
+    return meta
+
+
+def sentencepiece_bpe_tokenizer_dir(name: str, tokenizer_class: str) -> Path:
+    """An HF tokenizer folder built from the tokens and merges of `ggml-vocab-<name>.gguf`, for a
+    SentencePiece-style BPE vocabulary transformers cannot rebuild itself (gemma-4): spaces become
+    '▁', byte fallback, control tokens special, user-defined tokens added; the class named decides
+    the rest, as the model's own tokenizer_config.json would. Cached like hf_tokenizer_dir."""
+    import json
+
+    def build(tmp: Path) -> None:
+        from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, processors
+
+        meta = gguf_metadata(vocab_file(name))
+        tokens, types = meta["tokenizer.ggml.tokens"], meta["tokenizer.ggml.token_type"]
+        roles = {"bos": "bos", "eos": "eos", "unknown": "unk", "padding": "pad"}
+        special = {
+            role: tokens[meta[f"tokenizer.ggml.{key}_token_id"]]
+            for key, role in roles.items()
+            if f"tokenizer.ggml.{key}_token_id" in meta
+        }
+        merges = [(m[: m.index(" ", 1)], m[m.index(" ", 1) + 1 :]) for m in meta["tokenizer.ggml.merges"]]
+        vocab = {t: i for i, t in enumerate(tokens)}
+        tok = Tokenizer(
+            models.BPE(vocab, merges, byte_fallback=True, fuse_unk=True, unk_token=special.get("unk"))
+        )
+        tok.normalizer = normalizers.Replace(" ", "\u2581")
+        tok.decoder = decoders.Sequence(
+            [decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse()]
+        )
+        marked = list(zip(tokens, types, strict=True))
+        tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t, k in marked if k == 3])
+        tok.add_tokens([AddedToken(t, special=False, normalized=False) for t, k in marked if k == 4])
+        add_bos = bool(meta.get("tokenizer.ggml.add_bos_token")) and "bos" in special
+        if add_bos:
+            bos = special["bos"]
+            tok.post_processor = processors.TemplateProcessing(
+                single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, vocab[bos])]
+            )
+        tok.save(str(tmp / "tokenizer.json"))
+        config = {f"{role}_token": text for role, text in special.items()}
+        config |= {"tokenizer_class": tokenizer_class, "add_bos_token": add_bos}
+        if "tokenizer.chat_template" in meta:
+            (tmp / "chat_template.jinja").write_text(meta["tokenizer.chat_template"], encoding="utf-8")
+        (tmp / "tokenizer_config.json").write_text(json.dumps(config), encoding="utf-8")
+
+    return _build_once(_tokenizer_cache(f"{name}-spm"), build)

@@ -12,7 +12,8 @@ from gguf import GGMLQuantizationType, GGUFReader
 from localft.export.gguf import LOCALFT_KEY, convert_folder
 from localft.export.verify import TARGETS
 from localft.export.weights import SafetensorsFolder
-from tests.tiny import ARCHS
+from tests.real_material import hf_tokenizer_dir
+from tests.tiny import ARCHS, build_tiny_model
 
 TEXT = "The harbour town woke slowly that spring. Fishing boats came back before dawn, with crates of fish."
 GGUF_ARCH = {"mistral": "llama"}
@@ -31,18 +32,31 @@ def _hf_logits(folder, ids):
         return model(torch.tensor([ids])).logits[0].numpy()
 
 
+def qwen2_with_its_own_vocabulary(out):
+    """transformers tokenizes every qwen2-type folder with Qwen2's own rules, whatever tokenizer.json
+    says, so a tiny Qwen2 carries Qwen2's real vocabulary (ending a turn at <|im_end|>, as the
+    instruct models do)."""
+    tokenizer = shutil.copytree(hf_tokenizer_dir("qwen2"), out / "tokenizer")
+    config = json.loads((tokenizer / "tokenizer_config.json").read_text())
+    (tokenizer / "tokenizer_config.json").write_text(json.dumps(config | {"eos_token": "<|im_end|>"}))
+    return build_tiny_model(out / "model", "qwen2", tokenizer)
+
+
 @pytest.mark.parametrize("arch", ARCHS)
 def test_each_architecture_converts_and_runs_in_llama_cpp_like_hf(arch, tiny_models, tmp_path):
+    from transformers import AutoTokenizer
+
     from localft.export.llamacpp import close_llama, load_llama
 
-    folder = tiny_models(arch)
+    folder = qwen2_with_its_own_vocabulary(tmp_path) if arch == "qwen2" else tiny_models(arch)
     result = convert_folder(folder, tmp_path / f"{arch}.gguf", "F32", name="tiny-model")
     assert result.path.is_file() and result.bytes == result.path.stat().st_size
 
     reader = GGUFReader(result.path)
     assert _field(reader, "general.architecture") == GGUF_ARCH.get(arch, arch)
-    assert _field(reader, "tokenizer.ggml.pre") == "smollm"
-    assert _field(reader, "tokenizer.ggml.eos_token_id") == 2  # <|im_end|>: where a chat turn ends
+    assert _field(reader, "tokenizer.ggml.pre") == ("qwen2" if arch == "qwen2" else "smollm")
+    end_of_turn = AutoTokenizer.from_pretrained(folder).convert_tokens_to_ids("<|im_end|>")
+    assert _field(reader, "tokenizer.ggml.eos_token_id") == end_of_turn  # where a chat turn ends
     assert "<|im_start|>" in _field(reader, "tokenizer.chat_template")
     assert LOCALFT_KEY in reader.fields
     names = {t.name for t in reader.tensors}
@@ -121,33 +135,3 @@ def test_embedded_model_f16_matches_hf_and_chats(tmp_path):
         assert "Paris" in answer and session.last.finish_reason == "stop"
     finally:
         session.close()
-
-
-def test_sentencepiece_tokenizer_is_written_with_scores_and_types(tiny_models, tmp_path):
-    """A SentencePiece model (tokenizer.model) becomes a `llama` vocab that llama.cpp tokenizes like it."""
-    sentencepiece = pytest.importorskip("sentencepiece")
-    from localft.export.llamacpp import close_llama, load_llama
-    from localft.export.verify import bundled_text
-
-    corpus = tmp_path / "corpus.txt"
-    corpus.write_text(bundled_text() * 3)
-    sentencepiece.SentencePieceTrainer.train(
-        input=str(corpus), model_prefix=str(tmp_path / "sp"), vocab_size=300, model_type="bpe",
-        byte_fallback=True, bos_id=1, eos_id=2, unk_id=0, minloglevel=2,
-    )  # fmt: skip
-    folder = tmp_path / "model"
-    shutil.copytree(tiny_models("llama"), folder)
-    (folder / "tokenizer.json").unlink()
-    shutil.copy(tmp_path / "sp.model", folder / "tokenizer.model")
-    (folder / "tokenizer_config.json").write_text(json.dumps({"add_bos_token": True}))
-    out = convert_folder(folder, tmp_path / "sp.gguf", "F16")
-    reader = GGUFReader(out.path)
-    assert _field(reader, "tokenizer.ggml.model") == "llama"
-    assert len(_field(reader, "tokenizer.ggml.scores")) == 49152  # padded to the embedding rows
-    sp = sentencepiece.SentencePieceProcessor(model_file=str(tmp_path / "sp.model"))
-    llm = load_llama(out.path, n_ctx=64)
-    try:
-        sentence = "The fishing boats came back before dawn."
-        assert llm.tokenize(sentence.encode(), add_bos=True) == [1, *sp.encode(sentence)]
-    finally:
-        close_llama(llm)

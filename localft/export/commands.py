@@ -51,6 +51,7 @@ def _stage_printer(console):
 
 
 def print_report(report, console) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     from localft.hardware import fmt_bytes
@@ -78,6 +79,9 @@ def print_report(report, console) -> None:
             verdict,
         )
     console.print(table)
+    for f in report.files:
+        if (f.parity or {}).get("tokenization_diff"):
+            console.print(f"[red]{f.quant}: {escape(f.parity['tokenization_diff'])}[/red]", highlight=False)
     if report.stop_check:
         console.print(f"chat check: {report.stop_check['prompt']!r} -> {report.stop_check['gguf_text']!r}")
     for label, value in (

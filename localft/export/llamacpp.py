@@ -142,8 +142,10 @@ def load_llama(
     n_threads: int | None = None,
     seed: int = 0,
     lora_path: Path | None = None,
+    vocab_only: bool = False,
 ):
-    """A `llama_cpp.Llama` for the file (plus a GGUF LoRA adapter); ExportError when it does not load."""
+    """A `llama_cpp.Llama` for the file (plus a GGUF LoRA adapter); ExportError when it does not load.
+    `vocab_only` reads just the tokenizer (no weights): enough to tokenize."""
     llama_cpp = require_llama_cpp()
     gguf = Path(gguf)
     if not gguf.is_file():
@@ -164,6 +166,7 @@ def load_llama(
                 n_threads=n_threads or default_threads(),
                 seed=seed,
                 lora_path=str(lora_path) if lora_path else None,
+                vocab_only=vocab_only,
                 verbose=False,
             )
         except (ValueError, RuntimeError) as exc:

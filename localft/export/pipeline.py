@@ -274,14 +274,13 @@ def _verify(
     _emit(emit, Stage("verify", 0, total, "loading the HF model"))
     ref = HfReference(model_dir, text)
     for i, f in enumerate(report.files):
-        _emit(emit, Stage("verify", i, total, f"{f.quant}: next-token parity"))
+        _emit(emit, Stage("verify", i, total, f"{f.quant}: tokenization and next-token parity"))
         parity = ref.compare(Path(f.path), f.quant, log_path=log_path)
         f.parity = parity.to_dict()
         stop = ref.stop_check(Path(f.path), system=system_prompt, log_path=log_path)
         f.stop_check = stop.to_dict()
-        if parity.passed is False:
-            _emit(emit, Log(f"{f.quant} misses its parity target: top-1 {parity.top1:.2%}, "
-                            f"perplexity {parity.ppl_change:+.3%}", "warning"))  # fmt: skip
+        if parity.problem:
+            _emit(emit, Log(parity.problem, "warning"))
     _emit(emit, Stage("verify", total, total, "done"))
 
 

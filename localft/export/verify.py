@@ -1,5 +1,5 @@
-"""Prove a GGUF behaves like the HF model it came from: next-token top-1 agreement and perplexity
-on held-out text, and a chat generation that stops at the end-of-turn token."""
+"""Prove a GGUF behaves like the HF model it came from: the same tokens for the same text, next-token
+top-1 agreement and perplexity on held-out text, and a chat generation that stops at the end-of-turn token."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from localft.export.llamacpp import close_llama, load_llama, native_stderr_to
+from localft.export.pretokenizers import PROBE_TEXT
 
 # quant -> (min top-1 agreement, max relative perplexity change); None = reported only.
 # Top-1 of a faithful F16 file depends on the CPU's kernels: 99.80% on an AVX2 EPYC, 99.37% on an
@@ -35,6 +36,7 @@ class Parity:
     ppl_hf: float
     ppl_gguf: float
     tokenization_match: bool
+    tokenization_diff: str | None = None  # where llama.cpp's tokens first differ from HF's
 
     @property
     def ppl_change(self) -> float:
@@ -42,7 +44,10 @@ class Parity:
 
     @property
     def passed(self) -> bool | None:
-        """True/False against the target for this type; None where the type is only reported."""
+        """True/False against the target for this type; None where the type is only reported. Any
+        tokenization difference fails the file: the model would read other tokens than in training."""
+        if not self.tokenization_match:
+            return False
         top1_min, ppl_max = TARGETS.get(self.quant, (None, None))
         if top1_min is None and ppl_max is None:
             return None
@@ -50,8 +55,36 @@ class Parity:
             ppl_max is None or abs(self.ppl_change) <= ppl_max
         )
 
+    @property
+    def problem(self) -> str | None:
+        """One line saying why the file failed, or None."""
+        if self.passed is not False:
+            return None
+        if self.tokenization_diff:
+            return f"{self.quant}: {self.tokenization_diff}"
+        return (
+            f"{self.quant} misses its parity target: top-1 {self.top1:.2%}, perplexity {self.ppl_change:+.3%}"
+        )
+
     def to_dict(self) -> dict:
         return asdict(self) | {"ppl_change": self.ppl_change, "passed": self.passed}
+
+
+def tokenization_difference(label: str, hf_ids: list[int], gguf_ids: list[int], decode) -> str | None:
+    """None where the ids are the same; else the first differing position, the ids from there on both
+    sides and the text around it (decoded from HF's ids)."""
+    hf_ids, gguf_ids = list(hf_ids), list(gguf_ids)
+    if hf_ids == gguf_ids:
+        return None
+    at = next(
+        (i for i, (a, b) in enumerate(zip(hf_ids, gguf_ids, strict=False)) if a != b),
+        min(len(hf_ids), len(gguf_ids)),
+    )
+    before, after = decode(hf_ids[max(0, at - 8) : at]), decode(hf_ids[at : at + 8])
+    return (
+        f"tokenization differs from HF at token {at} of {len(hf_ids)} in the {label}: "
+        f"HF {hf_ids[at : at + 4]}, llama.cpp {gguf_ids[at : at + 4]}, text {before!r} | {after!r}"
+    )
 
 
 @dataclass
@@ -95,7 +128,17 @@ class HfReference:
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
         self.model = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=torch.float32)
         self.model.eval()
-        self.ids = self.tokenizer(text)["input_ids"][:max_tokens]
+        # Tokenization is compared on the whole held-out text, llama.cpp's pre-tokenizer probe and a
+        # chat rendered by the model's template (special tokens and the text around them).
+        self.tokenized: dict[str, tuple[str, list[int], bool]] = {
+            "held-out text": (text, self.tokenizer(text)["input_ids"], True),
+            "pre-tokenizer probe": (PROBE_TEXT, self.tokenizer(PROBE_TEXT)["input_ids"], True),
+        }
+        chat = self._rendered_chat(text)
+        if chat is not None:
+            ids = self.tokenizer(chat, add_special_tokens=False)["input_ids"]
+            self.tokenized["chat rendered by its template"] = (chat, ids, False)
+        self.ids = self.tokenized["held-out text"][1][:max_tokens]
         with torch.no_grad():
             logits = self.model(torch.tensor([self.ids])).logits[0].float().numpy()
         logp = _log_softmax(logits[:-1])
@@ -107,7 +150,7 @@ class HfReference:
         llm = load_llama(gguf, n_ctx=len(self.ids) + 8, logits_all=True, log_path=log_path)
         try:
             with native_stderr_to(log_path):
-                own_ids = llm.tokenize(self.text.encode("utf-8"), add_bos=True)[: len(self.ids)]
+                diff = self.tokenization_difference(llm)
                 llm.reset()
                 llm.eval(self.ids)
                 logits = np.array(llm.scores[: len(self.ids) - 1])
@@ -116,7 +159,33 @@ class HfReference:
         logp = _log_softmax(logits)
         nll = -logp[np.arange(len(self.ids) - 1), self.ids[1:]]
         top1 = float(np.mean(logits.argmax(-1) == self.top1))
-        return Parity(quant, len(self.ids), top1, self.ppl, _perplexity(nll), list(own_ids) == list(self.ids))
+        return Parity(quant, len(self.ids), top1, self.ppl, _perplexity(nll), diff is None, diff)
+
+    def _rendered_chat(self, text: str) -> str | None:
+        """Two turns and a generation prompt cut from the held-out text, as the template renders them;
+        None where the model has no template or its template refuses this conversation."""
+        if not getattr(self.tokenizer, "chat_template", None):
+            return None
+        words = text.split()
+        parts = [" ".join(words[:30]), " ".join(words[30:90]), " ".join(words[90:110]) or "And then?"]
+        messages = [
+            {"role": role, "content": part}
+            for role, part in zip(("user", "assistant", "user"), parts, strict=True)
+        ]
+        try:
+            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        except Exception:  # a template may reject any shape (roles, reasoning); the text checks still run
+            return None
+
+    def tokenization_difference(self, llm) -> str | None:
+        """The first place where llama.cpp tokenizes the texts differently from HF, or None. HF finds
+        added tokens written in the text and adds BOS/EOS as configured; so does llama.cpp here."""
+        for label, (text, hf_ids, add_special) in self.tokenized.items():
+            gguf_ids = llm.tokenize(text.encode("utf-8"), add_bos=add_special, special=True)
+            diff = tokenization_difference(label, hf_ids, gguf_ids, self.tokenizer.decode)
+            if diff:
+                return diff
+        return None
 
     def greedy_chat(self, messages: list[dict], max_new_tokens: int = 48) -> tuple[str, bool]:
         """HF's greedy reply and whether it ended on an end-of-sequence token within the limit."""

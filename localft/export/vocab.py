@@ -1,5 +1,6 @@
-"""The tokenizer of an HF folder written into GGUF metadata: tokens, types, merges or scores,
-the llama.cpp pre-tokenizer name, special token ids, add-bos/eos flags and the chat template."""
+"""The tokenizer of an HF folder written into GGUF metadata so that llama.cpp tokenizes text exactly
+like the HF tokenizer the model was trained with: tokens, types, merges or scores, the pre-tokenizer,
+special ids, add-bos/eos and the chat template. A tokenizer llama.cpp cannot reproduce is refused."""
 
 from __future__ import annotations
 
@@ -12,8 +13,11 @@ from pathlib import Path
 import gguf
 
 from localft.errors import ExportError
+from localft.export.pretokenizers import pre_tokenizer_name
 
 T = gguf.TokenType
+SPACE_MARK = "\u2581"  # SentencePiece's visible space
+BYTE_TOKEN = re.compile(r"<0x[0-9A-F]{2}>")
 
 
 @dataclass
@@ -47,170 +51,231 @@ class GgufVocab:
             w.add_add_space_prefix(self.extra.get("add_space_prefix", True))
 
 
-def _json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    except ValueError:
-        raise ExportError(f"{path} is not valid JSON; re-save the tokenizer") from None
-
-
-def _split_patterns(pre_tokenizer: dict | None) -> list[str]:
-    if not pre_tokenizer:
-        return []
-    parts = pre_tokenizer.get("pretokenizers", [pre_tokenizer])
-    return [p.get("pattern", {}).get("Regex", "") for p in parts if p.get("type") == "Split"]
-
-
-def _has_digits_split(pre_tokenizer: dict | None) -> bool:
-    parts = (pre_tokenizer or {}).get("pretokenizers", [pre_tokenizer or {}])
-    return any(p.get("type") == "Digits" and p.get("individual_digits") for p in parts)
-
-
-def bpe_pre_name(tokenizer: dict) -> str:
-    """The llama.cpp pre-tokenizer that splits text like this tokenizer.json does."""
-    pre = tokenizer.get("pre_tokenizer")
-    patterns = _split_patterns(pre)
-    if any(r"\p{N}{1,3}" in p for p in patterns):
-        return "llama-bpe"  # Llama 3.x: digits in groups of up to three
-    if any(r"\p{N}|" in p or r"\p{N}]|" in p for p in patterns):
-        return "qwen2"  # Qwen2/2.5/3: one digit per piece
-    vocab = tokenizer.get("model", {}).get("vocab", {})
-    multi_digit = any(re.fullmatch(r"\u0120?[0-9]{2,}", tok) for tok in vocab)
-    if _has_digits_split(pre) or (vocab and not patterns and not multi_digit):
-        # SmolLM/SmolLM2: GPT-2 split with single digits. A byte-level vocab without any
-        # multi-digit token splits digits one by one either way.
-        return "smollm"
-    if not patterns:
-        return "gpt-2"
-    raise ExportError(
-        "the tokenizer's pre-tokenizer is not one the converter knows (llama-bpe, qwen2, smollm, gpt-2); "
-        "it cannot be written so that llama.cpp splits text the same way"
+def not_reproducible(where: str, why: str) -> ExportError:
+    """The one refusal for a tokenizer llama.cpp cannot reproduce: what, why, and what to do."""
+    return ExportError(
+        f"{where}: llama.cpp cannot tokenize text like this tokenizer ({why}), so the GGUF would not see "
+        "the tokens the model was trained on; fine-tune a base model whose tokenizer llama.cpp reproduces "
+        "(see `localft models`)"
     )
 
 
-def _post_processor_flags(tokenizer: dict) -> tuple[bool, bool]:
-    """Whether the HF tokenizer adds a special token at the start / end of a single text."""
-    post = tokenizer.get("post_processor") or {}
-    for proc in post.get("processors", [post]):
-        if proc.get("type") == "TemplateProcessing":
-            single = proc.get("single", [])
-            return (
-                bool(single) and "SpecialToken" in single[0],
-                bool(single) and "SpecialToken" in single[-1],
-            )
-    return False, False
-
-
-def _bpe_vocab(folder: Path, n_vocab: int) -> GgufVocab:
-    tok = _json(folder / "tokenizer.json")
-    model = tok.get("model", {})
-    vocab: dict[str, int] = model.get("vocab", {})
-    added = {a["id"]: a for a in tok.get("added_tokens", [])}
-    by_id = {i: t for t, i in vocab.items()} | {i: a["content"] for i, a in added.items()}
-    tokens, types = [], []
-    for i in range(n_vocab):
-        if i not in by_id:
-            tokens.append(f"[PAD{i}]")
-            types.append(T.UNUSED)
-        elif i in added:
-            tokens.append(by_id[i])
-            types.append(T.CONTROL if added[i].get("special") else T.USER_DEFINED)
-        else:
-            tokens.append(by_id[i])
-            types.append(T.NORMAL)
-    special = gguf.SpecialVocab(folder, load_merges=True, n_vocab=n_vocab)
-    special.add_special_token = {}  # flags come from the post-processor below
-    add_bos, add_eos = _post_processor_flags(tok)
-    config = _json(folder / "tokenizer_config.json")
-    add_bos = (
-        config.get("add_bos_token", add_bos) if isinstance(config.get("add_bos_token"), bool) else add_bos
-    )
-    add_eos = (
-        config.get("add_eos_token", add_eos) if isinstance(config.get("add_eos_token"), bool) else add_eos
-    )
-    return GgufVocab(
-        "gpt2", bpe_pre_name(tok), tokens, [int(t) for t in types], None, special, add_bos, add_eos
-    )
-
-
-def _sentencepiece_vocab(folder: Path, n_vocab: int) -> GgufVocab:
-    from sentencepiece import SentencePieceProcessor
-
-    sp = SentencePieceProcessor()
-    sp.LoadFromFile(str(folder / "tokenizer.model"))
-    tokens: list[str | bytes] = [f"[PAD{i}]".encode() for i in range(n_vocab)]
-    scores = [-1000.0] * n_vocab
-    types = [int(T.UNUSED)] * n_vocab
-    for i in range(min(sp.vocab_size(), n_vocab)):
-        tokens[i] = sp.IdToPiece(i).encode("utf-8")
-        scores[i] = sp.GetScore(i)
-        types[i] = (
-            T.UNKNOWN
-            if sp.IsUnknown(i)
-            else T.CONTROL
-            if sp.IsControl(i)
-            else T.UNUSED
-            if sp.IsUnused(i)
-            else T.BYTE
-            if sp.IsByte(i)
-            else T.NORMAL
-        )
-    # Tokens added on top of the SentencePiece model (chat markers) come from tokenizer.json.
-    for a in _json(folder / "tokenizer.json").get("added_tokens", []):
-        i = a["id"]
-        if i < n_vocab and types[i] not in (T.UNKNOWN, T.BYTE):
-            tokens[i] = a["content"].encode("utf-8")
-            types[i] = T.CONTROL if a.get("special") else T.USER_DEFINED
-            scores[i] = -1000.0
-    special = gguf.SpecialVocab(folder, load_merges=False, n_vocab=n_vocab)
-    config = _json(folder / "tokenizer_config.json")
-    add_bos = config.get("add_bos_token", True)
-    add_eos = config.get("add_eos_token", False)
-    special.add_special_token = {}
-    return GgufVocab("llama", "default", tokens, [int(t) for t in types], scores, special, add_bos, add_eos)
-
-
-def _llama_hf_vocab(folder: Path, n_vocab: int) -> GgufVocab:
-    """A SentencePiece-style BPE stored only as tokenizer.json (byte fallback, no tokenizer.model)."""
-    hf = gguf.LlamaHfVocab(folder)
-    tokens, scores, types = [], [], []
-    for text, score, typ in hf.all_tokens():
-        tokens.append(text)
-        scores.append(score)
-        types.append(int(typ))
-    for i in range(len(tokens), n_vocab):
-        tokens.append(f"[PAD{i}]".encode())
-        scores.append(-1000.0)
-        types.append(int(T.UNUSED))
-    special = gguf.SpecialVocab(folder, load_merges=False, n_vocab=n_vocab)
-    special.add_special_token = {}
-    config = _json(folder / "tokenizer_config.json")
-    add_bos, add_eos = _post_processor_flags(_json(folder / "tokenizer.json"))
-    add_bos = config.get("add_bos_token", add_bos)
-    return GgufVocab("llama", "default", tokens, types, scores, special, add_bos, add_eos)
-
-
-def load_vocab(folder: Path, n_vocab: int) -> GgufVocab:
-    """Read the tokenizer of an HF folder; ExportError when there is none or it is of an unknown kind."""
+def hf_tokenizer(folder: Path):
+    """The fast HF tokenizer of the folder, as training loaded it; ExportError when there is none."""
     folder = Path(folder)
-    logging.getLogger("gguf").setLevel(logging.ERROR)
-    tok_json = folder / "tokenizer.json"
-    if (folder / "tokenizer.model").is_file():
-        vocab = _sentencepiece_vocab(folder, n_vocab)
-    elif tok_json.is_file():
-        model = _json(tok_json).get("model", {})
-        if model.get("type") == "BPE" and model.get("byte_fallback"):
-            vocab = _llama_hf_vocab(folder, n_vocab)
-        elif model.get("type") == "BPE":
-            vocab = _bpe_vocab(folder, n_vocab)
-        else:
-            raise ExportError(
-                f"{tok_json}: tokenizer model {model.get('type')!r} is not supported (BPE or SentencePiece)"
-            )
-    else:
+    if not any((folder / name).is_file() for name in ("tokenizer.json", "tokenizer.model")):
         raise ExportError(
             f"{folder} has no tokenizer (tokenizer.json or tokenizer.model); copy the base model's tokenizer files into it"
         )
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(folder)
+    except Exception as exc:  # any failure here comes from the folder's files
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ExportError(
+            f"{folder}: transformers cannot load its tokenizer ({first_line}); copy the base model's tokenizer files into it"
+        ) from None
+    if getattr(tok, "backend_tokenizer", None) is None:
+        raise ExportError(f"{folder}: the tokenizer has no tokenizer.json form, which the GGUF writer reads")
+    return tok
+
+
+def _pipeline(tok) -> dict:
+    """The tokenizer as it really runs (a tokenizer class may replace parts of tokenizer.json)."""
+    return json.loads(tok.backend_tokenizer.to_str())
+
+
+def _steps(part: dict | None, key: str) -> list[dict]:
+    if not part:
+        return []
+    return part.get(key, [part]) if part.get("type") == "Sequence" else [part]
+
+
+def _merge_pairs(model: dict) -> list[tuple[str, str]]:
+    return [tuple(m) if isinstance(m, list) else tuple(m.split(" ", 1)) for m in model.get("merges", [])]
+
+
+def _special_ids(folder: Path, n_vocab: int, *, merges: list[tuple[str, str]] | None) -> gguf.SpecialVocab:
+    special = gguf.SpecialVocab(folder, load_merges=False, n_vocab=n_vocab)
+    special.add_special_token = {}  # add-bos/eos are written from the tokenizer's behaviour
+    if merges is not None:
+        special.merges = [f"{a} {b}" for a, b in merges]
+    return special
+
+
+def _set_added_specials(vocab: GgufVocab, tok, where: str) -> None:
+    """add_bos / add_eos from what the tokenizer adds around a text, and the ids it adds."""
+    plain = list(tok.encode("a", add_special_tokens=False))
+    full = list(tok.encode("a"))
+    at = next((i for i in range(len(full) - len(plain) + 1) if full[i : i + len(plain)] == plain), None)
+    if at is None:
+        raise not_reproducible(where, "adding special tokens changes the tokens of the text itself")
+    before, after = full[:at], full[at + len(plain) :]
+    ids = vocab.special.special_token_ids
+    if len(before) > 1 or len(after) > 1 or (after and ids.get("eos") != after[0]):
+        raise not_reproducible(
+            where, f"it adds {before} before and {after} after every text, llama.cpp a BOS and an EOS"
+        )
+    if before:
+        ids["bos"] = before[0]
+    vocab.add_bos, vocab.add_eos = bool(before), bool(after)
+
+
+def _tokens_by_id(model: dict, added: list[dict], n_vocab: int) -> list[tuple[str | None, dict | None]]:
+    """(text, added-token entry) for each id below n_vocab; (None, None) where the id is unused."""
+    by_id: dict[int, tuple[str | None, dict | None]] = {i: (t, None) for t, i in model["vocab"].items()}
+    for a in added:
+        by_id[a["id"]] = (a["content"], a)
+    return [by_id.get(i, (None, None)) for i in range(n_vocab)]
+
+
+def _byte_level_vocab(tok, pipeline: dict, folder: Path, n_vocab: int) -> GgufVocab:
+    # llama.cpp does not normalize text. NFC (Qwen) is let through: text already in NFC, as nearly
+    # all text is, tokenizes the same; decomposed accents do not (3 of llama.cpp's 51 qwen35 strings).
+    for step in _steps(pipeline.get("normalizer"), "normalizers"):
+        if step.get("type") != "NFC":
+            raise not_reproducible(folder.name, f"its {step.get('type')} normalizer changes the text")
+    tokens: list[str | bytes] = []
+    types: list[int] = []
+    for i, (text, added) in enumerate(_tokens_by_id(pipeline["model"], pipeline["added_tokens"], n_vocab)):
+        if text is None:
+            tokens.append(f"[PAD{i}]")
+            types.append(T.UNUSED)
+        else:
+            tokens.append(text)
+            types.append(T.NORMAL if added is None else T.CONTROL if added["special"] else T.USER_DEFINED)
+    pre, digest = pre_tokenizer_name(tok)
+    if pre is None:
+        raise not_reproducible(
+            folder.name, f"llama.cpp does not know its pre-tokenizer, probe hash {digest[:16]}"
+        )
+    special = _special_ids(folder, n_vocab, merges=_merge_pairs(pipeline["model"]))
+    return GgufVocab("gpt2", pre, tokens, [int(t) for t in types], None, special)
+
+
+def sentencepiece_space_prefix(pipeline: dict, where: str) -> bool:
+    """Whether llama.cpp must add a leading '▁' (add_space_prefix) to reproduce this tokenizer.
+
+    llama.cpp turns every space into '▁' and, with add_space_prefix, puts one more '▁' before every
+    text fragment (the start, and after each special token), even one that starts with a space. Two
+    HF pipelines do exactly that: a `Prepend('▁')` normalizer, and transformers' SentencePiece
+    conversion (a leading '▁' doubled, then Metaspace 'always'). Metaspace alone skips a text that
+    starts with a space (and, with prepend_scheme 'first', text after special tokens): refused.
+    """
+    prepend = doubled = spaces_replaced = False
+    for step in _steps(pipeline.get("normalizer"), "normalizers"):
+        kind, pattern, content = step.get("type"), step.get("pattern"), step.get("content")
+        if kind == "Prepend" and step.get("prepend") == SPACE_MARK:
+            prepend = True
+        elif kind == "Replace" and pattern == {"String": " "} and content == SPACE_MARK:
+            spaces_replaced = True
+        elif kind == "Replace" and pattern == {"Regex": rf"\A{SPACE_MARK}"} and content == 2 * SPACE_MARK:
+            doubled = spaces_replaced  # a text that starts with a space keeps its extra '▁'
+        else:
+            raise not_reproducible(where, f"its {kind} normalizer changes the text")
+    for step in _steps(pipeline.get("pre_tokenizer"), "pretokenizers"):
+        kind, scheme = step.get("type"), step.get("prepend_scheme", "always")
+        if kind == "Metaspace" and step.get("replacement") == SPACE_MARK and not step.get("split"):
+            if (scheme, doubled, prepend) not in (("never", False, prepend), ("always", True, False)):
+                raise not_reproducible(
+                    where,
+                    f"its Metaspace pre-tokenizer (prepend_scheme {scheme!r}) puts '▁' before a text only where "
+                    "it does not start with a space, llama.cpp before every text and after every special token",
+                )
+            prepend, spaces_replaced = prepend or scheme == "always", True
+        elif kind == "Split" and step.get("pattern") == {"String": " "} and spaces_replaced:
+            continue  # the normalizer already turned every space into '▁': nothing left to split
+        else:
+            raise not_reproducible(where, f"its {kind} pre-tokenizer splits the text before BPE")
+    if not spaces_replaced:
+        raise not_reproducible(where, "it keeps spaces as they are, llama.cpp turns them into '▁'")
+    if doubled and not prepend:
+        raise not_reproducible(where, "it doubles a leading '▁' without adding one to other text")
+    return prepend
+
+
+def merge_scores(model: dict, where: str) -> dict[str, float]:
+    """SentencePiece-style scores under which llama.cpp's merge order is the HF merge order.
+
+    llama.cpp merges any two neighbours whose joined text is a token, the one with the highest score
+    first; HF merges listed pairs, the lowest rank first. A token scores minus the rank of the first
+    merge that makes it. That is exact when every pair of tokens that joins into a token is a listed
+    merge, which SentencePiece-converted vocabularies satisfy; otherwise the tokenizer is refused.
+    """
+    for key in ("dropout", "continuing_subword_prefix", "end_of_word_suffix"):
+        if model.get(key):
+            raise not_reproducible(where, f"its BPE model sets {key}")
+    pairs = _merge_pairs(model)
+    first_rank: dict[str, int] = {}
+    for rank, (a, b) in enumerate(pairs):
+        first_rank.setdefault(a + b, rank)
+    listed = set(pairs)
+    vocab = model["vocab"]
+    for text in vocab:
+        for cut in range(1, len(text)):
+            left, right = text[:cut], text[cut:]
+            if left in vocab and right in vocab and (left, right) not in listed:
+                raise not_reproducible(
+                    where, f"{left!r} + {right!r} make the token {text!r} but are not a merge"
+                )
+    return {text: -float(rank) for text, rank in first_rank.items()}
+
+
+def _sentencepiece_vocab(tok, pipeline: dict, folder: Path, n_vocab: int) -> GgufVocab:
+    """A SentencePiece-style BPE (byte fallback, '▁' for spaces) as llama.cpp's `llama` tokenizer."""
+    where = folder.name
+    model = pipeline["model"]
+    add_space_prefix = sentencepiece_space_prefix(pipeline, where)
+    missing = [f"<0x{b:02X}>" for b in range(256) if f"<0x{b:02X}>" not in model["vocab"]]
+    if missing:
+        raise not_reproducible(where, f"its byte fallback lacks {missing[0]}")
+    scores = merge_scores(model, where)
+    tokens: list[str | bytes] = []
+    token_scores: list[float] = []
+    types: list[int] = []
+    for i, (text, added) in enumerate(_tokens_by_id(model, pipeline["added_tokens"], n_vocab)):
+        if text is None:
+            tokens.append(f"[PAD{i}]")
+            token_scores.append(-1000.0)
+            types.append(T.UNUSED)
+            continue
+        tokens.append(text)
+        token_scores.append(scores.get(text, 0.0) if added is None else -1000.0)
+        if added is not None:
+            kind = T.UNKNOWN if text == tok.unk_token else T.CONTROL if added["special"] else T.USER_DEFINED
+        else:
+            kind = T.BYTE if BYTE_TOKEN.fullmatch(text) else T.NORMAL
+        types.append(kind)
+    special = _special_ids(folder, n_vocab, merges=None)
+    return GgufVocab(
+        "llama",
+        "default",
+        tokens,
+        [int(t) for t in types],
+        token_scores,
+        special,
+        extra={"add_space_prefix": add_space_prefix},
+    )
+
+
+def load_vocab(folder: Path, n_vocab: int, tok=None) -> GgufVocab:
+    """Read the HF tokenizer of a folder (`tok`, when already loaded from it); ExportError when there
+    is none, or llama.cpp cannot tokenize exactly like it."""
+    folder = Path(folder)
+    logging.getLogger("gguf").setLevel(logging.ERROR)
+    tok = tok or hf_tokenizer(folder)
+    pipeline = _pipeline(tok)
+    kind = pipeline["model"].get("type")
+    if kind != "BPE":
+        raise ExportError(
+            f"{folder.name}: tokenizer model {kind!r} is not supported (byte-level BPE or SentencePiece BPE)"
+        )
+    if pipeline["model"].get("byte_fallback"):
+        vocab = _sentencepiece_vocab(tok, pipeline, folder, n_vocab)
+    else:
+        vocab = _byte_level_vocab(tok, pipeline, folder, n_vocab)
+    _set_added_specials(vocab, tok, folder.name)
     if vocab.special is not None and vocab.special.chat_template is None:
         template = folder / "chat_template.jinja"
         if template.is_file():
