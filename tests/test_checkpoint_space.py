@@ -43,7 +43,7 @@ def test_a_checkpoint_that_does_not_fit_is_refused_with_the_numbers(tmp_path, ti
     end = read_events(run.events_path)[-1]
     assert isinstance(end, Finished) and end.status == "failed", run.log_path.read_text()[-2000:]
     assert end.error.startswith("not enough disk space for checkpoint step-000002: it needs about ")
-    assert "free; free some space or set LOCALFT_HOME to a larger disk" in end.error
+    assert "free; free some space or write to a larger disk (LOCALFT_HOME for runs" in end.error
     assert end.step == 2  # trained up to the refused checkpoint
     assert done.returncode == 2  # a user error, not a crash
     assert "Traceback" not in run.log_path.read_text()

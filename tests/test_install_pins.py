@@ -6,12 +6,13 @@ from __future__ import annotations
 import importlib.metadata
 import json
 
-from localft.doctor import direct_dependencies, format_doctor, tested_versions, version_drift
+from localft import doctor
+from localft.doctor import direct_dependencies, format_doctor, version_drift
 from tests.test_cli import run_cli
 
 
 def test_the_shipped_constraints_pin_every_dependency_of_localft():
-    tested = tested_versions()
+    tested = doctor.tested_versions()
     deps = direct_dependencies()
     assert {"transformers", "peft", "torch", "gguf", "llama-cpp-python", "mlx-lm", "textual"} <= set(deps)
     assert [name for name in deps if name not in tested] == []
@@ -26,7 +27,7 @@ def test_doctor_finds_this_install_on_the_tested_versions(capsys):
 
 def test_doctor_names_each_version_that_differs(capsys):
     real = importlib.metadata.version("transformers")
-    tested = {**tested_versions(), "transformers": "4.0.0", "peft": "0.1.0"}
+    tested = {**doctor.tested_versions(), "transformers": "4.0.0", "peft": "0.1.0"}
     drift = version_drift(tested)
     assert {(d["package"], d["installed"], d["tested"]) for d in drift} == {
         ("transformers", real, "4.0.0"),
@@ -41,5 +42,5 @@ def test_doctor_names_each_version_that_differs(capsys):
 
 def test_pins_apply_only_from_the_python_they_were_tested_on():
     text = 'numpy==2.4.6; python_version >= "3.11"\ntqdm==4.70.1\n# comment\n'
-    assert tested_versions(text, python=(3, 12)) == {"numpy": "2.4.6", "tqdm": "4.70.1"}
-    assert tested_versions(text, python=(3, 10)) == {"tqdm": "4.70.1"}
+    assert doctor.tested_versions(text, python=(3, 12)) == {"numpy": "2.4.6", "tqdm": "4.70.1"}
+    assert doctor.tested_versions(text, python=(3, 10)) == {"tqdm": "4.70.1"}
