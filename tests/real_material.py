@@ -119,13 +119,35 @@ def hf_tokenizer_dir(name: str) -> Path:
     with FileLock(str(target) + ".lock"):
         if (target / "tokenizer_config.json").is_file():
             return target
+        from huggingface_hub.errors import StrictDataclassError
         from transformers import AutoTokenizer
 
         with contextlib.redirect_stderr(io.StringIO()):
-            tok = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
+            try:
+                tok = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
+            except (ValueError, KeyError, TypeError, StrictDataclassError):
+                tok = _tokenizer_only(source)
         tmp = target.with_name(target.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tok.save_pretrained(tmp)
         shutil.rmtree(target, ignore_errors=True)
         tmp.rename(target)
     return target
+
+
+def _tokenizer_only(source: Path):
+    """The tokenizer of a vocabulary file whose model config transformers cannot parse (gemma-4's
+    has per-layer lists): transformers' GGUF tokenizer converter alone, without the config."""
+    from transformers import PreTrainedTokenizerFast
+    from transformers.integrations.gguf import convert_gguf_tokenizer, get_gguf_tokenizer
+
+    architecture, tokenizer_dict, tokenizer_config = get_gguf_tokenizer(str(source))
+    backend, extra = convert_gguf_tokenizer(architecture, tokenizer_dict)
+    return PreTrainedTokenizerFast(tokenizer_object=backend, **tokenizer_config, **extra)
+
+
+def vocab_size(name: str) -> int:
+    """How many tokens `ggml-vocab-<name>.gguf` holds (an HF rebuild may append one of its own)."""
+    from gguf import GGUFReader
+
+    return len(GGUFReader(vocab_file(name)).fields["tokenizer.ggml.tokens"].data)
