@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import sys
 from pathlib import Path
 
 from localft.errors import ModelError
@@ -128,5 +129,6 @@ def text_model_dir(folder: Path) -> Path:
         return target
     with file_lock(target.with_name(target.name + ".lock")):
         if not (target / "config.json").is_file():
+            print(f"taking the language model out of {folder.name} (once)...", file=sys.stderr)
             extract_text_model(folder, target)
     return target
