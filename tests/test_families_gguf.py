@@ -222,3 +222,19 @@ def test_converter_refuses_what_llama_cpp_cannot_run(name, architecture, change,
     describe(config).check(config)
     with pytest.raises(ExportError, match=message):
         describe(config | change).check(config | change)
+
+
+def test_modelfile_without_a_persona_keeps_the_template_default_system_prompt(tmp_path):
+    """SmolLM3's template writes a metadata header and a default system prompt when a chat has none:
+    with no persona the Modelfile sets no SYSTEM, so Ollama renders exactly that opening."""
+    from localft.chat import render_chat
+    from localft.export.ollama import write_modelfile
+    from tests.go_template import render_go
+
+    jinja = tokenizer("smollm3").chat_template
+    text = write_modelfile(tmp_path, "m.gguf", jinja).read_text(encoding="utf-8")
+    assert "\nSYSTEM " not in text
+    go = text.split('TEMPLATE """', 1)[1].split('"""', 1)[0]
+    turns = [{"role": "user", "content": "Hi there"}]
+    assert render_go(go, None, turns) == render_chat(jinja, turns)
+    assert "You are a helpful AI assistant named SmolLM" in render_go(go, None, turns)

@@ -242,7 +242,10 @@ def write_modelfile(
     if eos_token and eos_token not in stops:
         stops.append(eos_token)
     lines += [f"PARAMETER stop {json.dumps(s, ensure_ascii=False)}" for s in stops]
-    system = system_prompt or (default_system_prompt(jinja_template) if jinja_template else None)
+    # Read-off templates already open a conversation without a system message as the model's own
+    # template does (its default system prompt included); hand-written ones need it as SYSTEM.
+    default = default_system_prompt(jinja_template) if jinja_template and pieces is None else None
+    system = system_prompt or default
     if system:
         lines.append(f"SYSTEM {_quote(system)}")
     path = Path(out_dir) / "Modelfile"
