@@ -44,20 +44,26 @@ def doctor(as_json: bool = typer.Option(False, "--json", help="Print the report 
 
 @app.command()
 def models(as_json: bool = typer.Option(False, "--json", help="Print the catalog as JSON.")) -> None:
-    """The model catalog: recommended bases per backend, with size and the memory a LoRA run needs."""
+    """The model catalog: recommended bases, their size and the memory a LoRA / QLoRA run needs."""
     from dataclasses import asdict
 
+    from localft.hardware import fmt_bytes
+    from localft.memory import catalog_memory
     from localft.models import CATALOG
 
+    rows = [(m, catalog_memory(m)) for m in CATALOG]
     if as_json:
-        print(json.dumps([asdict(m) for m in CATALOG], indent=2))
+        print(json.dumps([asdict(m) | {"params": m.params, "memory": mem} for m, mem in rows], indent=2))
         return
-    print(f"{'name':<14} {'params':>7}  {'full-precision id':<38} {'MLX 4-bit id'}")
-    for m in CATALOG:
-        size = f"{m.params_m / 1000:.1f}B" if m.params_m >= 1000 else f"{m.params_m:.0f}M"
-        print(f"{m.name:<14} {size:>7}  {m.hf_id:<38} {m.mlx_id or '-'}")
+    print(
+        "memory: a CUDA run of 1 x 1024 tokens with gradient checkpointing, LoRA rank 8 (bf16) or QLoRA (NF4)"
+    )
+    print(f"{'name':<13} {'params':>6} {'LoRA':>9} {'QLoRA':>9}  {'full-precision id':<35} {'MLX 4-bit id'}")
+    for m, mem in rows:
+        print(f"{m.name:<13} {m.size:>6} {fmt_bytes(mem['lora_bf16']):>9} {fmt_bytes(mem['qlora_4bit']):>9}  "
+              f"{m.hf_id:<35} {m.mlx_id or '-'}")  # fmt: skip
         if m.notes:
-            print(f"{'':<24}{m.notes}")
+            print(f"{'':<15}{m.notes}")
 
 
 def _register_subcommands() -> None:

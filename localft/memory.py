@@ -10,6 +10,7 @@ from pathlib import Path
 from localft.config import TrainSpec
 from localft.errors import DoesNotFit
 from localft.hardware import fmt_bytes
+from localft.model_shapes import Linear, ModelShape, shape_from_config
 from localft.models import CatalogModel
 
 # Bytes per parameter of the frozen base. NF4 with double quantization stores 4 bits plus
@@ -20,19 +21,6 @@ WEIGHT_BYTES = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "nf4": 0.5 + 0.127 / 8}
 # full training, LoRA keeps a little less, and we round up for allocator slack).
 ACTIVATION_FACTOR = 34
 OVERHEAD_BYTES = 400 * 1024**2  # CUDA context / torch runtime / tokenizer
-
-
-@dataclass(frozen=True)
-class ModelShape:
-    params: int
-    layers: int
-    hidden: int
-    intermediate: int
-    heads: int
-    kv_heads: int
-    head_dim: int
-    vocab: int
-    embedding_params: int  # input + (untied) output embeddings, not quantized
 
 
 @dataclass(frozen=True)
@@ -72,61 +60,30 @@ class MemoryEstimate:
         )
 
 
-def shape_from_config(cfg: dict) -> ModelShape:
-    cfg = cfg.get("text_config", cfg) if "hidden_size" not in cfg else cfg
-    hidden, layers, vocab = cfg["hidden_size"], cfg["num_hidden_layers"], cfg["vocab_size"]
-    heads = cfg["num_attention_heads"]
-    kv = cfg.get("num_key_value_heads") or heads
-    head_dim = cfg.get("head_dim") or hidden // heads
-    inter = cfg.get("intermediate_size") or 4 * hidden
-    attn = hidden * heads * head_dim * 2 + hidden * kv * head_dim * 2
-    mlp = 3 * hidden * inter
-    embed = vocab * hidden * (1 if cfg.get("tie_word_embeddings", True) else 2)
-    kind = cfg.get("model_type", "")
-    norms = (4 if kind.startswith("gemma") else 2) * hidden
-    if kind in ("qwen3", "gemma3", "gemma3_text", "olmo2"):
-        norms += 2 * head_dim  # per-head q/k norms
-    if kind == "qwen2":
-        attn += heads * head_dim + 2 * kv * head_dim  # q/k/v biases
-    params = layers * (attn + mlp + norms) + embed + hidden
-    return ModelShape(params, layers, hidden, inter, heads, kv, head_dim, vocab, embed)
-
-
-def shape_from_catalog(entry: CatalogModel) -> ModelShape:
-    # The catalog lists size, depth, width and vocabulary; the rest follows common ratios.
-    hidden, layers = entry.hidden, entry.layers
-    heads = max(hidden // 64, 1)
-    embed = entry.vocab * hidden
-    return ModelShape(
-        int(entry.params_m * 1e6), layers, hidden, int(hidden * 8 / 3), heads, heads, 64, entry.vocab, embed
-    )
-
-
 def model_shape(model: Path | str | CatalogModel | dict) -> ModelShape:
+    """The shape of a model folder, a catalog entry (its real config's numbers) or a config dict."""
     if isinstance(model, CatalogModel):
-        return shape_from_catalog(model)
+        return shape_from_config(model.config)
     if isinstance(model, dict):
         return shape_from_config(model)
     return shape_from_config(json.loads((Path(model) / "config.json").read_text(encoding="utf-8")))
 
 
 def lora_params(spec: TrainSpec, s: ModelShape) -> int:
-    """Adapter parameters: rank × (in + out) for each adapted projection (DoRA adds `out`)."""
-    q, kv = s.heads * s.head_dim, s.kv_heads * s.head_dim
-    projections = {
-        "q_proj": (s.hidden, q), "k_proj": (s.hidden, kv), "v_proj": (s.hidden, kv), "o_proj": (q, s.hidden),
-        "gate_proj": (s.hidden, s.intermediate), "up_proj": (s.hidden, s.intermediate),
-        "down_proj": (s.intermediate, s.hidden),
-    }  # fmt: skip
-    targets = spec.lora.targets
-    chosen = (
-        projections.values()
-        if targets == "all-linear"
-        else [projections.get(t, (s.hidden, s.hidden)) for t in targets]
-    )
-    per_layer = sum(spec.lora.rank * (i + o) + (o if spec.lora.dora else 0) for i, o in chosen)
-    layers = min(spec.lora.num_layers or s.layers, s.layers)
-    return per_layer * layers
+    """Adapter parameters: rank × (in + out) for each adapted projection (DoRA adds `out`), over
+    the adapted blocks; 'all-linear' also adapts linear layers outside the blocks (as peft does)."""
+    lora = spec.lora
+    layers = min(lora.num_layers or s.layers, s.layers)
+
+    def chosen(linears) -> list[Linear]:
+        return (
+            list(linears) if lora.targets == "all-linear" else [x for x in linears if x.name in lora.targets]
+        )
+
+    picked = [x for block in s.block_linears[s.layers - layers :] for x in chosen(block)]
+    if layers == s.layers:
+        picked += chosen(s.outer_linears)
+    return sum(lora.rank * (x.n_in + x.n_out) + (x.n_out if lora.dora else 0) for x in picked)
 
 
 def compute_dtype(spec: TrainSpec, device: str) -> str:
@@ -177,6 +134,20 @@ def estimate_memory(
         seq_len=seq,
         activation_per_row=per_row,
     )
+
+
+# The run the catalog's memory figures describe: micro-batch 1 x 1024 tokens with gradient
+# checkpointing (what fits a model on a small GPU), LoRA rank 8 on every linear layer, on a CUDA
+# GPU in bf16 (LoRA) and on an NF4 base (QLoRA).
+CATALOG_RUN = {"batch_size": 1, "max_seq_len": 1024, "gradient_checkpointing": True}
+
+
+def catalog_memory(entry: CatalogModel) -> dict[str, int]:
+    spec = TrainSpec(model=entry.name, **CATALOG_RUN)
+    return {
+        "lora_bf16": estimate_memory(spec, entry, "cuda").total,
+        "qlora_4bit": estimate_memory(spec.model_copy(update={"quantize": "4bit"}), entry, "cuda").total,
+    }
 
 
 def suggest_smaller(estimate: MemoryEstimate, available_bytes: int) -> str:

@@ -69,6 +69,9 @@ def pytest_configure(config):
     os.environ["LOCALFT_HOME"] = str(session_home)
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    # A failed assertion inside llama.cpp otherwise tries to attach gdb for a backtrace, which
+    # hangs the test run instead of failing it.
+    os.environ.setdefault("GGML_NO_BACKTRACE", "1")
     _REAL_BEFORE["session_home"] = session_home
 
 

@@ -136,10 +136,14 @@ def hf_tokenizer_dir(name: str) -> Path:
     def build(tmp: Path) -> None:
         if not source.is_file():
             raise FileNotFoundError(f"llama.cpp's material has no {source.name}")
+        from huggingface_hub.errors import StrictDataclassError
         from transformers import AutoTokenizer
 
         with contextlib.redirect_stderr(io.StringIO()):
-            tok = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
+            try:
+                tok = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
+            except (ValueError, KeyError, TypeError, StrictDataclassError):
+                tok = _tokenizer_only(source)
         tok.save_pretrained(tmp)
 
     return _build_once(_tokenizer_cache(name), build)
@@ -239,3 +243,19 @@ def sentencepiece_bpe_tokenizer_dir(name: str, tokenizer_class: str) -> Path:
         (tmp / "tokenizer_config.json").write_text(json.dumps(config), encoding="utf-8")
 
     return _build_once(_tokenizer_cache(f"{name}-spm"), build)
+
+
+def _tokenizer_only(source: Path):
+    """The tokenizer of a vocabulary file whose model config transformers cannot parse (gemma-4's
+    has per-layer lists): transformers' GGUF tokenizer converter alone, without the config."""
+    from transformers import PreTrainedTokenizerFast
+    from transformers.integrations.gguf import convert_gguf_tokenizer, get_gguf_tokenizer
+
+    architecture, tokenizer_dict, tokenizer_config = get_gguf_tokenizer(str(source))
+    backend, extra = convert_gguf_tokenizer(architecture, tokenizer_dict)
+    return PreTrainedTokenizerFast(tokenizer_object=backend, **tokenizer_config, **extra)
+
+
+def vocab_size(name: str) -> int:
+    """How many tokens `ggml-vocab-<name>.gguf` holds (an HF rebuild may append one of its own)."""
+    return len(gguf_metadata(vocab_file(name))["tokenizer.ggml.tokens"])

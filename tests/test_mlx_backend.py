@@ -219,8 +219,8 @@ def test_packed_rows_give_the_same_loss_as_separate_examples(tiny_models):
     folder = tiny_models("llama")
     tok = AutoTokenizer.from_pretrained(folder)
     examples = [tokenize_row(tok, r, 49) for r in chat_rows(4)]
-    model, _ = load_base(folder, None, quantize=False)
-    assert packing_supported(model)
+    model, config = load_base(folder, None, quantize=False)
+    assert packing_supported(model, config) == (True, None)
 
     def loss(packed: bool) -> tuple[float, int]:
         rows = eval_rows(examples, 256, packed)

@@ -86,11 +86,9 @@ def build_trainer(spec: TrainSpec, run: RunDir, emit: Emit, avail: Availability)
     add_adapters(model, cfg)
     if spec.gradient_checkpointing:
         enable_grad_checkpoint(model)
-    packed = spec.packing and packing_supported(model)
-    if spec.packing and not packed:
-        emit(
-            Log(f"packing is not supported for {config.get('model_type')} on MLX; padding instead", "warning")
-        )
+    packed, why_not = packing_supported(model, config) if spec.packing else (False, None)
+    if why_not:
+        emit(Log(f"packing is off: {why_not}", "warning"))
     if spec.auto_batch:
         emit(
             Log("auto_batch is not supported by the MLX backend yet; the batch size stays as set", "warning")

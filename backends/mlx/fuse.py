@@ -30,9 +30,9 @@ DTYPE_NAMES = {mx.float32: "float32", mx.float16: "float16", mx.bfloat16: "bfloa
 
 
 def load_fused(base_dir: Path, adapter_dir: Path):
-    """The base in full precision with the adapter folded into its weights: (model, config).
-    A base trained in 4 bits on the fly is reloaded from its full-precision files; a base that is
-    stored quantized is dequantized before the adapter is added."""
+    """The base in full precision with the adapter folded into its weights: (model, config, names
+    of the fused linear modules). A base trained in 4 bits on the fly is reloaded from its
+    full-precision files; a base that is stored quantized is dequantized before the adapter is added."""
     from mlx_lm.utils import dequantize_model
 
     if not (Path(adapter_dir) / ADAPTER_WEIGHTS).is_file():
@@ -47,18 +47,60 @@ def load_fused(base_dir: Path, adapter_dir: Path):
     if fused:
         model.update_modules(tree_unflatten(fused))
     mx.eval(model.parameters())
-    return model, config
+    return model, config, [name for name, _ in fused]
 
 
-def write_hf_folder(model, config: dict, base_dir: Path, out: Path) -> Path:
+def hf_name(mlx_name: str, hf_names: set[str]) -> str:
+    """The HF tensor an mlx-lm parameter stands for: mlx-lm may wrap the text model in another
+    module (Qwen3.5's `language_model.`), so the longest dotted suffix both share decides."""
+    parts = mlx_name.split(".")
+    for i in range(len(parts)):
+        suffix = ".".join(parts[i:])
+        found = [h for h in hf_names if h == suffix or h.endswith("." + suffix)]
+        if len(found) == 1:
+            return found[0]
+    raise ExportError(
+        f"cannot tell which tensor of the base model {mlx_name} is; fusing this model is not supported"
+    )
+
+
+def base_weights_with_fused(model, base_dir: Path, fused: list[str]) -> dict | None:
+    """The base's own tensors, under their HF names and dtypes, with each adapted linear's weight
+    replaced by the fused one; None for a base stored in MLX's quantized layout. Starting from the
+    base's files keeps every other tensor exactly as it was (mlx-lm reshapes or shifts some on
+    load: Qwen3.5's norms and convolutions)."""
+    files = sorted(Path(base_dir).glob("*.safetensors"))
+    config = json.loads((Path(base_dir) / "config.json").read_text(encoding="utf-8"))
+    if not files or "quantization" in config or "quantization_config" in config:
+        return None
+    weights: dict = {}
+    for f in files:
+        weights.update(mx.load(str(f)))
+    names = set(weights)
+    params = dict(tree_flatten(model.parameters()))
+    for module in fused:
+        for leaf in ("weight", "bias"):
+            key = f"{module}.{leaf}"
+            if key in params:
+                target = hf_name(key, names)
+                weights[target] = params[key].astype(weights[target].dtype)
+    return weights
+
+
+def write_hf_folder(model, config: dict, base_dir: Path, out: Path, fused: list[str] | None = None) -> Path:
     """Weights under their HF names, the base's config and tokenizer files, written atomically."""
     from mlx_lm.utils import make_shards
 
-    weights = dict(tree_flatten(model.parameters()))
-    dtypes = {v.dtype for v in weights.values()}
-    config = dict(config)
-    if len(dtypes) == 1 and (dtype := DTYPE_NAMES.get(dtypes.pop())):
-        config["torch_dtype"] = dtype
+    weights = base_weights_with_fused(model, base_dir, fused or [])
+    if weights is None:  # an MLX-format base: write mlx-lm's own tensors and config
+        weights = dict(tree_flatten(model.parameters()))
+        dtypes = {v.dtype for v in weights.values()}
+        config = dict(config)
+        if len(dtypes) == 1 and (dtype := DTYPE_NAMES.get(dtypes.pop())):
+            config["torch_dtype"] = dtype
+        config_text = json.dumps(config, indent=2, sort_keys=True)
+    else:
+        config_text = (Path(base_dir) / "config.json").read_text(encoding="utf-8")
     shards = make_shards(weights, max_file_size_gb=MAX_SHARD_GB)
     with atomic_dir(out) as tmp:
         weight_map = {}
@@ -74,7 +116,7 @@ def write_hf_folder(model, config: dict, base_dir: Path, out: Path) -> Path:
                 "weight_map": weight_map,
             }
             (tmp / "model.safetensors.index.json").write_text(json.dumps(index, indent=2), encoding="utf-8")
-        (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True), encoding="utf-8")
+        (tmp / "config.json").write_text(config_text, encoding="utf-8")
         for name in TOKENIZER_FILES:
             if (Path(base_dir) / name).is_file():
                 shutil.copy(Path(base_dir) / name, tmp / name)
@@ -101,5 +143,5 @@ def fuse_run(run: RunDir, out: Path) -> Path:
 
     spec = run.read_spec()
     base_dir = resolve_model(spec.model)
-    model, config = load_fused(base_dir, run.adapter_dir)
-    return write_hf_folder(model, config, base_dir, Path(out))
+    model, config, fused = load_fused(base_dir, run.adapter_dir)
+    return write_hf_folder(model, config, base_dir, Path(out), fused)

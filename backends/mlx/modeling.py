@@ -54,13 +54,55 @@ def is_quantized(config: dict) -> bool:
     return "quantization" in config or "quantization_config" in config
 
 
+# Text-only model types whose mlx-lm module carries another name (it reads both layouts).
+MODULE_FOR_TYPE = {"qwen3_5_text": "qwen3_5"}
+
+
+def model_classes(config: dict):
+    """mlx-lm's classes for a config, including text-only variants saved under their own type."""
+    from mlx_lm.utils import _get_classes
+
+    module = MODULE_FOR_TYPE.get(config.get("model_type", ""))
+    return _get_classes({**config, "model_type": module} if module else config)
+
+
+def legacy_keys(config: dict) -> dict:
+    """Config overrides for mlx-lm: the keys it reads that transformers 5 folds into
+    `rope_parameters` (rope_theta, rope_scaling, partial_rotary_factor) or per-layer settings
+    (Gemma 4's global_head_dim), so a folder saved by transformers 5 loads with the same rotary
+    embeddings; and LongRoPE's short factors (see below)."""
+    extra: dict = {}
+    rope = config.get("rope_parameters") or {}
+    if "full_attention" in rope:  # per layer type (Gemma 3): global and local bases
+        extra["rope_theta"] = rope["full_attention"].get("rope_theta")
+        extra["rope_local_base_freq"] = rope.get("sliding_attention", {}).get("rope_theta")
+    elif rope:
+        extra["rope_theta"] = rope.get("rope_theta")
+        extra["partial_rotary_factor"] = rope.get("partial_rotary_factor")
+        kind = rope.get("rope_type", rope.get("type", "default"))
+        if kind != "default":
+            extra["rope_scaling"] = {**rope, "type": kind, "rope_type": kind}
+    if config.get("model_type") == "gemma4_text":
+        dims = [v["head_dim"] for v in (config.get("per_layer_config") or {}).values() if "head_dim" in v]
+        extra["global_head_dim"] = dims[0] if dims else None
+    extra = {k: v for k, v in extra.items() if v is not None and k not in config}
+    scaling = config.get("rope_scaling") or extra.get("rope_scaling") or {}
+    if scaling.get("type", scaling.get("rope_type")) in ("longrope", "su") and "short_factor" in scaling:
+        # mlx-lm's LongRoPE always applies the long factors; transformers (and llama.cpp at a
+        # context within original_max_position_embeddings, where fine-tuning rows are) use the
+        # short ones: train on the model the GGUF will be.
+        extra["rope_scaling"] = {**scaling, "long_factor": scaling["short_factor"]}
+    return extra
+
+
 def load_base(model_dir: Path, dtype: mx.Dtype | None, quantize: bool):
     """(model, config) from an HF or MLX folder; `quantize` makes a 4-bit base (group size 64) with
     mlx-lm's quantizer unless the folder already holds a quantized model."""
-    from mlx_lm.utils import load_model, quantize_model
+    from mlx_lm.utils import load_config, load_model, quantize_model
 
     try:
-        model, config = load_model(Path(model_dir))
+        overrides = legacy_keys(load_config(Path(model_dir)))
+        model, config = load_model(Path(model_dir), model_config=overrides, get_model_classes=model_classes)
     except (ValueError, FileNotFoundError, KeyError) as exc:
         raise ModelError(f"MLX cannot load {model_dir}: {str(exc).splitlines()[0]}") from None
     if dtype is not None:  # None keeps the stored dtype
@@ -73,15 +115,17 @@ def load_base(model_dir: Path, dtype: mx.Dtype | None, quantize: bool):
 
 
 def lora_keys(model: nn.Module, targets) -> list[str] | None:
-    """Module paths inside a transformer block that get adapters; None lets mlx-lm take every linear."""
+    """Module paths inside a transformer block that get adapters; None lets mlx-lm take every linear.
+    Blocks differ (Qwen3.5's recurrent and attention blocks), so every block's names count."""
     if targets == "all-linear":
         return None
     wanted = set(targets)
-    keys = [
+    keys = sorted({
         name
-        for name, module in model.layers[0].named_modules()
+        for layer in model.layers
+        for name, module in layer.named_modules()
         if name.rsplit(".", 1)[-1] in wanted and isinstance(module, (nn.Linear, nn.QuantizedLinear))
-    ]
+    })  # fmt: skip
     if not keys:
         raise ModelError(f"no linear layer named {', '.join(sorted(wanted))} in this model's blocks")
     return keys
@@ -153,32 +197,56 @@ def enable_grad_checkpoint(model: nn.Module) -> None:
         layer.__class__ = type(base.__name__, (base,), {"__call__": call, "_localft_checkpointed": True})
 
 
-# Model types whose forward is exactly `model.model(inputs)` then the tied embedding or lm_head.
-PLAIN_HEAD_TYPES = {"llama", "mistral", "qwen2", "qwen3", "phi3"}
+# Model types whose forward is exactly `model.model(inputs)` then the tied embedding or lm_head
+# (Gemma 4 then soft-caps the logits, which the head below repeats).
+PLAIN_HEAD_TYPES = {"llama", "mistral", "qwen2", "qwen3", "qwen3_5", "phi3", "smollm3", "gemma3", "gemma4"}
+
+
+def language_model(model: nn.Module) -> nn.Module:
+    """The text model inside mlx-lm's vision-language wrappers (Qwen3.5), or the model itself."""
+    return getattr(model, "language_model", model)
 
 
 def output_head(model: nn.Module):
-    """The vocabulary projection as a function of final hidden states, or None when the model
-    does more than project (Gemma's scaling and soft-capping): then only full logits are used."""
-    if getattr(model, "model_type", None) not in PLAIN_HEAD_TYPES or not hasattr(model, "model"):
+    """The vocabulary projection as a function of final hidden states (what the model does after
+    its body), or None for a model whose output is not known to be just that."""
+    lm = language_model(model)
+    kind = str(getattr(lm, "model_type", "")).removesuffix("_text")
+    if kind not in PLAIN_HEAD_TYPES or not hasattr(lm, "model"):
         return None
-    if getattr(model.args, "tie_word_embeddings", False):
-        return model.model.embed_tokens.as_linear
-    return model.lm_head
+    tied = getattr(lm, "tie_word_embeddings", getattr(lm.args, "tie_word_embeddings", False))
+    project = lm.model.embed_tokens.as_linear if tied else lm.lm_head
+    cap = getattr(lm, "final_logit_softcapping", None) if kind == "gemma4" else None
+    if not cap:
+        return project
+    return lambda hidden: mx.tanh(project(hidden) / cap) * cap
 
 
-def packing_supported(model: nn.Module) -> bool:
-    """Block-diagonal attention for packed rows works by swapping the model module's mask
-    builder; only modules that build their masks with it and run base's attention qualify."""
-    module = sys.modules[type(model).__module__]
-    return hasattr(module, "create_attention_mask") and hasattr(module, "scaled_dot_product_attention")
+def _mask_module(model: nn.Module):
+    """The module whose `create_attention_mask` the transformer body calls (SmolLM3 runs
+    mlx-lm's llama body, so that is llama's)."""
+    body = getattr(language_model(model), "model", model)
+    return sys.modules[type(body).__module__]
+
+
+def packing_supported(model: nn.Module, config: dict) -> tuple[bool, str | None]:
+    """(pack rows?, why not). Block-diagonal attention for packed rows works by swapping the body's
+    mask builder; recurrent layers cannot be kept apart that way (localft.model_shapes)."""
+    from localft.model_shapes import packing_blocker
+
+    if reason := packing_blocker(config):
+        return False, reason
+    module = _mask_module(model)
+    if hasattr(module, "create_attention_mask") and hasattr(module, "scaled_dot_product_attention"):
+        return True, None
+    return False, f"{config.get('model_type')} builds its attention masks in a way localft cannot swap on MLX"
 
 
 @contextlib.contextmanager
 def segment_attention(model: nn.Module, segments: mx.array):
     """Within the block, attention masks keep each packed example to itself: causal, and only
     between tokens of the same segment. With RoPE this equals running each example alone."""
-    module = sys.modules[type(model).__module__]
+    module = _mask_module(model)
     original = module.create_attention_mask
 
     def masked(h, cache=None, window_size=None, return_array=False):

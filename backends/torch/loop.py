@@ -16,7 +16,7 @@ from localft.runs import RunDir, atomic_dir
 
 from .checkpoint import LoopState, load_checkpoint, save_adapter, save_checkpoint, trainable_bytes
 from .data import RowStream, collate, eval_rows, tokenize_split
-from .modeling import Placement, build_lora_model, placement, token_loss_sum, torch_dtype
+from .modeling import Placement, build_lora_model, packing_for, placement, token_loss_sum, torch_dtype
 
 
 class StopTraining(Exception):
@@ -137,7 +137,10 @@ class Trainer:
         max_len, on = spec.max_seq_len, spec.train_on
         self.train_examples = tokenize_split(self.tokenizer, run.split_path("train"), max_len, on)
         valid = tokenize_split(self.tokenizer, run.split_path("valid"), max_len, on)
-        self.valid_rows = eval_rows(valid, max_len, spec.packing)
+        self.packing, why_not = packing_for(self.model_dir, spec)
+        if why_not:
+            self.emit(Log(f"packing is off: {why_not}", "warning"))
+        self.valid_rows = eval_rows(valid, max_len, self.packing)
         torch.manual_seed(spec.seed)
         self.model = build_lora_model(self.model_dir, spec, self.where)
         self.model.train()
@@ -149,7 +152,7 @@ class Trainer:
         if resume_from is not None:
             self.state = load_checkpoint(resume_from, self.model, self.optimizer, self.scheduler)
             self.saved_step = self.state.step
-        self.stream = RowStream(self.train_examples, max_len, spec.packing, spec.seed, self.state.position)
+        self.stream = RowStream(self.train_examples, max_len, self.packing, spec.seed, self.state.position)
 
     def run(self) -> None:
         spec, state = self.spec, self.state
@@ -214,7 +217,7 @@ class Trainer:
             Log(f"out of memory: retrying with micro-batch {s.batch_size} x {s.grad_accum} steps", "warning")
         )
         self.stream = RowStream(
-            self.train_examples, self.spec.max_seq_len, self.spec.packing, self.spec.seed, start
+            self.train_examples, self.spec.max_seq_len, self.packing, self.spec.seed, start
         )
 
     def _train_step(self) -> tuple[float, int]:

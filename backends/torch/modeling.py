@@ -72,6 +72,22 @@ def lora_config(lora: LoraSpec, n_layers: int):
     )
 
 
+def packing_for(model_dir: Path, spec: TrainSpec) -> tuple[bool, str | None]:
+    """(pack rows?, why not where packing was asked for but cannot be exact for this architecture)."""
+    import json
+
+    from localft.model_shapes import packing_blocker
+
+    if not spec.packing:
+        return False, None
+    try:
+        config = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return True, None  # loading the model reports what is wrong with the folder
+    reason = packing_blocker(config)
+    return reason is None, reason
+
+
 def attention_for(model_dir: Path, spec: TrainSpec, where: Placement) -> str:
     """The varlen kernel for packed rows where it runs (see attention.py), else SDPA;
     LOCALFT_ATTENTION=sdpa keeps the masked SDPA path everywhere."""
@@ -85,7 +101,7 @@ def attention_for(model_dir: Path, spec: TrainSpec, where: Placement) -> str:
         config = AutoConfig.from_pretrained(model_dir)
     except (OSError, ValueError):
         return "sdpa"  # from_pretrained below reports the problem
-    if attention.supports(config, where.device, where.dtype_name, spec.packing):
+    if attention.supports(config, where.device, where.dtype_name, packing_for(model_dir, spec)[0]):
         attention.register()
         return attention.NAME
     return "sdpa"

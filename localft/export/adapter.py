@@ -34,6 +34,10 @@ def convert_adapter(adapter_dir: Path, base_dir: Path, out_path: Path) -> Path:
         raise ExportError(f"adapter type {lora.get('peft_type')} is not LoRA")
     config = read_config(base_dir)
     desc = describe(config)
+    if not desc.adapter_export:
+        raise ExportError(
+            f"a LoRA adapter for {desc.gguf_name} cannot be written for llama.cpp on its own; export the merged model"
+        )
     tmap = gguf.get_tensor_name_map(desc.arch, config["num_hidden_layers"])
     weights = SafetensorsFolder(adapter_dir)
 

@@ -1,6 +1,7 @@
 """Per-architecture descriptions for the GGUF converter: hyperparameters, tensor fixes, extra tensors.
 
-Each description is a few small functions registered under the HF `architectures` names it handles.
+Each description is a few small functions registered under the HF `architectures` names it handles;
+Gemma's and Qwen3.5's live in archs_gemma.py and archs_qwen35.py.
 """
 
 from __future__ import annotations
@@ -20,6 +21,12 @@ WriteParams = Callable[[gguf.GGUFWriter, dict], None]
 FixTensor = Callable[[str, np.ndarray, dict], np.ndarray]
 # HF config -> [(gguf tensor name, float32 data)]
 ExtraTensors = Callable[[dict], list[tuple[str, np.ndarray]]]
+# HF tensor name -> the name gguf-py's tensor map knows it by (None: not written)
+Rename = Callable[[str], str | None]
+# HF config -> None, or ExportError when llama.cpp cannot run this variant
+Check = Callable[[dict], None]
+# (HF tensor name, stored shape) -> the shape fix_tensor gives it
+FixShape = Callable[[str, tuple[int, ...]], tuple[int, ...]]
 
 
 def _no_fix(name: str, data: np.ndarray, config: dict) -> np.ndarray:
@@ -28,6 +35,18 @@ def _no_fix(name: str, data: np.ndarray, config: dict) -> np.ndarray:
 
 def _no_extra(config: dict) -> list[tuple[str, np.ndarray]]:
     return []
+
+
+def _same_name(name: str) -> str | None:
+    return name
+
+
+def _same_shape(name: str, shape: tuple[int, ...]) -> tuple[int, ...]:
+    return shape
+
+
+def _no_check(config: dict) -> None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -39,6 +58,10 @@ class ArchDescription:
     extra_tensors: ExtraTensors = _no_extra
     always_tied: bool = False  # the GGUF arch has no output tensor (gemma)
     skip: tuple[str, ...] = field(default=("rotary_emb.inv_freq",))
+    rename: Rename = _same_name
+    fix_shape: FixShape = _same_shape
+    check: Check = _no_check
+    adapter_export: bool = True  # fix_tensor also holds for a LoRA adapter's B matrices
 
     @property
     def gguf_name(self) -> str:
@@ -78,6 +101,12 @@ def rope_params(config: dict, layer_type: str = "full_attention") -> dict:
 
 def head_dim(config: dict) -> int:
     return config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]
+
+
+def rope_dims(config: dict, layer_type: str = "full_attention") -> int:
+    """Head dimensions that rotate: all of them, or `partial_rotary_factor` of them (Phi-4, Qwen3.5)."""
+    rope = rope_params(config, layer_type)
+    return int(head_dim(config) * rope.get("partial_rotary_factor", config.get("partial_rotary_factor", 1.0)))
 
 
 def _common_params(w: gguf.GGUFWriter, c: dict) -> None:
@@ -177,59 +206,23 @@ def _qwen_params(w: gguf.GGUFWriter, c: dict) -> None:
 QWEN2 = register(ArchDescription(("Qwen2ForCausalLM",), gguf.MODEL_ARCH.QWEN2, _qwen_params))
 QWEN3 = register(ArchDescription(("Qwen3ForCausalLM",), gguf.MODEL_ARCH.QWEN3, _qwen_params))
 
-# --- gemma2 / gemma3 -----------------------------------------------------------------------
-
-
-def _gemma_norm_fix(name: str, data: np.ndarray, c: dict) -> np.ndarray:
-    # Gemma's RMSNorm multiplies by (1 + weight); llama.cpp multiplies by weight.
-    return data + 1.0 if name.endswith("norm.weight") else data
-
-
-def _gemma2_params(w: gguf.GGUFWriter, c: dict) -> None:
-    _common_params(w, c)
-    w.add_key_length(head_dim(c))
-    w.add_value_length(head_dim(c))
-    w.add_attn_logit_softcapping(c.get("attn_logit_softcapping") or 50.0)
-    w.add_final_logit_softcapping(c.get("final_logit_softcapping") or 30.0)
-    w.add_sliding_window(c["sliding_window"])
-
-
-def _gemma3_params(w: gguf.GGUFWriter, c: dict) -> None:
-    _common_params(w, c)
-    w.add_key_length(head_dim(c))
-    w.add_value_length(head_dim(c))
-    w.add_rope_freq_base(rope_params(c, "full_attention").get("rope_theta", 1_000_000.0))
-    if c.get("final_logit_softcapping"):
-        w.add_final_logit_softcapping(c["final_logit_softcapping"])
-    if c.get("sliding_window"):
-        w.add_sliding_window(c["sliding_window"])
-    _rope_scaling(w, rope_params(c, "full_attention"))
-
-
-GEMMA2 = register(
-    ArchDescription(
-        ("Gemma2ForCausalLM",), gguf.MODEL_ARCH.GEMMA2, _gemma2_params, _gemma_norm_fix, always_tied=True
-    )
-)
-GEMMA3 = register(
-    ArchDescription(
-        ("Gemma3ForCausalLM",), gguf.MODEL_ARCH.GEMMA3, _gemma3_params, _gemma_norm_fix, always_tied=True
-    )
-)
-
 # --- phi3 ----------------------------------------------------------------------------------
 
 
 def _phi3_params(w: gguf.GGUFWriter, c: dict) -> None:
     _common_params(w, c)
     rope = rope_params(c)
-    partial = rope.get("partial_rotary_factor", c.get("partial_rotary_factor", 1.0))
-    w.add_rope_dimension_count(int(head_dim(c) * partial))
+    w.add_rope_dimension_count(rope_dims(c))
     w.add_rope_freq_base(rope["rope_theta"])
-    orig_ctx = c.get("original_max_position_embeddings") or c["max_position_embeddings"]
+    orig_ctx = (
+        c.get("original_max_position_embeddings")
+        or rope.get("original_max_position_embeddings")
+        or c["max_position_embeddings"]
+    )
     w.add_rope_scaling_orig_ctx_len(orig_ctx)
     w.add_sliding_window(c.get("sliding_window") or 0)
     if rope.get("rope_type") in ("longrope", "su"):
+        w.add_rope_scaling_type(gguf.RopeScalingType.LONGROPE)
         scale = c["max_position_embeddings"] / orig_ctx
         attn = 1.0 if scale <= 1.0 else math.sqrt(1 + math.log(scale) / math.log(orig_ctx))
         w.add_rope_scaling_attn_factors(attn)
@@ -250,3 +243,31 @@ PHI3 = register(
         ("Phi3ForCausalLM",), gguf.MODEL_ARCH.PHI3, _phi3_params, extra_tensors=_phi3_rope_factors
     )
 )
+
+# --- smollm3: llama with every 4th block free of rotary embeddings ----------------------------
+
+
+def _smollm3_check(c: dict) -> None:
+    n = c["num_hidden_layers"]
+    if (rope_layers := c.get("no_rope_layers")) is None:
+        interval = c.get("no_rope_layer_interval", 4)
+        rope_layers = [int((i + 1) % interval != 0) for i in range(n)]
+    if list(rope_layers) != [int((i + 1) % 4 != 0) for i in range(n)]:
+        raise ExportError(
+            "this SmolLM3 variant skips rotary embeddings on other blocks than every 4th, the only "
+            "layout llama.cpp's smollm3 runs; it cannot be converted"
+        )
+
+
+SMOLLM3 = register(
+    ArchDescription(
+        ("SmolLM3ForCausalLM",),
+        gguf.MODEL_ARCH.SMOLLM3,
+        _llama_params,
+        _llama_fix,
+        llama3_rope_factors,
+        check=_smollm3_check,
+    )
+)
+
+from localft.export import archs_gemma, archs_qwen35  # noqa: E402, F401  (they register themselves)

@@ -95,9 +95,16 @@ def read_config(model_dir: Path) -> dict:
     return config.get("text_config", config) | {"architectures": config.get("architectures", [])}
 
 
+# Tensors llama.cpp reads in F32 only, whatever the file type (as its own converter keeps them).
+F32_ONLY = ("ssm_conv1d.weight",)
+
+
 def tensor_type(gguf_name: str, shape: tuple[int, ...], want: Q) -> Q:
-    """1-D tensors (norms, biases) stay F32; rows that do not fill whole blocks fall back to F16."""
-    if len(shape) <= 1 or want == Q.F32:
+    """1-D tensors (norms, biases), norms, recurrent convolutions and tensors without a `.weight`
+    name stay F32; rows that do not fill whole blocks fall back to F16."""
+    if len(shape) <= 1 or want == Q.F32 or not gguf_name.endswith(".weight"):
+        return Q.F32
+    if gguf_name.endswith(("_norm.weight", *F32_ONLY)):
         return Q.F32
     block, _ = gguf.GGML_QUANT_SIZES[want]
     if shape[-1] % block:
@@ -118,12 +125,14 @@ def plan_tensors(
     for name in weights.names():
         if any(s in name for s in desc.skip) or (name == "lm_head.weight" and tied):
             continue
-        new = tmap.get_name(name, try_suffixes=(".weight", ".bias"))
+        if (source := desc.rename(name)) is None:
+            continue
+        new = tmap.get_name(source, try_suffixes=(".weight", ".bias"))
         if new is None:
             raise ExportError(
                 f"tensor {name} has no GGUF name for {desc.gguf_name}; this model variant is not supported"
             )
-        shape = weights.shape(name)
+        shape = desc.fix_shape(name, weights.shape(name))
         qtype = tensor_type(new, shape, want)
         plan.append(PlannedTensor(name, new, shape, qtype, nbytes_of(shape, qtype)))
     for new, data in desc.extra_tensors(config):
@@ -171,6 +180,7 @@ def convert_folder(
     model_dir, out_path = Path(model_dir), Path(out_path)
     config = read_config(model_dir)
     desc = describe(config)
+    desc.check(config)
     weights = SafetensorsFolder(model_dir)
     vocab = load_vocab(model_dir, config["vocab_size"])
     want, file_type = DIRECT_TYPES[quant]

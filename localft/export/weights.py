@@ -95,3 +95,31 @@ class SafetensorsFolder:
             # bf16 is the top half of an f32: shift the bits up.
             return (arr.astype(np.uint32) << 16).view(np.float32)
         return arr.astype(np.float32)
+
+    def read_raw(self, name: str) -> bytes:
+        """The tensor's stored bytes, unchanged (for copying it to another file)."""
+        e = self.entries[name]
+        with open(e.file, "rb") as f:
+            f.seek(e.start)
+            return f.read(e.end - e.start)
+
+
+def copy_tensors(source: SafetensorsFolder, renames: dict[str, str], out: Path) -> None:
+    """Write the tensors named in `renames` (old name -> new name) to one safetensors file,
+    byte for byte and one at a time, so the copy never holds more than one tensor in memory."""
+    header: dict = {"__metadata__": {"format": "pt"}}
+    offset = 0
+    for old, new in renames.items():
+        e = source.entries[old]
+        header[new] = {
+            "dtype": e.dtype,
+            "shape": list(e.shape),
+            "data_offsets": [offset, offset + e.end - e.start],
+        }
+        offset += e.end - e.start
+    raw = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    raw += b" " * (-len(raw) % 8)  # the data starts 8-byte aligned
+    with open(out, "wb") as f:
+        f.write(struct.pack("<Q", len(raw)) + raw)
+        for old in renames:
+            f.write(source.read_raw(old))
