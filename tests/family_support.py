@@ -14,16 +14,14 @@ from localft.runs import new_run
 from tests.tiny import FAMILIES, family_model_dir
 
 NAMES = list(FAMILIES)
-# Templates the assistant-only mask cannot follow yet: issue 11 item 1 (localft/data/chat_tokens.py).
-MASK_PENDING = {
-    "gemma3": "Gemma 2/3 templates refuse a system message; folding it into the first user turn is issue 11 item 1",
-    "gemma4": "Gemma 4's generation prompt adds an empty thought channel the reply does not start with; issue 11 item 1",
-}
-# Vocabularies the GGUF does not yet tokenize exactly like HF: issue 11 item 3 (localft/export/vocab.py).
+# Templates the assistant-only mask cannot follow yet: none since issue 11 item 1 landed.
+MASK_PENDING: dict[str, str] = {}
+# Vocabularies whose GGUF does not yet tokenize a chat exactly like HF.
 TOKENIZER_PENDING = {
-    "gemma3": "Gemma's BPE vocabulary is written as a SentencePiece one; issue 11 item 3",
-    "gemma4": "Gemma 4's vocabulary needs llama.cpp's gemma4 tokenizer model; issue 11 item 3",
-    "phi4-mini": "a SentencePiece vocabulary given as tokenizer.json only is written inexactly; issue 11 item 3",
+    "gemma3": "Gemma 2's template (the stand-in for Gemma 3's) refuses a system message: chat through the "
+    "GGUF must fold it into the first user turn as training does (the ChatSpec work of issue 14)",
+    "phi4-mini": "stand-in tokenizer (Phi-3's SentencePiece vocabulary, not Phi-4-mini's 200k BPE): llama.cpp "
+    "adds the BOS that HF's chat render leaves out",
 }
 SYSTEM = "You write short posts for Ann."
 TOPICS = ["coffee", "rust", "hiking", "jazz", "gardens", "trains"]

@@ -29,6 +29,11 @@ def tiny_vision_language(kind: str, out):
         config = tf.Gemma3Config(text_config=text, vision_config=vision, mm_tokens_per_image=4)
         model = tf.Gemma3ForConditionalGeneration(config)
     model.save_pretrained(out)
+    from transformers import AutoTokenizer
+
+    from localft.models import embedded_model_dir
+
+    AutoTokenizer.from_pretrained(embedded_model_dir()).save_pretrained(out)
     (out / "chat_template.jinja").write_text("{{ messages[0]['content'] }}", encoding="utf-8")
     return model.eval()
 

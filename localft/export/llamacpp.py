@@ -94,6 +94,9 @@ def use_extra_buffers() -> bool:
 
 
 def require_llama_cpp():
+    # A failed assertion in ggml otherwise attaches gdb to print a backtrace, which hangs a
+    # process that has no terminal (the dashboard's workers, the recipe, the tests).
+    os.environ.setdefault("GGML_NO_BACKTRACE", "1")
     try:
         import llama_cpp
     except ImportError:
