@@ -94,7 +94,7 @@ def chat_speed(gguf: Path, rounds: int = 5, max_tokens: int = 64, threads: int =
     shared machine, llama.cpp's spinning worker threads make multi-thread timings mostly noise."""
     import llama_cpp
 
-    from localft.chat import ChatSession
+    from localft.chat_session import ChatSession
     from localft.export.llamacpp import native_stderr_to
 
     session = ChatSession(gguf, temperature=0.0, max_tokens=max_tokens, n_ctx=1024, n_threads=threads)

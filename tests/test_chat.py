@@ -7,7 +7,9 @@ import threading
 
 import pytest
 
-from localft.chat import ChatSession, find_gguf, render_chat
+from localft.chat import find_gguf
+from localft.chat_session import ChatSession
+from localft.chat_template import render_chat
 from localft.config import TrainSpec
 from localft.errors import ExportError, RunError
 from localft.export.gguf import convert_folder
@@ -83,7 +85,7 @@ def test_find_gguf_prefers_a_quantized_file_of_a_run():
     assert find_gguf(run.id).name.endswith("-Q4_K_M.gguf")
 
 
-def test_chat_command_repl(tiny_gguf, tmp_path):
+def test_chat_command_repl(tiny_gguf, tmp_path, capsys):
     import typer
     from typer.testing import CliRunner
 
@@ -99,5 +101,7 @@ def test_chat_command_repl(tiny_gguf, tmp_path):
     assert result.exit_code == 0, result.output
     assert "history cleared" in result.output and "tok/s" in result.output
     assert json.loads(saved.read_text())["messages"] == [{"role": "system", "content": "Answer in one word."}]
-    missing = CliRunner().invoke(app, [str(tmp_path / "nope.gguf")])
-    assert missing.exit_code == 2 and "does not exist" in missing.output
+    from tests.test_cli import run_cli
+
+    code, out, err = run_cli(capsys, "chat", str(tmp_path / "nope.gguf"))  # printed once, by `localft`
+    assert code == 2 and err == f"error: {tmp_path / 'nope.gguf'} does not exist\n" and out == ""

@@ -66,7 +66,7 @@ def chat_format(jinja_template: str | None) -> ChatFormat | None:
 
 def default_system_prompt(jinja_template: str) -> str | None:
     """The system prompt a template inserts when the chat has none (SmolLM2 and Qwen do)."""
-    from localft.chat import render_chat
+    from localft.chat_template import render_chat
 
     marker = "\x00USER\x00"
     text = render_chat(jinja_template, [{"role": "user", "content": marker}], add_generation_prompt=False)
