@@ -20,13 +20,16 @@ TRAIN_HELP, LORA_HELP = field_help(TrainSpec), field_help(LoraSpec)
 FIELDS = {
     "epochs": (("epochs",), "epochs", TRAIN_HELP["epochs"]),
     "time_budget_min": (("time_budget_min",), "time budget (min)", TRAIN_HELP["time_budget_min"]),
-    "steps": (("steps",), "steps (blank: from epochs)", TRAIN_HELP["steps"]),
+    "steps": (("steps",), "steps", TRAIN_HELP["steps"]),
     "learning_rate": (("learning_rate",), "learning_rate", TRAIN_HELP["learning_rate"]),
     "batch_size": (("batch_size",), "batch_size", TRAIN_HELP["batch_size"]),
     "max_seq_len": (("max_seq_len",), "max_seq_len", TRAIN_HELP["max_seq_len"]),
     "rank": (("lora", "rank"), "lora.rank", LORA_HELP["rank"]),
     "alpha": (("lora", "alpha"), "lora.alpha", LORA_HELP["alpha"]),
 }
+
+
+BLANK = {"steps": "from epochs", "time_budget_min": "no limit"}  # what an empty optional field means
 
 
 def field_value(spec: TrainSpec, path: tuple[str, ...]) -> str:

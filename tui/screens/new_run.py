@@ -26,6 +26,7 @@ from localft.tui.messages import (
     WorkFailed,
 )
 from localft.tui.run_setup import (
+    BLANK,
     FIELDS,
     base_spec,
     form_overrides,
@@ -76,7 +77,7 @@ class NewRunScreen(ReportsWorkerErrors, Screen):
                                 yield Label(label, classes="label")
                                 yield Input(
                                     form_values(TrainSpec())[name], id=f"f-{name}", tooltip=help_text,
-                                    compact=True,
+                                    placeholder=BLANK.get(name, ""), compact=True,
                                 )  # fmt: skip
                                 yield Static(help_text, classes="help")
                                 yield Static("", id=f"err-{name}", classes="error")
