@@ -11,7 +11,7 @@ from pathlib import Path
 
 from localft.config import TrainSpec
 from localft.errors import ConfigError, DoesNotFit, RunError
-from localft.hardware import Machine, this_machine
+from localft.hardware import Machine, fmt_bytes, this_machine
 from localft.run_state import Pace, measured_pace
 
 PLAN_FILE = "plan.json"
@@ -149,8 +149,8 @@ def plan(
         verdict = ""
     except DoesNotFit as exc:
         verdict = str(exc)
-    if pace is None:
-        pace = measured_pace(spec.model, backend, device)
+    if pace is None and (data is not None or spec.steps):  # only a known step count has a duration
+        pace = measured_pace(spec.model, backend, device, params=_parameters)
     notes = list(machine.notes_for(backend, device))
     base = Plan(
         backend=backend, device=device, precision=precision, quantize=spec.quantize,
@@ -229,6 +229,20 @@ def _model_source(name: str):
     return catalog_entry(name) or resolve_model(name)
 
 
+def _parameters(name: str) -> int | None:
+    """A model's parameter count from a local folder's config or the catalog (never a download),
+    None when neither has it."""
+    from localft.memory import model_shape
+    from localft.models import catalog_entry
+
+    local = Path(name).expanduser()
+    try:
+        source = local if (local / "config.json").is_file() else catalog_entry(name)
+        return model_shape(source).params if source is not None else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def check_plan(p: Plan) -> Plan:
     """`p`, or DoesNotFit with the numbers and a smaller setting to try."""
     if not p.fits:
@@ -282,9 +296,8 @@ def describe(p: Plan) -> list[str]:
     elif p.eval_every:
         lines.append(f"validation every {p.eval_every} steps; no early stopping")
     fit = "fits" if p.fits else "does NOT fit"
-    lines.append(
-        f"memory: {fit}, needs ~{_gib(p.memory_needed)} of {_gib(p.memory_available)} {p.memory_where} free"
-    )
+    needed, free = fmt_bytes(p.memory_needed), fmt_bytes(p.memory_available)
+    lines.append(f"memory: {fit}, needs ~{needed} of {free} {p.memory_where} free")
     seconds = p.seconds
     if seconds is not None:
         lines.append(f"time: ~{_minutes(seconds)} at {p.pace:.0f} tokens/s (measured in {p.pace_from})")
@@ -292,12 +305,6 @@ def describe(p: Plan) -> list[str]:
         lines.append(f"time: known after a first run of {p.model} on {p.backend}/{p.device} here")
     lines += [n for n in p.notes if not n.startswith("steps:")]
     return lines
-
-
-def _gib(n: int) -> str:
-    from localft.hardware import fmt_bytes
-
-    return fmt_bytes(n)
 
 
 def _minutes(seconds: float) -> str:

@@ -145,19 +145,30 @@ def fold(events: list[Event], state: RunState | None = None) -> RunState:
 @dataclass(frozen=True)
 class Pace:
     tok_per_s: float
-    run_id: str
+    run_id: str  # the run that measured it, and how, as a plan names it
 
 
-def measured_pace(model: str, backend: str, device: str) -> Pace | None:
-    """Trained tokens/s of the newest earlier run of `model` on this backend and device here."""
+def measured_pace(model: str, backend: str, device: str, params=None) -> Pace | None:
+    """Trained tokens/s (over wall time) of the newest earlier run of `model` on this backend and
+    device here; without one, of another model's newest run there, scaled by parameter count
+    (`params(name)` -> parameters, or None when unknown): compute per token grows with the size."""
     from localft.events import read_events
-    from localft.runs import list_runs
+    from localft.runs import RunDir, list_runs
 
+    other = None
     for summary in sorted(list_runs(), key=lambda r: r.id, reverse=True):
-        if summary.model != model or not summary.step:
+        if not summary.step:
             continue
-        state = fold(read_events(summary.path / "events.jsonl"))
+        state = fold(read_events(RunDir(summary.path).events_path))
         pace = state.pace()
-        if (state.backend, state.device) == (backend, device) and pace:
+        if (state.backend, state.device) != (backend, device) or not pace:
+            continue
+        if summary.model == model:
             return Pace(pace, summary.id)
-    return None
+        other = other or (pace, summary)
+    if other is None or params is None:
+        return None
+    theirs, ours = params(other[1].model), params(model)
+    if not (theirs and ours):
+        return None
+    return Pace(other[0] * theirs / ours, f"{other[1].id}, {other[1].model} scaled to this model's size")

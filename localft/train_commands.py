@@ -171,12 +171,15 @@ def resume_line(summary) -> str | None:
 def runs_show(run: str = typer.Argument(..., help="Run id (or a unique part of it) or path.")) -> None:
     """A run's status, files, checkpoints (verified) and last events."""
     from localft.checkpoints import find_resume_checkpoint, resume_hint
+    from localft.plan import read_plan
     from localft.run_state import describe
     from localft.runs import open_run, read_events, run_status
 
     r = open_run(run)
     s = run_status(r)
     print(f"{s.id}  {s.status}  step {s.step}/{s.total}  model {s.model}\n{r.path}")
+    if (stored := read_plan(r.path)) is not None:
+        print_plan(stored)
     ckpts = r.checkpoints()
     usable, damaged = find_resume_checkpoint(r)
     newest = f", newest {ckpts[-1].name}" if ckpts else ""

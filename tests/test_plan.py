@@ -161,6 +161,14 @@ def test_a_time_budget_bounds_the_steps_at_the_pace_measured_here(tiny_models):
     assert any("caps training at 60 steps" in n and earlier in n for n in p.notes)
     assert plan(spec.model_copy(update={"time_budget_min": 60}), data=data).steps == 200  # epochs first
 
+    # Another model on the same backend and device: that pace, scaled by the parameter counts.
+    from localft.plan import _parameters
+
+    other = str(tiny_models("qwen2"))
+    scaled = plan(spec.model_copy(update={"model": other}), data=data)
+    assert scaled.pace == pytest.approx(80.0 * _parameters(model) / _parameters(other))
+    assert earlier in scaled.pace_from and "scaled" in scaled.pace_from and scaled.steps < 200
+
 
 def test_a_planned_run_records_the_same_steps_in_plan_and_spec(tiny_models):
     run = new_run(TrainSpec(model=str(tiny_models("llama")), batch_size=2, max_seq_len=64, epochs=3))
