@@ -77,10 +77,11 @@ def launch_run(
     name: str | None = None,
     root: Path | None = None,
     emit: Emit | None = None,
+    machine=None,
 ) -> RunDir:
     """`prepare_run`, then start its worker; a run whose worker cannot start is removed again, so a
     failed `train` never leaves an empty run in `localft runs`."""
-    run = prepare_run(spec, source, name=name, root=root, emit=emit)
+    run = prepare_run(spec, source, name=name, root=root, emit=emit, machine=machine)
     try:
         start_worker(run)
     except BaseException:
