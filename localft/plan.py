@@ -196,8 +196,8 @@ def _size_to_data(spec: TrainSpec, base: Plan, data: TrainingData, notes: list[s
                 )
         else:
             notes.append(
-                f"time: no earlier run of {base.model} on {base.backend}/{base.device} here to measure "
-                f"its pace, so the {_minutes(base.time_budget_s)} budget cannot size the steps yet"
+                f"time: no earlier run on {base.backend}/{base.device} here has measured a pace, so "
+                f"the {_minutes(base.time_budget_s)} budget cannot size the steps yet"
             )
     return replace(
         base, steps=steps, epochs=round(steps * per_step / rows, 2), train_rows=rows,

@@ -213,7 +213,10 @@ def _write_ggufs(model_dir, out_dir, spec, name, paths, emit, log_path) -> None:
                 paths[quant],
                 quant,
                 log_path=log_path,
-                progress=lambda i, n, _tensor, q=quant: _emit(emit, Stage("quantize", i, n, q)),
+                # A count of tensors while it runs; the quantizer's own last line ("Q4_K_M in 2.5s") at the end.
+                progress=lambda i, n, text, q=quant: _emit(
+                    emit, Stage("quantize", i, n, text if n == 1 else q)
+                ),
             )
             _mark_complete(paths[quant], quant, model_dir)
         if "F16" not in spec.quants:  # an intermediate: the quantized files are what was asked for
