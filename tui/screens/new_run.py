@@ -171,6 +171,8 @@ class NewRunScreen(ReportsWorkerErrors, Screen):
         self.machine = message.report
         self.show_backends()
         self.validate_form()
+        if self.recipe() != "none":  # chosen before the machine was known: its settings come now
+            self.plan_recipe(self.recipe(), self.model_name(), str(self.query_one("#backend", Select).value))
 
     def machine_now(self):
         from localft.hardware import Machine
