@@ -13,7 +13,6 @@ from pathlib import Path
 import psutil
 import pytest
 
-from localft import runner
 from localft.events import Log, read_events
 from localft.hardware import Machine
 from localft.paths import runs_dir
@@ -57,8 +56,7 @@ def anyio_backend():
 
 
 def end_run(run: RunDir) -> None:
-    """Stop the worker the dashboard's recipe process started, then every process of this run."""
-    runner.stop_worker(run, timeout=60)
+    """Kill the dashboard's recipe process and the worker it started (no need to be gentle)."""
     for proc in psutil.process_iter(["pid", "cmdline"]):
         if run.id in " ".join(proc.info["cmdline"] or []):
             with contextlib.suppress(ProcessLookupError, psutil.NoSuchProcess):
