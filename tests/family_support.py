@@ -18,8 +18,6 @@ NAMES = list(FAMILIES)
 MASK_PENDING: dict[str, str] = {}
 # Vocabularies whose GGUF does not yet tokenize a chat exactly like HF.
 TOKENIZER_PENDING = {
-    "gemma3": "Gemma 2's template (the stand-in for Gemma 3's) refuses a system message: chat through the "
-    "GGUF must fold it into the first user turn as training does (the ChatSpec work of issue 14)",
     "phi4-mini": "stand-in tokenizer (Phi-3's SentencePiece vocabulary, not Phi-4-mini's 200k BPE): llama.cpp "
     "adds the BOS that HF's chat render leaves out",
 }
