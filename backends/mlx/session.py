@@ -55,6 +55,16 @@ def is_oom(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and ("memory" in text or "alloc" in text)
 
 
+def batch_arrays(batch: Batch, trained_only: bool = False) -> tuple:
+    """masked_loss's arguments for a batch: inputs and next-token targets, shifted, and the segments
+    that keep packed examples apart; with `trained_only`, the flat indices of the trained targets."""
+    inputs, targets = batch.input_ids[:, :-1], batch.labels[:, 1:]
+    arrays = (mx.array(inputs, mx.int32), mx.array(targets, mx.int32), mx.array(batch.segments()[:, :-1]))
+    if not trained_only:
+        return arrays
+    return (*arrays, mx.array(np.flatnonzero(targets != IGNORE).astype(np.int32)))
+
+
 class MlxSession:
     def __init__(self, request: LoadRequest) -> None:
         from localft.hardware import fmt_bytes
@@ -109,14 +119,6 @@ class MlxSession:
             self._micro = {k: mx.compile(f, inputs=state, outputs=state) for k, f in self._micro.items()}
             self._apply = mx.compile(apply_update, inputs=state, outputs=state)
 
-    def _arrays(self, batch: Batch) -> tuple:
-        """Inputs and next-token targets, shifted; segments keep packed examples apart."""
-        inputs, targets = batch.input_ids[:, :-1], batch.labels[:, 1:]
-        arrays = (mx.array(inputs, mx.int32), mx.array(targets, mx.int32), mx.array(batch.segments()[:, :-1]))
-        if not self.trained_only:
-            return arrays
-        return (*arrays, mx.array(np.flatnonzero(targets != IGNORE).astype(np.int32)))
-
     def packing_blocker(self) -> str | None:
         return packing_blocker(self.model)
 
@@ -125,7 +127,7 @@ class MlxSession:
 
     def accumulate(self, batch: Batch, scale: float) -> float:
         try:
-            (loss, _), grads = self._micro[batch.packed](*self._arrays(batch))
+            (loss, _), grads = self._micro[batch.packed](*batch_arrays(batch, self.trained_only))
             grads = tree_map(lambda g: g * scale, grads)
             self.grads = grads if self.grads is None else tree_map(mx.add, self.grads, grads)
             mx.eval(self.grads, loss)
@@ -148,7 +150,7 @@ class MlxSession:
     def eval_loss(self, batch: Batch) -> tuple[float, int]:
         self.model.eval()
         try:
-            loss, n = masked_loss(self.model, *self._arrays(batch), packed=batch.packed)
+            loss, n = masked_loss(self.model, *batch_arrays(batch, self.trained_only), packed=batch.packed)
             return loss.item(), int(n.item())
         except RuntimeError as exc:
             if not is_oom(exc):
