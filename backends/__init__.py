@@ -69,22 +69,29 @@ def get_backend(name: str) -> Backend:
 
 
 def check_all() -> dict[str, Availability]:
-    """Availability of every backend, found without importing torch or mlx where possible."""
-    from localft.hardware import backend_availability
+    """Availability of every registered backend, from its own `check()`: the one probe of what can
+    train here (a CPU-only torch on a machine with an NVIDIA GPU says "cpu", not "cuda")."""
+    result = {}
+    for name in registry():
+        try:
+            result[name] = get_backend(name).check()
+        except BackendUnavailable as exc:
+            result[name] = Availability(False, "", str(exc))
+    return result
 
-    return backend_availability()
 
-
-def pick_backend(spec: TrainSpec) -> str:
+def pick_backend(spec: TrainSpec, avail: dict[str, Availability] | None = None) -> str:
     """The backend a spec runs on: the one asked for, else MLX on Apple silicon, else torch."""
-    avail = check_all()
+    avail = check_all() if avail is None else avail
     if spec.backend != "auto":
-        a = avail[spec.backend]
-        if not a.ok:
-            raise BackendUnavailable(f"backend {spec.backend!r} cannot run here: {a.reason}")
+        a = avail.get(spec.backend)
+        if a is None or not a.ok:
+            why = a.reason if a else "not installed"
+            raise BackendUnavailable(f"backend {spec.backend!r} cannot run here: {why}")
         return spec.backend
-    for name in ("mlx", "torch") if avail["mlx"].device == "gpu" else ("torch", "mlx"):
-        if avail[name].ok:
+    mlx = avail.get("mlx")
+    for name in ("mlx", "torch") if mlx and mlx.device == "gpu" else ("torch", "mlx"):
+        if name in avail and avail[name].ok:
             return name
     reasons = "; ".join(f"{n}: {a.reason}" for n, a in avail.items())
     raise BackendUnavailable(f"no training backend can run here ({reasons})")

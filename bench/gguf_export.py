@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_home import use_temporary_home
+
 LLAMA_CPP_PYTHON = "llama-cpp-python==0.3.36"
 CHAT_PROMPT = "Write a long story about a lighthouse keeper who records the weather."
 
@@ -94,7 +96,7 @@ def chat_speed(gguf: Path, rounds: int = 5, max_tokens: int = 64, threads: int =
     shared machine, llama.cpp's spinning worker threads make multi-thread timings mostly noise."""
     import llama_cpp
 
-    from localft.chat import ChatSession
+    from localft.chat_session import ChatSession
     from localft.export.llamacpp import native_stderr_to
 
     session = ChatSession(gguf, temperature=0.0, max_tokens=max_tokens, n_ctx=1024, n_threads=threads)
@@ -134,6 +136,8 @@ def main() -> None:
         "--repeats", type=int, default=2, help="timed conversions per converter (best is kept)"
     )
     args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="localft-bench-gguf-"))
+    use_temporary_home(work)  # nothing this benchmark writes lands in the user's LOCALFT_HOME
 
     from localft.export.gguf import convert_folder
     from localft.export.quantize import quantize_file
@@ -141,7 +145,6 @@ def main() -> None:
     from localft.models import embedded_model_dir
 
     model = embedded_model_dir()
-    work = Path(tempfile.mkdtemp(prefix="localft-bench-gguf-"))
     ref_dir = args.reference or fetch_reference(work / "sdist")
     ours_f16, ref_f16 = work / "ours-F16.gguf", work / "ref-F16.gguf"
     ours_cmd = [sys.executable, "-c", "import sys; from pathlib import Path; from localft.export.gguf import "

@@ -186,3 +186,22 @@ def render_bounded(template: str, **context) -> str:
     finally:
         sys.settrace(previous)
     return "".join(pieces)
+
+
+def render_chat(
+    template: str, messages: list[dict], *, bos: str = "", eos: str = "", add_generation_prompt=True
+) -> str:
+    """Render a chat template the way transformers does, in a sandbox bounded in time and size."""
+    from localft.errors import ExportError
+
+    try:
+        return render_bounded(
+            template,
+            messages=messages,
+            bos_token=bos,
+            eos_token=eos,
+            add_generation_prompt=add_generation_prompt,
+        )
+    except TemplateError as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ExportError(f"the model's chat template failed to render: {reason}") from None

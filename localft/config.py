@@ -92,7 +92,15 @@ class TrainSpec(_Spec):
     learning_rate: float = Field(2e-4, gt=0, lt=1, description="Peak learning rate.")
     schedule: Literal["cosine", "linear", "constant"] = Field("cosine", description="Learning-rate schedule.")
     warmup_steps: int = Field(5, ge=0, description="Linear warm-up steps before the schedule.")
-    steps: int = Field(100, ge=1, description="Optimizer steps to train.")
+    epochs: float = Field(
+        2.0, gt=0, le=1000, description="Passes over the training data; the plan turns them into steps."
+    )
+    steps: int | None = Field(
+        None, ge=1, description="Optimizer steps to train; unset: sized from epochs and the data."
+    )
+    time_budget_min: float | None = Field(
+        None, gt=0, description="Minutes of training at most; the plan caps the steps at this machine's pace."
+    )
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
     max_grad_norm: float = Field(1.0, ge=0, description="Gradient clipping norm (0 = off).")
     packing: bool = Field(True, description="Pack several examples per row, padding-free.")
@@ -124,6 +132,19 @@ class ExportSpec(_Spec):
     lmstudio: bool = Field(False, description="Also lay the file out as an LM Studio publisher/model folder.")
     adapter_gguf: bool = Field(False, description="Also export the LoRA adapter alone as a GGUF adapter.")
     name: str | None = Field(None, description="File name stem; default is the run or folder name.")
+
+
+class ChatSpec(_Spec):
+    """How a chat samples from a GGUF: `localft chat` and the dashboard's Chat screen both start here."""
+
+    system: str | None = Field(
+        None, description="System prompt; chatting with a run uses the one it trained with unless given."
+    )
+    temperature: float = Field(0.7, ge=0, le=5, description="Sampling temperature (0 = greedy).")
+    top_p: float = Field(
+        0.95, gt=0, le=1, description="Nucleus sampling: keep the top tokens up to this probability."
+    )
+    max_tokens: int = Field(512, ge=1, le=32768, description="Longest reply in tokens.")
 
 
 def field_help(model: type[BaseModel]) -> dict[str, str]:

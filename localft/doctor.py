@@ -7,7 +7,7 @@ import re
 import sys
 from dataclasses import asdict
 
-from localft.hardware import backend_availability, fmt_bytes, machine_info, package_version
+from localft.hardware import fmt_bytes, machine_info, package_version
 from localft.models import EMBEDDED_PACKAGE
 
 _PIN = re.compile(r'^([A-Za-z0-9._-]+)==([^;\s]+)\s*(?:;\s*python_version\s*>=\s*"(\d+)\.(\d+)")?\s*$')
@@ -64,8 +64,10 @@ def version_drift(tested: dict[str, str]) -> list[dict]:
 def doctor_report() -> dict:
     import importlib.util
 
+    from localft.backends import check_all
+
     info = machine_info()
-    backends = {name: asdict(a) for name, a in backend_availability().items()}
+    backends = {name: asdict(a) for name, a in check_all().items()}
     tested = tested_versions()
     return {
         "machine": info.to_dict(),

@@ -31,3 +31,12 @@ class RunError(LocalftError):
 
 class ExportError(LocalftError):
     """Merging, converting, quantizing or verifying a model failed for a reason the user can act on."""
+
+
+class NoChatTemplate(ModelError, DataError):
+    """Chat rows met a model without a chat template: a problem of the model and of the data alike."""
+
+    def __init__(self, model: str) -> None:
+        super().__init__(
+            f"{model} has no chat template, which chat rows need; use an instruct model or add chat_template.jinja"
+        )

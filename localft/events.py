@@ -9,7 +9,7 @@ import dataclasses
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -132,47 +132,26 @@ class EventSink:
 
 def read_events(path: Path) -> list[Event]:
     """Every complete event in the file; a torn last line (a writer killed mid-line) is skipped."""
-    return list(tail_events(path, follow=False))
+    return [event for event, _ in events_with_offsets(path, 0)]
 
 
-def tail_events(
-    path: Path,
-    follow: bool = True,
-    should_stop: Callable[[], bool] = lambda: False,
-    poll: float = 0.2,
-    start: int = 0,
-) -> Iterator[Event]:
-    """Yield events from `path`; with `follow`, keep waiting for new lines until the file ends
-    on a Finished event (a resumed run appends after an earlier one) or `should_stop()`.
-    A partial line is held back until its newline arrives. `start` is a byte offset to begin at
-    (the file size before a resume, to follow only the new attempt)."""
-    path = Path(path)
-    while follow and not path.exists():
-        if should_stop():
-            return
-        time.sleep(poll)
-    if not path.exists():
-        return
-    with open(path, encoding="utf-8") as f:
-        f.seek(start)
-        pending = ""
-        finished = False
-        while True:
-            chunk = f.readline()
-            if chunk:
-                pending += chunk
-                if not pending.endswith("\n"):
-                    continue
-                line, pending = pending.strip(), ""
-                if not line:
-                    continue
-                try:
-                    event = from_json(line)
-                except (ValueError, KeyError, TypeError):
-                    continue  # a line torn by a kill and later overwritten: skip it, keep reading
-                finished = isinstance(event, Finished)
-                yield event
-            elif not follow or finished or should_stop():
-                return
-            else:
-                time.sleep(poll)
+def events_with_offsets(path: Path, offset: int) -> list[tuple[Event, int]]:
+    """Each complete event from byte `offset` on, with the offset just past its line: how every
+    follower reads, never the whole file again. A line still being written is left for the next
+    read; a line torn by a kill and later overwritten is skipped."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            data = f.read()
+    except FileNotFoundError:
+        return []
+    found, pos = [], 0
+    while (end := data.find(b"\n", pos)) >= 0:
+        line, pos = data[pos:end].strip(), end + 1
+        if not line:
+            continue
+        try:
+            found.append((from_json(line.decode("utf-8")), offset + pos))
+        except (ValueError, KeyError, TypeError):
+            continue
+    return found

@@ -1,9 +1,9 @@
-"""What this machine is and which backends can run on it, found without importing torch or mlx."""
+"""What this machine is (OS, CPU, memory, NVIDIA GPUs from nvidia-smi), found without importing torch
+or mlx. Which backend can train here is each backend's own `check()`, never a guess from here."""
 
 from __future__ import annotations
 
 import importlib.metadata
-import importlib.util
 import os
 import platform
 import shutil
@@ -123,32 +123,6 @@ def machine_info() -> MachineInfo:
     )
 
 
-def backend_availability():
-    """name -> Availability for each backend, from installed packages and hardware only."""
-    from localft.backends import Availability
-
-    result = {}
-    has = lambda mod: importlib.util.find_spec(mod) is not None  # noqa: E731
-    if not (has("torch") and has("transformers") and has("peft")):
-        result["torch"] = Availability(
-            False, "", "torch, transformers or peft missing: pip install 'localft[cuda]'"
-        )
-    elif nvidia_gpus():
-        result["torch"] = Availability(True, "cuda", "CUDA: QLoRA (NF4) or bf16 LoRA")
-    elif is_apple_silicon():
-        result["torch"] = Availability(True, "mps", "Apple MPS: LoRA (MLX is faster on this machine)")
-    else:
-        result["torch"] = Availability(True, "cpu", "CPU: fp32 LoRA (slow; fine for small models)")
-    if not (has("mlx") and has("mlx_lm")):
-        hint = "pip install 'localft[mlx]'" + ("" if is_apple_silicon() else " (mlx[cpu] on Linux)")
-        result["mlx"] = Availability(False, "", f"mlx or mlx-lm missing: {hint}")
-    elif is_apple_silicon():
-        result["mlx"] = Availability(True, "gpu", "MLX on Apple silicon (Metal)")
-    else:
-        result["mlx"] = Availability(True, "cpu", "MLX on CPU (mlx[cpu]; slow, for small models)")
-    return result
-
-
 def fmt_bytes(n: int | float | None) -> str:
     if n is None:
         return "?"
@@ -157,3 +131,58 @@ def fmt_bytes(n: int | float | None) -> str:
             return f"{n:.0f} {unit}" if unit in ("B", "KiB") else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} TiB"
+
+
+@dataclass(frozen=True)
+class Machine:
+    """This machine as a plan sees it: what each backend's own `check()` found, and the memory free
+    on each device. The dashboard builds it from its machine report, so both show the same."""
+
+    backends: dict  # backend name -> localft.backends.Availability
+    ram_available: int
+    gpu_memory: int = 0  # the first NVIDIA GPU's memory (nvidia-smi), 0 without one
+    gpus_listed: int = 0  # NVIDIA GPUs nvidia-smi lists, whether or not a backend can use them
+    unified: bool = False  # Apple silicon: the GPU shares the RAM
+
+    def memory_for(self, device: str) -> tuple[int, str]:
+        """Bytes free for training on `device`, and what they are called."""
+        if device == "cuda" and self.gpu_memory:
+            return self.gpu_memory, "GPU memory"
+        if device in ("mps", "gpu") or self.unified:
+            return self.ram_available, "unified memory"
+        return self.ram_available, "RAM"
+
+    def notes_for(self, backend: str, device: str) -> list[str]:
+        """Why a run lands on a slower device than the machine has."""
+        if backend == "torch" and device != "cuda" and self.gpus_listed:
+            return [
+                f"device: nvidia-smi lists {self.gpus_listed} NVIDIA GPU(s) but this torch has no CUDA; "
+                "install a CUDA build of torch to train on it"
+            ]
+        return []
+
+    @classmethod
+    def from_report(cls, report: dict) -> Machine:
+        """From `localft doctor --json`'s report (what the dashboard holds)."""
+        from localft.backends import Availability
+
+        backends = {name: Availability(**a) for name, a in report["backends"].items()}
+        return cls.of(report["machine"], backends)
+
+    @classmethod
+    def of(cls, info: dict, backends: dict) -> Machine:
+        """From `MachineInfo.to_dict()` and each backend's availability."""
+        gpus = info.get("gpus") or []
+        return cls(
+            backends=backends,
+            ram_available=info["ram_available_bytes"],
+            gpu_memory=gpus[0]["vram_bytes"] if gpus else 0,
+            gpus_listed=len(gpus),
+            unified=bool(info.get("apple_silicon")),
+        )
+
+
+def this_machine() -> Machine:
+    from localft.backends import check_all
+
+    return Machine.of(machine_info().to_dict(), check_all())

@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from localft.errors import ModelError
+from localft.errors import ModelError, NoChatTemplate
 from localft.paths import cache_dir
 
 EMBEDDED = "embedded"
@@ -268,9 +268,7 @@ def load_tokenizer(folder: Path, *, chat: bool = False):
             "re-download or re-save the model"
         ) from None
     if chat and not getattr(tokenizer, "chat_template", None):
-        raise ModelError(
-            f"{folder} has no chat template, which chat rows need; use an instruct model or add chat_template.jinja"
-        )
+        raise NoChatTemplate(str(folder))
     return tokenizer
 
 

@@ -5,13 +5,17 @@ it and the worker trains on it without deciding anything again."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from localft.config import TrainSpec
-from localft.errors import RunError
+from localft.errors import ConfigError, DoesNotFit, RunError
+from localft.hardware import Machine, fmt_bytes, this_machine
+from localft.run_state import Pace, measured_pace
 
 PLAN_FILE = "plan.json"
+EVALS_PER_EPOCH = 2  # a run sized from epochs validates at least this often, so early stopping can act
 
 
 @dataclass(frozen=True)
@@ -22,7 +26,7 @@ class Plan:
     quantize: str  # "none" | "4bit" (QLoRA)
     micro_batch: int  # rows per forward pass
     grad_accum: int  # micro-batches per optimizer step
-    steps: int  # optimizer steps to train
+    steps: int  # optimizer steps to train (0: not known until the data is imported)
     max_seq_len: int
     epochs: float | None = None  # passes over the training split those steps make (None: not known)
     train_rows: int | None = None  # training rows (packed) the steps were sized from
@@ -32,10 +36,26 @@ class Plan:
     fits: bool = True
     world_size: int = 1  # processes training together (one per device)
     notes: list[str] = field(default_factory=list)  # one line per choice made for the user, and why
+    model: str = ""  # the spec's model, as the user named it
+    train_examples: int | None = None  # training examples the rows were packed from
+    eval_every: int | None = None  # steps between validations (None: the spec's)
+    early_stopping_patience: int | None = None  # evaluations without improvement before stopping
+    tokens_per_step: int | None = None  # real tokens an optimizer step trains, from the data
+    pace: float | None = None  # trained tokens/s measured by an earlier run of this model here
+    pace_from: str | None = None  # the run that measured `pace`
+    time_budget_s: float | None = None  # the user's limit on training time
+    verdict: str = ""  # why it does not fit, with a smaller setting to try ("" when it fits)
 
     @property
     def global_batch(self) -> int:
         return self.micro_batch * self.grad_accum * self.world_size
+
+    @property
+    def seconds(self) -> float | None:
+        """Training time at the measured pace (None before a first run of this model here)."""
+        if not (self.pace and self.tokens_per_step and self.steps):
+            return None
+        return self.steps * self.tokens_per_step / self.pace
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -63,43 +83,229 @@ def read_plan(run_path: Path) -> Plan | None:
         raise RunError(f"{path} is damaged; start a new run") from None
 
 
-def plan(spec: TrainSpec) -> Plan:
-    """The plan for `spec` on this machine: the backend a spec runs on, its device, precision and
-    batch sizes, and the memory verdict (a run that cannot fit has fits=False; `check_plan` raises)."""
-    from localft.backends import check_all, pick_backend
-    from localft.memory import compute_dtype, estimate_memory
-    from localft.models import catalog_entry, resolve_model
+@dataclass(frozen=True)
+class TrainingData:
+    """What the plan needs to know of a training split: the token length of each usable example."""
 
-    backend = pick_backend(spec)
-    device = check_all()[backend].device
-    if spec.device != "auto":
-        device = spec.device
-    precision = compute_dtype(spec, device)
-    entry = catalog_entry(spec.model)
-    estimate = estimate_memory(spec, entry if entry else resolve_model(spec.model), device)
-    available, where = _available_memory(device)
-    return Plan(
-        backend=backend,
-        device=device,
-        precision=precision,
-        quantize=spec.quantize,
-        micro_batch=spec.batch_size,
-        grad_accum=spec.grad_accum,
-        steps=spec.steps,
-        max_seq_len=spec.max_seq_len,
-        memory_needed=estimate.total,
-        memory_available=available,
-        memory_where=where,
-        fits=estimate.total <= available,
+    lengths: tuple[int, ...]
+
+    @property
+    def examples(self) -> int:
+        return len(self.lengths)
+
+    def tokens(self, max_seq_len: int) -> int:
+        return sum(min(n, max_seq_len) for n in self.lengths)
+
+    def rows(self, max_seq_len: int, packing: bool = True) -> int:
+        """Rows an epoch has: examples packed first-fit-decreasing into rows of `max_seq_len`
+        tokens (as training packs them), or one row each without packing."""
+        if not packing:
+            return len(self.lengths)
+        free: list[int] = []  # room left in each row
+        for n in sorted((min(n, max_seq_len) for n in self.lengths), reverse=True):
+            slot = next((i for i, room in enumerate(free) if room >= n), None)
+            if slot is None:
+                free.append(max_seq_len - n)
+            else:
+                free[slot] -= n
+        return len(free)
+
+
+def training_data(split: Path, spec: TrainSpec) -> TrainingData:
+    """Token lengths of the usable examples of a JSONL split, tokenized as training tokenizes them
+    (the model's chat template, the same mask); examples with nothing to learn from are left out."""
+    from localft.data.chat_tokens import read_jsonl, tokenize_row
+    from localft.models import load_tokenizer, resolve_model
+
+    rows = list(read_jsonl(split)) if Path(split).is_file() else []
+    tokenizer = load_tokenizer(resolve_model(spec.model), chat=any("messages" in r for r in rows))
+    examples = [tokenize_row(tokenizer, row, 1 << 30, spec.train_on) for row in rows]
+    return TrainingData(
+        tuple(len(e.input_ids) for e in examples if e.trained_tokens and len(e.input_ids) > 1)
     )
 
 
-def _available_memory(device: str) -> tuple[int, str]:
-    from localft.hardware import machine_info
+def plan(
+    spec: TrainSpec,
+    machine: Machine | None = None,
+    data: TrainingData | None = None,
+    pace: Pace | None = None,
+) -> Plan:
+    """The plan for `spec` on `machine` (default: this one) and its training `data` (None: sized
+    once the data is imported). Never raises for memory: a run that cannot fit has fits=False and
+    a `verdict`; `check_plan` refuses it. `pace` defaults to what an earlier run measured here."""
+    from localft.backends import pick_backend
+    from localft.memory import check_fits, compute_dtype, estimate_memory
 
-    info = machine_info()
-    if device == "cuda" and info.gpus:
-        return info.gpus[0].vram_bytes, "GPU memory"
-    if device in ("mps", "gpu"):
-        return info.ram_available_bytes, "unified memory"
-    return info.ram_available_bytes, "RAM"
+    machine = machine or this_machine()
+    backend = pick_backend(spec, machine.backends)
+    device = _device(spec, backend, machine)
+    precision = compute_dtype(spec, device)
+    # localft.memory's device names: MLX on Metal materializes attention scores as MPS does.
+    estimate = estimate_memory(spec, _model_source(spec.model), "mps" if device == "gpu" else device)
+    available, where = machine.memory_for(device)
+    try:
+        check_fits(estimate, available, where)
+        verdict = ""
+    except DoesNotFit as exc:
+        verdict = str(exc)
+    if pace is None and (data is not None or spec.steps):  # only a known step count has a duration
+        pace = measured_pace(spec.model, backend, device, params=_parameters)
+    notes = list(machine.notes_for(backend, device))
+    base = Plan(
+        backend=backend, device=device, precision=precision, quantize=spec.quantize,
+        micro_batch=spec.batch_size, grad_accum=spec.grad_accum, steps=spec.steps or 0,
+        max_seq_len=spec.max_seq_len, memory_needed=estimate.total, memory_available=available,
+        memory_where=where, fits=not verdict, verdict=verdict, model=spec.model,
+        early_stopping_patience=spec.early_stopping_patience, eval_every=spec.eval_every,
+        pace=pace.tok_per_s if pace else None, pace_from=pace.run_id if pace else None,
+        time_budget_s=spec.time_budget_min * 60 if spec.time_budget_min else None,
+    )  # fmt: skip
+    if data is None:
+        if not spec.steps:
+            notes.append(f"steps: {spec.epochs:g} epochs, counted once the data is imported")
+        return replace(base, notes=notes)
+    return _size_to_data(spec, base, data, notes)
+
+
+def _size_to_data(spec: TrainSpec, base: Plan, data: TrainingData, notes: list[str]) -> Plan:
+    """Steps from epochs (or the spec's explicit steps), bounded by the time budget at the measured
+    pace; validation at least twice an epoch when the steps come from epochs."""
+    rows = data.rows(spec.max_seq_len, spec.packing)
+    if rows == 0:
+        raise ConfigError("no training example has a token to learn from; check the data report")
+    per_step = base.global_batch
+    steps_per_epoch = max(1, math.ceil(rows / per_step))
+    tokens_per_step = math.ceil(data.tokens(spec.max_seq_len) / rows * per_step)
+    eval_every = spec.eval_every
+    if spec.steps:
+        steps = spec.steps
+        notes.append(f"steps: {steps}, as asked")
+    else:
+        steps = max(1, math.ceil(spec.epochs * rows / per_step))
+        eval_every = max(1, min(spec.eval_every, steps_per_epoch // EVALS_PER_EPOCH))
+        notes.append(f"steps: {spec.epochs:g} epochs of {rows} rows at {per_step} rows a step")
+    if base.time_budget_s:
+        if base.pace:
+            fit_in_time = max(1, int(base.time_budget_s * base.pace / tokens_per_step))
+            if fit_in_time < steps:
+                steps = fit_in_time
+                notes.append(
+                    f"time: {_minutes(base.time_budget_s)} at {base.pace:.0f} tokens/s "
+                    f"(measured in {base.pace_from}) caps training at {steps} steps"
+                )
+        else:
+            notes.append(
+                f"time: no earlier run on {base.backend}/{base.device} here has measured a pace, so "
+                f"the {_minutes(base.time_budget_s)} budget cannot size the steps yet"
+            )
+    return replace(
+        base, steps=steps, epochs=round(steps * per_step / rows, 2), train_rows=rows,
+        train_examples=data.examples, eval_every=min(eval_every, steps), tokens_per_step=tokens_per_step,
+        notes=notes,
+    )  # fmt: skip
+
+
+def _device(spec: TrainSpec, backend: str, machine: Machine) -> str:
+    """The backend's own device unless the spec names one it can use."""
+    found = machine.backends[backend].device
+    if spec.device == "auto" or spec.device == found:
+        return found
+    if spec.device == "cpu":
+        return "cpu"
+    raise ConfigError(
+        f"device {spec.device!r} asked for, but {backend} can use only {found} here "
+        f"({machine.backends[backend].reason}); use --set device=auto"
+    )
+
+
+def _model_source(name: str):
+    """What the memory estimate reads: a local folder's config, else the catalog, else the hub."""
+    from localft.models import catalog_entry, check_model_folder, resolve_model
+
+    local = Path(name).expanduser()
+    if local.exists():
+        return check_model_folder(local)
+    return catalog_entry(name) or resolve_model(name)
+
+
+def _parameters(name: str) -> int | None:
+    """A model's parameter count from a local folder's config or the catalog (never a download),
+    None when neither has it."""
+    from localft.memory import model_shape
+    from localft.models import catalog_entry
+
+    local = Path(name).expanduser()
+    try:
+        source = local if (local / "config.json").is_file() else catalog_entry(name)
+        return model_shape(source).params if source is not None else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def check_plan(p: Plan) -> Plan:
+    """`p`, or DoesNotFit with the numbers and a smaller setting to try."""
+    if not p.fits:
+        raise DoesNotFit(p.verdict)
+    return p
+
+
+def apply_plan(spec: TrainSpec, p: Plan) -> TrainSpec:
+    """The spec a run records: the planned backend, device, precision, batches, steps and schedule,
+    so whatever reads spec.json trains exactly what the plan shows."""
+    update = dict(
+        backend=p.backend, device=p.device, precision=p.precision, batch_size=p.micro_batch,
+        grad_accum=p.grad_accum,
+    )  # fmt: skip
+    if p.steps:
+        update |= {"steps": p.steps, "eval_every": p.eval_every or spec.eval_every}
+    return spec.model_copy(update=update)
+
+
+def plan_run(run, machine: Machine | None = None, spec: TrainSpec | None = None) -> Plan:
+    """Plan a run on its imported training split and record it: plan.json, and the planned values
+    in spec.json. Refuses (DoesNotFit) a run that cannot fit."""
+    spec = spec or run.read_spec()
+    p = check_plan(plan(spec, machine, training_data(run.split_path("train"), spec)))
+    write_plan(run.path, p)
+    run.write_spec(apply_plan(spec, p))
+    return p
+
+
+def describe(p: Plan) -> list[str]:
+    """The plan in a few lines, as every face shows it (CLI, recipes, dashboard)."""
+    rows = f"{p.micro_batch}×{p.grad_accum}" if p.grad_accum > 1 else str(p.micro_batch)
+    head = (
+        f"{p.model} on {p.backend}/{p.device} ({p.precision}{', 4-bit base' if p.quantize == '4bit' else ''})"
+    )
+    if p.steps and p.train_rows:
+        size = (
+            f"{p.steps} steps of {rows} rows × {p.max_seq_len} tokens = {p.epochs:g} epochs "
+            f"of {p.train_examples} examples ({p.train_rows} rows)"
+        )
+    elif p.steps:
+        size = f"{p.steps} steps of {rows} rows × {p.max_seq_len} tokens"
+    else:
+        size = f"rows of {rows} × {p.max_seq_len} tokens; steps counted once the data is imported"
+    lines = [f"{head}: {size}"]
+    if p.early_stopping_patience and p.eval_every:
+        lines.append(
+            f"validation every {p.eval_every} steps; early stopping after "
+            f"{p.early_stopping_patience} without improvement"
+        )
+    elif p.eval_every:
+        lines.append(f"validation every {p.eval_every} steps; no early stopping")
+    fit = "fits" if p.fits else "does NOT fit"
+    needed, free = fmt_bytes(p.memory_needed), fmt_bytes(p.memory_available)
+    lines.append(f"memory: {fit}, needs ~{needed} of {free} {p.memory_where} free")
+    seconds = p.seconds
+    if seconds is not None:
+        lines.append(f"time: ~{_minutes(seconds)} at {p.pace:.0f} tokens/s (measured in {p.pace_from})")
+    elif p.steps and not any(n.startswith("time:") for n in p.notes):
+        lines.append(f"time: known after a first run of {p.model} on {p.backend}/{p.device} here")
+    lines += [n for n in p.notes if not n.startswith("steps:")]
+    return lines
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"

@@ -27,6 +27,17 @@ def process_alive(pid: int | None, *markers: str) -> bool:
     return all(marker in cmdline for marker in markers)
 
 
+def process_started(pid: int) -> float | None:
+    """When `pid` started (seconds since the epoch, as the OS reports it), or None if it is gone:
+    a pid together with its start time names one process, even after the OS reuses the pid."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).create_time()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
+
+
 def detached() -> dict:
     """Popen arguments that keep a child running when the terminal that started it closes (or
     gets Ctrl-C): its own session on POSIX, its own process group and hidden console on Windows."""

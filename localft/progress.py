@@ -4,30 +4,10 @@ from __future__ import annotations
 
 import sys
 
-from localft.events import Checkpoint, Eval, Finished, Log, RunStarted, Stage, Step
+from localft.events import Finished, Step
 from localft.hardware import fmt_bytes
+from localft.run_state import describe
 from localft.runs import RunDir
-
-
-def describe(event) -> str | None:
-    """One line for the events worth a line of their own (steps go to the progress bar)."""
-    if isinstance(event, RunStarted):
-        resumed = f", resumed from step {event.resumed_from}" if event.resumed_from else ""
-        return f"training {event.model} on {event.backend}/{event.device}, {event.total_steps} steps{resumed}"
-    if isinstance(event, Eval):
-        return f"step {event.step}: validation loss {event.val_loss:.4f}"
-    if isinstance(event, Checkpoint):
-        return f"step {event.step}: checkpoint saved"
-    if isinstance(event, Log) and event.level != "info":
-        return f"{event.level}: {event.message}"
-    if isinstance(event, Stage) and event.done == event.total:
-        return f"{event.name}: done" + (f" ({event.detail})" if event.detail else "")
-    if isinstance(event, Finished):
-        text = f"run {event.status} at step {event.step}"
-        if event.best_val_loss is not None:
-            text += f"; best validation loss {event.best_val_loss:.4f} at step {event.best_step}"
-        return text + (f"\n{event.error}" if event.error else "")
-    return None
 
 
 def watch_run(run: RunDir, start: int = 0, stop_on_interrupt: bool = True) -> Finished:
@@ -48,7 +28,8 @@ def watch_run(run: RunDir, start: int = 0, stop_on_interrupt: bool = True) -> Fi
     finished = None
     stopping = False
     with progress:
-        events, seen = runner.follow(run, start=start), 0
+        follower = runner.EventFollower(run, start)
+        events = follower.events()
         while True:
             try:
                 event = next(events)
@@ -60,12 +41,9 @@ def watch_run(run: RunDir, start: int = 0, stop_on_interrupt: bool = True) -> Fi
                 stopping = True
                 console.print("stopping: the worker writes a checkpoint, then exits (Ctrl-C again to detach)")
                 runner.stop_worker(run, timeout=0)
-                # The interrupt closed the generator: follow again, past what was already shown.
-                events = runner.follow(run, start=start)
-                for _ in range(seen):
-                    next(events, None)
+                # The interrupt closed the generator: follow on from the offset already shown.
+                events = follower.events()
                 continue
-            seen += 1
             if isinstance(event, Step):
                 info = f"loss {event.loss:.3f}  {event.tok_per_s:.0f} tok/s  peak {fmt_bytes(event.peak_mem)}"
                 progress.update(task, total=event.total, completed=event.step, info=info)

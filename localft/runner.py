@@ -7,11 +7,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from localft.config import TrainSpec
 from localft.errors import RunError
-from localft.events import Emit, Event, EventSink, Finished, tail_events
+from localft.events import Emit, Event, EventSink, Finished, Log, RunStarted, events_with_offsets, read_events
 from localft.processes import detached, interrupt
 from localft.runs import (
     WORKER_MODULE,
@@ -20,6 +21,7 @@ from localft.runs import (
     discard_unstarted,
     new_run,
     run_status,
+    run_writing,
     worker_running,
 )
 
@@ -33,20 +35,40 @@ def prepare_run(
     name: str | None = None,
     root: Path | None = None,
     emit: Emit | None = None,
+    machine=None,
 ) -> RunDir:
-    """Create a run: pick the backend, record the spec, and import `source` (one input or several,
-    merged) into run/data/. A failed import leaves no run behind (the sources are only read)."""
-    from localft.backends import pick_backend
+    """Create a run: plan it (a backend that cannot run here or a model that cannot fit is refused
+    before anything is written), record the spec, import `source` (one input or several, merged)
+    into run/data/, and plan it again on that data (plan.json). A failed import or plan leaves no
+    run behind (the sources are only read)."""
+    from localft.hardware import this_machine
+    from localft.plan import check_plan, plan
 
-    spec = spec.model_copy(update={"backend": pick_backend(spec)})
-    run = new_run(spec, name=name, root=root)
+    machine = machine or this_machine()
+    first = check_plan(plan(spec, machine))
+    run = new_run(spec.model_copy(update={"backend": first.backend}), name=name, root=root)
     if source is not None:
         try:
             import_data(run, spec, source, emit=emit)
+            plan_imported(run, machine, emit)
         except BaseException:
             discard_unstarted(run)
             raise
     return run
+
+
+def plan_imported(run: RunDir, machine=None, emit: Emit | None = None):
+    """Plan a run on its imported data and record the plan, in plan.json and as log lines."""
+    from localft.plan import describe, plan_run
+
+    p = plan_run(run, machine)
+    with EventSink(run.events_path) as sink:
+        for line in describe(p):
+            event = Log(f"plan: {line}")
+            sink(event)
+            if emit:
+                emit(event)
+    return p
 
 
 def launch_run(
@@ -55,10 +77,11 @@ def launch_run(
     name: str | None = None,
     root: Path | None = None,
     emit: Emit | None = None,
+    machine=None,
 ) -> RunDir:
     """`prepare_run`, then start its worker; a run whose worker cannot start is removed again, so a
     failed `train` never leaves an empty run in `localft runs`."""
-    run = prepare_run(spec, source, name=name, root=root, emit=emit)
+    run = prepare_run(spec, source, name=name, root=root, emit=emit, machine=machine)
     try:
         start_worker(run)
     except BaseException:
@@ -88,6 +111,31 @@ def import_data(run: RunDir, spec: TrainSpec, source: Path | list[Path], emit: E
     return report
 
 
+@dataclass(frozen=True)
+class Preview:
+    data: object  # localft.plan.TrainingData: what the plan sizes the steps from
+    report: object | None  # localft.data.report.DataReport (None where a recipe imports itself)
+
+
+def preview_data(spec: TrainSpec, source: Path | list[Path], prepare=None) -> Preview:
+    """Import `source` as a run of `spec` would, into a scratch folder that is removed again: the
+    data report and the training data a plan is sized from, before any run exists (`--plan`, the
+    dashboard's form). `prepare` is a recipe's own importer (localft.recipes.base.PrepareData)."""
+    import tempfile
+
+    from localft.plan import training_data
+
+    with tempfile.TemporaryDirectory(prefix="localft-preview-") as tmp:
+        run = RunDir(Path(tmp))
+        run.write_spec(spec)
+        if prepare is not None:
+            prepare(Path(source) if not isinstance(source, list) else source[0], run, lambda _e: None)
+            report = None
+        else:
+            report = import_data(run, spec, source)
+        return Preview(training_data(run.split_path("train"), spec), report)
+
+
 is_running = worker_running  # the one liveness rule lives in localft.runs (run_status needs it too)
 
 
@@ -110,17 +158,38 @@ def start_worker(run: RunDir, backend: str | None = None, env: dict | None = Non
     return proc.pid
 
 
-def resume_worker(run: RunDir, backend: str | None = None, env: dict | None = None) -> int:
-    """Continue a stopped or crashed run from its newest checkpoint that verifies."""
+@dataclass(frozen=True)
+class Resumed:
+    start: int  # byte offset of events.jsonl before the new worker: follow from here
+    checkpoint: Path | None  # where it continues from (None: the start)
+    skipped: list  # newer checkpoints that did not verify (localft.checkpoints.Damaged)
+
+
+def resume_run(run: RunDir, backend: str | None = None, env: dict | None = None) -> Resumed:
+    """Continue a stopped or crashed run from its newest checkpoint that verifies, on its stored
+    plan: the one set of resume rules, for `runs resume` and the dashboard alike."""
+    from localft.checkpoints import find_resume_checkpoint
+    from localft.plan import read_plan
+
     if not run.spec_path.is_file():
         raise RunError(f"{run.path} is not a run (no spec.json)")
+    if is_running(run):
+        history = read_events(run.events_path)
+        # A worker that just wrote Finished may still be exiting: let it go first.
+        if not (history and isinstance(history[-1], Finished) and wait_worker(run, timeout=60)):
+            raise RunError(f"run {run.id} is already training (pid {run.worker_pid()}); stop it first")
     if run_status(run).status == "completed":
         raise RunError(
             f"run {run.id} has already completed; nothing to resume (export it: `localft export {run.id}`)"
         )
     if not run.split_path("train").is_file():
         raise RunError(f"run {run.id} has no training data; start a new run instead")
-    return start_worker(run, backend=backend, env=env)
+    if read_plan(run.path) is None:  # a run from before plans were stored
+        plan_imported(run)
+    usable, damaged = find_resume_checkpoint(run)  # the worker makes the same choice
+    start = events_size(run)
+    start_worker(run, backend=backend, env=env)
+    return Resumed(start, usable, damaged)
 
 
 def stop_worker(run: RunDir, timeout: float = 60.0, signal_too: bool = True) -> bool:
@@ -158,32 +227,56 @@ def worker_exit_code(run: RunDir) -> int | None:
     return None if proc is None else proc.poll()
 
 
+class EventFollower:
+    """Follows a run's events.jsonl by byte offset: each event is read once, and `offset` is
+    always just past the last event handed out, so a follower can stop and start again.
+
+    `whole_run=False` (the CLI watching training): ends at training's Finished, or when the
+    worker is gone. `whole_run=True` (the dashboard): goes on while any process writes the run
+    (a recipe appends export and eval stages after training). A worker that died without its
+    Finished (kill -9, the out-of-memory killer) gets a Finished(failed) appended, so every reader
+    sees the same end."""
+
+    def __init__(self, run: RunDir, start: int = 0, *, whole_run: bool = False, poll: float = 0.2):
+        self.run, self.offset, self.whole_run, self.poll = run, start, whole_run, poll
+        self.last: Event | None = None
+        self.training_open = False
+
+    def events(self, should_stop: Callable[[], bool] = lambda: False) -> Iterator[Event]:
+        checked = time.monotonic()
+        while True:
+            before = self.offset
+            yield from self._read()
+            if self.offset != before:
+                continue
+            if should_stop() or (not self.whole_run and isinstance(self.last, Finished)):
+                return
+            if time.monotonic() - checked >= 1.0:
+                checked = time.monotonic()
+                if not (run_writing(self.run) if self.whole_run else is_running(self.run)):
+                    yield from self._read()  # what the writers wrote last
+                    cut_off = self.training_open or not (self.whole_run or isinstance(self.last, Finished))
+                    if cut_off and self.run.worker_pid() is not None:
+                        yield mark_dead(self.run)
+                    return
+            time.sleep(self.poll)
+
+    def _read(self) -> Iterator[Event]:
+        """The new events; `offset` moves past each as it is handed out."""
+        for event, end in events_with_offsets(self.run.events_path, self.offset):
+            if isinstance(event, RunStarted):
+                self.training_open = True
+            elif isinstance(event, Finished):
+                self.training_open = False
+            self.offset, self.last = end, event
+            yield event
+
+    __iter__ = events
+
+
 def follow(run: RunDir, start: int = 0, should_stop: Callable[[], bool] = lambda: False) -> Iterator[Event]:
-    """Events of a run as they arrive, until Finished; if the worker dies without one (kill -9,
-    out-of-memory kill), a Finished(failed) is appended so every reader sees the same end."""
-    alive_checked = time.monotonic()
-
-    def stop_now() -> bool:
-        nonlocal alive_checked
-        if should_stop():
-            return True
-        if time.monotonic() - alive_checked > 1.0:
-            alive_checked = time.monotonic()
-            return not is_running(run)
-        return False
-
-    last = None
-    for event in tail_events(run.events_path, follow=True, should_stop=stop_now, start=start):
-        last = event
-        yield event
-    if should_stop() or isinstance(last, Finished):
-        return
-    # The worker is gone: read what it wrote last, then record the death if it wrote no end.
-    tail = list(tail_events(run.events_path, follow=False, start=start))
-    rest = tail[tail.index(last) + 1 :] if last in tail else tail
-    yield from rest
-    if not any(isinstance(e, Finished) for e in rest):
-        yield mark_dead(run)
+    """Training's events from byte `start` until its Finished (see EventFollower)."""
+    return EventFollower(run, start).events(should_stop)
 
 
 def mark_dead(run: RunDir) -> Finished:

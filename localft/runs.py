@@ -17,9 +17,9 @@ from pathlib import Path
 
 from localft.config import TrainSpec, build_spec
 from localft.errors import RunError
-from localft.events import Eval, Finished, RunStarted, Step, read_events
+from localft.events import Finished, RunStarted, Step, read_events
 from localft.paths import runs_dir
-from localft.processes import process_alive
+from localft.processes import process_alive, process_started
 
 
 def _fsync_dir(path: Path) -> None:
@@ -117,6 +117,7 @@ class RunDir:
     gguf_dir = property(lambda self: self.path / "gguf")
     eval_dir = property(lambda self: self.path / "eval")
     stages_path = property(lambda self: self.path / "stages.json")
+    recipe_pid_path = property(lambda self: self.path / "recipe.pid")  # a recipe process driving the run
 
     def split_path(self, split: str) -> Path:
         return self.data_dir / f"{split}.jsonl"
@@ -183,6 +184,31 @@ def worker_running(run: RunDir) -> bool:
     return process_alive(run.worker_pid(), WORKER_MODULE, str(run.path.resolve()))
 
 
+def mark_recipe_process(run: RunDir, pid: int | None = None) -> None:
+    """Record the recipe process driving `run` (default: this one) by its pid and start time."""
+    pid = pid or os.getpid()
+    atomic_write_text(run.recipe_pid_path, f"{pid} {process_started(pid)}\n")
+
+
+def recipe_running(run: RunDir) -> bool:
+    """A recipe process (`localft recipe run`, `localft demo`) still drives this run: it writes
+    import, export and eval stages around the worker's training. The pid must still be the same
+    process (same start time), so a pid the OS reused never counts."""
+    try:
+        pid, started = run.recipe_pid_path.read_text().split()
+        pid_started = process_started(int(pid))
+        return (
+            pid_started is not None and abs(pid_started - float(started)) < 0.01 and process_alive(int(pid))
+        )
+    except (FileNotFoundError, ValueError):
+        return False
+
+
+def run_writing(run: RunDir) -> bool:
+    """Some process still appends to the run's events: its worker, or the recipe around it."""
+    return worker_running(run) or recipe_running(run)
+
+
 @dataclass(frozen=True)
 class RunSummary:
     id: str
@@ -197,24 +223,27 @@ class RunSummary:
 
 
 def run_status(run: RunDir) -> RunSummary:
-    events = read_events(run.events_path)
-    status, step, total, loss, best, started = "created", 0, 0, None, None, None
-    for ev in events:
-        if isinstance(ev, RunStarted):
-            status, total, started = "running", ev.total_steps, started or ev.time
-        elif isinstance(ev, Step):
-            step, total, loss = ev.step, ev.total, ev.loss
-        elif isinstance(ev, Eval):
-            best = ev.val_loss if best is None else min(best, ev.val_loss)
-        elif isinstance(ev, Finished):
-            status, step = ev.status, max(step, ev.step)
+    from localft.run_state import fold
+
+    state = fold(read_events(run.events_path))
+    status = state.status
     if status == "running" and not worker_running(run):
         status = "failed"  # the worker died without writing Finished (kill -9, power loss)
     try:
         model = run.read_spec().model
     except RunError:
         model = "?"
-    return RunSummary(run.id, run.path, model, status, step, total, loss, best, started)
+    return RunSummary(
+        run.id,
+        run.path,
+        model,
+        status,
+        state.step,
+        state.total,
+        state.loss,
+        state.best_val_loss,
+        state.started,
+    )
 
 
 def new_run(spec: TrainSpec, name: str | None = None, root: Path | None = None) -> RunDir:

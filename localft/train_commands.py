@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import typer
@@ -40,6 +39,37 @@ def build_train_spec(preset: str | None, options: dict, sets: list[str]) -> Trai
     return merge_overrides(spec, {**given, **parse_sets(sets)})
 
 
+def parse_minutes(text: str | None) -> float | None:
+    """A time budget as minutes: "15m", "1h30m", "90s", or a bare number of minutes."""
+    if text is None:
+        return None
+    import re
+
+    parts = re.fullmatch(r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s)?\s*", text)
+    if text.strip().replace(".", "", 1).isdigit():
+        minutes = float(text)
+    elif parts and any(parts.groups()):
+        h, m, sec = (float(g) if g else 0.0 for g in parts.groups())
+        minutes = h * 60 + m + sec / 60
+    else:
+        raise ConfigError(f"--time expects a duration like 15m, 1h30m or 90s, got {text!r}")
+    if minutes <= 0:
+        raise ConfigError(f"--time must be more than zero, got {text!r}")
+    return minutes
+
+
+def print_plan(p) -> None:
+    from localft.plan import describe
+
+    print("\n".join(f"plan: {line}" for line in describe(p)))
+
+
+TIME_HELP = (
+    "Train for at most this long (15m, 1h30m): the plan caps the steps at this machine's measured pace."
+)
+PLAN_HELP = "Import into a scratch folder, print the plan (steps, epochs, memory, time) and stop."
+
+
 def train_command(
     data: list[Path] = typer.Argument(
         ...,
@@ -47,7 +77,9 @@ def train_command(
     ),
     model: str = typer.Option(None, "--model", "-m", help=_H["model"]),
     backend: str = typer.Option(None, "--backend", "-b", help=_H["backend"]),
+    epochs: float = typer.Option(None, "--epochs", help=_H["epochs"]),
     steps: int = typer.Option(None, "--steps", help=_H["steps"]),
+    time_budget: str = typer.Option(None, "--time", help=TIME_HELP),
     batch_size: int = typer.Option(None, "--batch-size", help=_H["batch_size"]),
     learning_rate: float = typer.Option(None, "--lr", help=_H["learning_rate"]),
     max_seq_len: int = typer.Option(None, "--max-seq-len", help=_H["max_seq_len"]),
@@ -62,18 +94,27 @@ def train_command(
     detach: bool = typer.Option(
         False, "--detach", help="Start the worker and return; follow with `localft runs watch`."
     ),
+    plan_only: bool = typer.Option(False, "--plan", help=PLAN_HELP),
 ) -> None:
     """Import DATA (one export or several, merged) into a new run and train a LoRA adapter on it."""
     from localft import runner
+    from localft.plan import check_plan, plan, read_plan
     from localft.progress import watch_run
 
     options = dict(
-        model=model, backend=backend, steps=steps, batch_size=batch_size,
-        learning_rate=learning_rate, max_seq_len=max_seq_len, quantize=quantize,
+        model=model, backend=backend, epochs=epochs, steps=steps, time_budget_min=parse_minutes(time_budget),
+        batch_size=batch_size, learning_rate=learning_rate, max_seq_len=max_seq_len, quantize=quantize,
     )  # fmt: skip
     spec = build_train_spec(preset, options, sets)
-    run = runner.launch_run(spec, data if len(data) > 1 else data[0], name=name)
+    source = data if len(data) > 1 else data[0]
+    if plan_only:
+        p = plan(spec, data=runner.preview_data(spec, source).data)
+        print_plan(p)
+        check_plan(p)
+        return
+    run = runner.launch_run(spec, source, name=name)
     print(f"run {run.id} started: {run.path}")
+    print_plan(read_plan(run.path))
     if detach:
         return
     finished = watch_run(run)
@@ -130,12 +171,15 @@ def resume_line(summary) -> str | None:
 def runs_show(run: str = typer.Argument(..., help="Run id (or a unique part of it) or path.")) -> None:
     """A run's status, files, checkpoints (verified) and last events."""
     from localft.checkpoints import find_resume_checkpoint, resume_hint
-    from localft.progress import describe
+    from localft.plan import read_plan
+    from localft.run_state import describe
     from localft.runs import open_run, read_events, run_status
 
     r = open_run(run)
     s = run_status(r)
     print(f"{s.id}  {s.status}  step {s.step}/{s.total}  model {s.model}\n{r.path}")
+    if (stored := read_plan(r.path)) is not None:
+        print_plan(stored)
     ckpts = r.checkpoints()
     usable, damaged = find_resume_checkpoint(r)
     newest = f", newest {ckpts[-1].name}" if ckpts else ""
@@ -184,19 +228,18 @@ def runs_resume(
 ) -> None:
     """Continue a stopped or crashed run from its newest checkpoint that verifies."""
     from localft import runner
-    from localft.checkpoints import find_resume_checkpoint
     from localft.progress import watch_run
     from localft.runs import open_run
 
     r = open_run(run)
-    start = runner.events_size(r)
-    usable, damaged = find_resume_checkpoint(r)  # the worker makes the same choice
-    runner.resume_worker(r)
-    skipped = f", skipping damaged {', '.join(d.path.name for d in damaged)}" if damaged else ""
-    print(f"run {r.id} resumed from {usable.name if usable else 'the start'}{skipped}")
+    resumed = runner.resume_run(r)
+    skipped = (
+        f", skipping damaged {', '.join(d.path.name for d in resumed.skipped)}" if resumed.skipped else ""
+    )
+    where = resumed.checkpoint.name if resumed.checkpoint else "the start"
+    print(f"run {r.id} resumed from {where}{skipped}")
     if not detach:
-        time.sleep(0.1)
-        watch_run(r, start=start)
+        watch_run(r, start=resumed.start)
 
 
 def merge_command(
@@ -204,11 +247,9 @@ def merge_command(
     out: Path = typer.Option(None, "-o", "--out", help="Output folder (default: the run's merged/)."),
 ) -> None:
     """Merge the run's adapter into its full-precision base and save an HF safetensors folder."""
-    from localft.export.pipeline import merge_to
+    from localft.run_export import merge_to
     from localft.runs import open_run
 
     r = open_run(run)
-    if not r.adapter_dir.is_dir():
-        raise RunError(f"run {r.id} has no adapter yet; train or resume it first")
     path = merge_to(r, Path(out) if out else r.merged_dir)
     print(f"merged model: {path}")

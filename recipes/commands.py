@@ -8,6 +8,8 @@ from pathlib import Path
 
 import typer
 
+from localft.train_commands import PLAN_HELP, TIME_HELP
+
 app = typer.Typer(help="One-command recipes (style-clone, json-extractor).", no_args_is_help=True)
 
 DEMO_EXPORT = "linkedin-export.zip"
@@ -45,14 +47,18 @@ def run_recipe_cli(
     fresh: bool = False,
     overrides: dict | None = None,
     eval_options: dict | None = None,
+    plan_only: bool = False,
 ):
-    """Run (or continue) a recipe with the terminal display; returns its RecipeResult."""
+    """Run (or continue) a recipe with the terminal display; returns its RecipeResult. `plan_only`
+    prints the plan from a scratch import and stops (no run is made)."""
     from localft.progress import watch_run
     from localft.recipes import get_recipe
     from localft.recipes.display import RecipeDisplay, summary_lines
     from localft.recipes.pipeline import export_spec_for, open_recipe_run
 
     recipe = get_recipe(name)
+    if plan_only:
+        return print_recipe_plan(recipe, source, model=model, backend=backend, overrides=overrides)
     display = RecipeDisplay()
     started = time.monotonic()
     rr = open_recipe_run(
@@ -78,6 +84,25 @@ def run_recipe_cli(
     return result
 
 
+def print_recipe_plan(recipe, source, *, model, backend, overrides):
+    """The plan `recipe run` would make, from a scratch import of `source` (nothing is kept)."""
+    from localft.data.load import input_paths
+    from localft.errors import DataError
+    from localft.plan import check_plan, plan
+    from localft.recipes.pipeline import recipe_spec
+    from localft.runner import preview_data
+    from localft.train_commands import print_plan
+
+    sources = [p.expanduser().resolve() for p in input_paths(source)] if source is not None else []
+    if not sources:
+        raise DataError(f"the {recipe.name} recipe needs --from: {recipe.inputs[0].help}")
+    spec = recipe_spec(recipe, model, backend, overrides, check=False)
+    data = preview_data(spec, sources if len(sources) > 1 else sources[0], prepare=recipe.prepare_data).data
+    p = plan(spec, data=data)
+    print_plan(p)
+    return check_plan(p)
+
+
 @app.command("run")
 def run_command(
     name: str = typer.Argument(..., help="Recipe name (see `localft recipe list`)."),
@@ -92,18 +117,20 @@ def run_command(
     quants: list[str] = typer.Option([], "--quant", help="Extra GGUF types beside Q4_K_M, e.g. Q8_0."),
     run_ref: str = typer.Option(None, "--run", help="Continue this run instead of matching --from/--model."),
     fresh: bool = typer.Option(False, "--new", help="Start a new run even if this command ran before."),
-    steps: int = typer.Option(None, "--steps", help="Override the recipe's training steps."),
+    epochs: float = typer.Option(None, "--epochs", help="Override the recipe's passes over the data."),
+    steps: int = typer.Option(None, "--steps", help="Train exactly this many steps instead of epochs."),
+    time_budget: str = typer.Option(None, "--time", help=TIME_HELP),
     sets: list[str] = typer.Option([], "--set", help="Any TrainSpec field: key=value (lora.rank=16)."),
+    plan_only: bool = typer.Option(False, "--plan", help=PLAN_HELP),
 ) -> None:
     """Run a recipe end to end: data → train → GGUF → evaluation report. Rerun to resume."""
-    from localft.train_commands import parse_sets
+    from localft.train_commands import parse_minutes, parse_sets
 
-    overrides = parse_sets(sets)
-    if steps:
-        overrides["steps"] = steps
+    given = {"epochs": epochs, "steps": steps, "time_budget_min": parse_minutes(time_budget)}
+    overrides = {**{k: v for k, v in given.items() if v is not None}, **parse_sets(sets)}
     run_recipe_cli(
         name, sources or None, model=model, backend=backend, quants=quants, run_ref=run_ref, fresh=fresh,
-        overrides=overrides,
+        overrides=overrides, plan_only=plan_only,
     )  # fmt: skip
 
 
@@ -121,9 +148,14 @@ def demo_export() -> Path:
 def demo_command(
     source: Path = typer.Option(None, "--from", help="Another export to use instead of the bundled sample."),
     fresh: bool = typer.Option(False, "--new", help="Start over instead of continuing an earlier demo."),
+    plan_only: bool = typer.Option(False, "--plan", help=PLAN_HELP),
 ) -> None:
     """The style-clone recipe on the bundled sample export with the embedded model, then a sample chat."""
-    result = run_recipe_cli("style-clone", source or demo_export(), model="embedded", fresh=fresh)
+    result = run_recipe_cli(
+        "style-clone", source or demo_export(), model="embedded", fresh=fresh, plan_only=plan_only
+    )
+    if plan_only:
+        return
     metrics = result.report["metrics"]
     ppl, dist = metrics["perplexity"], metrics["style_distance"]
     print(

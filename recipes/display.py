@@ -7,6 +7,7 @@ import time
 
 from localft.events import Log, Stage
 from localft.recipes.pipeline import STAGES, RecipeResult
+from localft.run_state import stage_line
 
 
 class RecipeDisplay:
@@ -28,9 +29,11 @@ class RecipeDisplay:
                     f"[bold cyan][{event.done + 1}/{len(STAGES)}] {event.detail}[/]  [dim]{elapsed:.0f}s[/]"
                 )
         elif isinstance(event, Stage):
-            text = f"{event.name}: {event.detail}" if event.detail else event.name
-            if event.total > 1 and event.done < event.total:
-                text += f" ({event.done}/{event.total})"
+            text = (
+                stage_line(event)
+                if event.done < event.total
+                else f"{event.name}: {event.detail}".rstrip(": ")
+            )
             if event.done >= event.total:
                 self._stop_spinner()
                 self.console.print(f"  {text}")
@@ -40,6 +43,8 @@ class RecipeDisplay:
                     self.status.start()
                 else:
                     self.status.update(text)
+        elif isinstance(event, Log) and event.message.startswith("plan: "):
+            self.console.print(f"  {event.message}", highlight=False)
         elif isinstance(event, Log) and event.level != "info":
             self.console.print(f"  {event.level}: {event.message}")
 

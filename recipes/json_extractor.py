@@ -91,11 +91,11 @@ RECIPE = Recipe(
     ),
     task="json",
     train_defaults={
-        "max_seq_len": 512, "batch_size": 4, "learning_rate": 2e-4, "steps": 200, "eval_every": 25,
+        "max_seq_len": 512, "batch_size": 4, "learning_rate": 2e-4, "epochs": 3, "eval_every": 25,
         "early_stopping_patience": 3, "train_on": "completions",
     },
     cpu_defaults={
-        "max_seq_len": 256, "batch_size": 4, "learning_rate": 1e-3, "steps": 40, "warmup_steps": 3,
+        "max_seq_len": 256, "batch_size": 4, "learning_rate": 1e-3, "epochs": 3, "warmup_steps": 3,
         "eval_every": 20, "eval_batches": 2, "save_every": 20,
     },
     prepare_data=prepare_data,

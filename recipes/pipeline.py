@@ -10,9 +10,10 @@ from pathlib import Path
 from localft.config import ExportSpec, TrainSpec, build_spec, merge_overrides
 from localft.errors import DataError, RunError
 from localft.events import Emit, EventSink, Log, Stage
+from localft.hardware import Machine, this_machine
 from localft.paths import runs_dir
 from localft.recipes.base import Recipe
-from localft.runs import RunDir, atomic_write_json, open_run
+from localft.runs import RunDir, atomic_write_json, mark_recipe_process, open_run
 
 STAGES = ("import", "train", "export", "eval")
 RECIPE_FILE = "recipe.json"
@@ -49,52 +50,34 @@ def find_resumable(recipe: str, sources: list[Path], model_arg: str) -> RunDir |
     return None
 
 
-def training_device(spec: TrainSpec) -> tuple[str, str]:
-    """(backend, device) the spec will train on."""
-    from localft.backends import check_all, pick_backend
-
-    backend = pick_backend(spec)
-    return backend, check_all()[backend].device
-
-
-def available_memory(device: str) -> tuple[int, str]:
-    from localft.hardware import machine_info
-
-    info = machine_info()
-    if device == "cuda" and info.gpus:
-        return info.gpus[0].vram_bytes, "GPU memory"
-    return info.ram_available_bytes, "RAM"
-
-
-def _estimate(spec: TrainSpec, model: str, device: str):
-    from localft.memory import estimate_memory
-    from localft.models import catalog_entry, resolve_model
-
-    entry = catalog_entry(model)
-    return estimate_memory(spec, entry if entry else resolve_model(model), device)
-
-
-def plan_spec(
-    recipe: Recipe, model: str | None, backend: str = "auto", overrides: dict | None = None
+def recipe_spec(
+    recipe: Recipe,
+    model: str | None,
+    backend: str = "auto",
+    overrides: dict | None = None,
+    machine: Machine | None = None,
+    check: bool = True,
 ) -> TrainSpec:
-    """The recipe's defaults for this machine, with a model that fits; refuses one that does not."""
-    from localft.memory import check_fits
+    """The recipe's settings for this machine, with a model that fits (the first of its ladder),
+    then `overrides`: what `recipe run` and the dashboard's form both start from. With `check`,
+    refuses a model that cannot fit, with the numbers."""
+    from localft.plan import check_plan, plan
 
+    machine = machine or this_machine()
     spec = merge_overrides(TrainSpec(), {**recipe.train_defaults, "backend": backend})
-    _, device = training_device(spec)
-    if device == "cpu":
+    if plan(spec.model_copy(update={"model": "embedded"}), machine).device == "cpu":
         spec = merge_overrides(spec, recipe.cpu_defaults)
+        ladder: tuple[str, ...] = ("embedded",)  # anything larger takes hours per epoch on a CPU
+    else:
+        ladder = recipe.model_ladder
     spec = merge_overrides(spec, overrides or {})
-    available, where = available_memory(device)
     if model:
         spec = merge_overrides(spec, {"model": model})
-    elif device == "cpu":
-        # Anything larger than the embedded model takes hours per epoch on a CPU.
-        spec = merge_overrides(spec, {"model": "embedded"})
-    else:
-        fits = [m for m in recipe.model_ladder if _estimate(spec, m, device).total <= available]
-        spec = merge_overrides(spec, {"model": fits[0] if fits else recipe.model_ladder[-1]})
-    check_fits(_estimate(spec, spec.model, device), available, where)
+    elif "model" not in (overrides or {}):
+        fits = [m for m in ladder if plan(merge_overrides(spec, {"model": m}), machine).fits]
+        spec = merge_overrides(spec, {"model": fits[0] if fits else ladder[-1]})
+    if check:
+        check_plan(plan(spec, machine))
     return spec
 
 
@@ -138,10 +121,16 @@ def quiet_libraries() -> None:
 class RecipeRun:
     """One recipe on one run directory. `display` receives every event the stages emit."""
 
-    def __init__(self, recipe: Recipe, run: RunDir, sources: list[Path], display: Emit | None = None):
-        self.recipe, self.run, self.sources = recipe, run, sources
+    def __init__(
+        self,
+        recipe: Recipe,
+        run: RunDir,
+        sources: list[Path],
+        display: Emit | None = None,
+        machine: Machine | None = None,
+    ):
+        self.recipe, self.run, self.sources, self.machine = recipe, run, sources, machine
         self.display = display or (lambda _e: None)
-        self.plan: str | None = None  # set when this command chose the model and settings
 
     def emit(self, event) -> None:
         with EventSink(self.run.events_path) as sink:  # reopened per event: the worker appends too
@@ -154,8 +143,7 @@ class RecipeRun:
     def run_stages(self, export_spec: ExportSpec, watch, eval_options: dict | None = None) -> RecipeResult:
         """Every unfinished stage in order; `watch(run, start)` follows training to its Finished.
         `eval_options` overrides the recipe's evaluation size (samples, max_tokens)."""
-        if self.plan:
-            self.emit(Stage("plan", 1, 1, self.plan))
+        mark_recipe_process(self.run)  # followers see the run live while this process drives it
         for i, name in enumerate(STAGES):
             if self.run.stage_done(name):
                 continue
@@ -190,11 +178,21 @@ class RecipeRun:
                 max_seq_len=spec.max_seq_len, train_on=spec.train_on, emit=self.emit,
             )  # fmt: skip
         n = check_enough_data(self.run, self.recipe, label)
+        self.plan_training()
         self.run.mark_stage("import", {"source": label, "examples": n})
+
+    def plan_training(self) -> None:
+        """Size the run to the imported data (plan.json); its lines go to the run's events."""
+        from localft.runner import plan_imported
+
+        plan_imported(self.run, self.machine, emit=self.display)
 
     def do_train(self, watch, **_) -> None:
         from localft import runner
+        from localft.plan import read_plan
 
+        if read_plan(self.run.path) is None:  # imported before plans were stored
+            self.plan_training()
         if not runner.is_running(self.run):
             start = runner.events_size(self.run)
             runner.start_worker(self.run)
@@ -213,7 +211,7 @@ class RecipeRun:
         self.run.mark_stage("train", info)
 
     def do_export(self, export_spec: ExportSpec, **_) -> None:
-        from localft.export.pipeline import export_run
+        from localft.run_export import export_run
 
         quiet_libraries()
 
@@ -250,6 +248,7 @@ def open_recipe_run(
     fresh: bool = False,
     overrides: dict | None = None,
     display: Emit | None = None,
+    machine: Machine | None = None,
 ) -> RecipeRun:
     """The run to continue (`run_ref`, or the one the same command started), else a new one.
     `source` is the recipe's input, or several inputs merged into one dataset."""
@@ -275,24 +274,14 @@ def open_recipe_run(
     model_arg = model or "auto"
     run = None if fresh else find_resumable(recipe.name, sources, model_arg)
     if run is None:
-        spec = plan_spec(recipe, model, backend, overrides)
-        run = prepare_run(spec, None, name=f"{recipe.name}-{Path(spec.model).name}")
+        machine = machine or this_machine()
+        spec = recipe_spec(recipe, model, backend, overrides, machine)
+        run = prepare_run(spec, None, name=f"{recipe.name}-{Path(spec.model).name}", machine=machine)
         info = {"recipe": recipe.name, "task": recipe.task, "source": str(sources[0]), "model_arg": model_arg}
         if len(sources) > 1:
             info["sources"] = [str(p) for p in sources]
         atomic_write_json(run.path / RECIPE_FILE, info)
-        rr = RecipeRun(recipe, run, sources, display)
-        rr.plan = describe_plan(run.read_spec())
-        return rr
-    return RecipeRun(recipe, run, sources, display)
-
-
-def describe_plan(spec: TrainSpec) -> str:
-    rows = f"{spec.batch_size}×{spec.grad_accum}" if spec.grad_accum > 1 else str(spec.batch_size)
-    return (
-        f"{spec.model} on {spec.backend}: {spec.steps} steps of {rows} rows × {spec.max_seq_len} tokens, "
-        f"LoRA r={spec.lora.rank}, lr {spec.learning_rate:g}"
-    )
+    return RecipeRun(recipe, run, sources, display, machine)
 
 
 def export_spec_for(recipe: Recipe, extra_quants: list[str] | None = None) -> ExportSpec:

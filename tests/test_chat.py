@@ -7,7 +7,9 @@ import threading
 
 import pytest
 
-from localft.chat import ChatSession, find_gguf, render_chat
+from localft.chat import find_gguf
+from localft.chat_session import ChatSession
+from localft.chat_template import render_chat
 from localft.config import TrainSpec
 from localft.errors import ExportError, RunError
 from localft.export.gguf import convert_folder
@@ -83,7 +85,7 @@ def test_find_gguf_prefers_a_quantized_file_of_a_run():
     assert find_gguf(run.id).name.endswith("-Q4_K_M.gguf")
 
 
-def test_chat_command_repl(tiny_gguf, tmp_path):
+def test_chat_command_repl(tiny_gguf, tmp_path, capsys):
     import typer
     from typer.testing import CliRunner
 
@@ -99,5 +101,60 @@ def test_chat_command_repl(tiny_gguf, tmp_path):
     assert result.exit_code == 0, result.output
     assert "history cleared" in result.output and "tok/s" in result.output
     assert json.loads(saved.read_text())["messages"] == [{"role": "system", "content": "Answer in one word."}]
-    missing = CliRunner().invoke(app, [str(tmp_path / "nope.gguf")])
-    assert missing.exit_code == 2 and "does not exist" in missing.output
+    from tests.test_cli import run_cli
+
+    code, out, err = run_cli(capsys, "chat", str(tmp_path / "nope.gguf"))  # printed once, by `localft`
+    assert code == 2 and err == f"error: {tmp_path / 'nope.gguf'} does not exist\n" and out == ""
+
+
+def test_a_template_without_a_system_role_gets_the_system_prompt_in_the_first_user_turn(
+    tiny_models, tmp_path
+):
+    """Gemma 2's template raises on a system message: the GGUF chat folds it as training did."""
+    import shutil
+
+    from tests.real_material import template
+
+    folder = tmp_path / "gemma-like"
+    shutil.copytree(tiny_models("llama"), folder)
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    config["chat_template"] = template("google-gemma-2-2b-it")
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    (folder / "chat_template.jinja").unlink(missing_ok=True)
+    gguf = convert_folder(folder, tmp_path / "gemma-like-F16.gguf", "F16").path
+    session = ChatSession(gguf, system="Answer in French.", temperature=0.0, max_tokens=2)
+    try:
+        session.reply("Hello")  # Gemma 2's template would raise on the system message itself
+        assert session.conversation()[0] == {"role": "user", "content": "Answer in French.\n\nHello"}
+        assert session.history()[0] == {"role": "system", "content": "Answer in French."}
+    finally:
+        session.close()
+
+
+def test_the_chat_screen_starts_from_the_runs_system_prompt_and_the_cli_defaults():
+    import asyncio
+
+    from localft.chat_session import run_chat_spec
+    from localft.config import ChatSpec
+    from localft.tui.app import LocalftApp
+    from localft.tui.screens.chat import ChatScreen
+    from tests.tui_support import MACHINE, make_run
+
+    run = make_run(events=None)
+    system = "You are Maya Lindqvist, writing LinkedIn posts."
+    run.data_dir.mkdir()
+    row = {"messages": [{"role": "system", "content": system}, {"role": "user", "content": "Write a post."},
+                        {"role": "assistant", "content": "Ship small things."}]}  # fmt: skip
+    run.split_path("train").write_text(json.dumps(row) + "\n")
+
+    async def check() -> ChatSpec:
+        app = LocalftApp(machine=MACHINE, attach=False)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await app.push_screen(ChatScreen(run_path=run.path))
+            await pilot.pause()
+            labels = [str(label.content) for label in app.screen.query(".chat-label")]
+            assert labels == ["system", "temp", "top_p", "max tokens"]
+            return app.screen.settings()
+
+    shown = asyncio.run(check())
+    assert shown == run_chat_spec(run) == ChatSpec(system=system)  # what `localft chat RUN` uses

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 
 import pytest
 
@@ -18,9 +17,9 @@ from localft.events import (
     RunStarted,
     Stage,
     Step,
+    events_with_offsets,
     from_json,
     read_events,
-    tail_events,
     to_json,
 )
 from localft.runs import atomic_dir, atomic_write_json, list_runs, new_run, open_run, run_status
@@ -50,26 +49,21 @@ def test_reader_skips_a_torn_last_line(tmp_path):
     assert [e.step for e in read_events(path)] == [1]
 
 
-def test_tail_follows_a_growing_file_until_finished(tmp_path):
+def test_reading_from_an_offset_holds_back_a_line_still_being_written(tmp_path):
     path = tmp_path / "events.jsonl"
-
-    def writer():
-        with EventSink(path) as sink:
-            for i in range(1, 4):
-                time.sleep(0.05)
-                sink(Step(i, 3, 1.0, 1e-4, i, 1.0, 0))
-            # a line arriving in two writes must come out once, whole
-            sink._file.write(to_json(Finished("completed", 3))[:10])
-            sink._file.flush()
-            time.sleep(0.1)
-            sink._file.write(to_json(Finished("completed", 3))[10:] + "\n")
-            sink._file.flush()
-
-    t = threading.Thread(target=writer)
-    t.start()
-    got = list(tail_events(path, follow=True, poll=0.02))
-    t.join()
-    assert [e.kind for e in got] == ["step", "step", "step", "finished"]
+    with EventSink(path) as sink:
+        for i in range(1, 4):
+            sink(Step(i, 3, 1.0, 1e-4, i, 1.0, 0))
+        line = to_json(Finished("completed", 3))
+        sink._file.write(line[:10])  # a line arriving in two writes must come out once, whole
+        sink._file.flush()
+        first = events_with_offsets(path, 0)
+        assert [e.kind for e, _ in first] == ["step"] * 3
+        sink._file.write(line[10:] + "\n")
+        sink._file.flush()
+    rest = events_with_offsets(path, first[-1][1])
+    assert [e.kind for e, _ in rest] == ["finished"] and rest[-1][1] == path.stat().st_size
+    assert events_with_offsets(path, rest[-1][1]) == []
 
 
 def test_unknown_spec_key_and_bad_value_name_the_field(tmp_path):

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from localft.config import DataSpec
+from localft.data.chat_render import WAY_OUT
 from localft.data.chat_tokens import IGNORE, render, tokenize_row
 from localft.data.dataset import build_dataset
 from localft.data.report import format_report
@@ -180,7 +181,7 @@ def test_a_template_that_cannot_be_masked_is_a_one_line_error_with_the_way_out(c
         tokenize_row(tok, row, max_len=4096)
     message = str(err.value)
     assert says in message and str(embedded_model_dir()) in message and "\n" not in message
-    assert message.endswith("--set train_on=all")
+    assert message.endswith(WAY_OUT) and "--set train_on=all" in message
     everything = tokenize_row(tok, row, max_len=4096, train_on="all")  # the way out works
     assert everything.labels == everything.input_ids and CONVERSATION[1]["content"] in _decode(
         tok, everything.input_ids

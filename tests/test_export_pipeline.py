@@ -11,7 +11,8 @@ from gguf import GGUFReader
 
 from localft.config import ExportSpec, TrainSpec
 from localft.events import Stage
-from localft.export.pipeline import export_folder, export_run
+from localft.export.pipeline import export_folder
+from localft.run_export import export_run
 from localft.runs import new_run
 
 SHORT_TEXT = (
@@ -95,7 +96,7 @@ def test_export_run_uses_merged_folder_test_split_and_training_system_prompt(tin
     assert run.stage_done("export")
 
 
-def test_export_command_reports_and_fails_cleanly(tiny_models, tmp_path):
+def test_export_command_reports_and_fails_cleanly(tiny_models, tmp_path, capsys):
     import typer
     from typer.testing import CliRunner
 
@@ -114,7 +115,10 @@ def test_export_command_reports_and_fails_cleanly(tiny_models, tmp_path):
     shutil.copytree(tiny_models("qwen3"), bad)
     config = json.loads((bad / "config.json").read_text())
     (bad / "config.json").write_text(json.dumps(config | {"architectures": ["GPT2LMHeadModel"]}))
-    failed = runner.invoke(app, [str(bad), "-o", str(tmp_path / "o2")])
-    assert failed.exit_code == 2
-    assert "GPT2LMHeadModel" in failed.output and "Traceback" not in failed.output
+    from tests.test_cli import run_cli
+
+    capsys.readouterr()  # building the tiny models printed progress
+    code, out, err = run_cli(capsys, "export", str(bad), "-o", str(tmp_path / "o2"))
+    assert code == 2 and err.startswith("error: ") and "GPT2LMHeadModel" in err and len(err.splitlines()) == 1
+    assert "Traceback" not in out + err
     assert not list((tmp_path / "o2").glob("*.gguf"))

@@ -12,7 +12,7 @@ from localft.config import TrainSpec
 from localft.errors import ConfigError, DataError, DoesNotFit
 from localft.recipes import get_recipe
 from localft.recipes.json_extractor import prepare_data, read_examples
-from localft.recipes.pipeline import check_enough_data, export_spec_for, open_recipe_run, plan_spec
+from localft.recipes.pipeline import check_enough_data, export_spec_for, open_recipe_run, recipe_spec
 from localft.runs import list_runs, new_run
 
 PEOPLE = [
@@ -43,7 +43,7 @@ def test_recipe_list_shows_both_recipes(capsys):
 
 def test_plan_on_a_cpu_picks_the_embedded_model_and_cpu_defaults():
     recipe = get_recipe("style-clone")
-    spec = plan_spec(recipe, None, overrides={"steps": 7})
+    spec = recipe_spec(recipe, None, overrides={"steps": 7})
     assert spec.model == "embedded"
     assert spec.max_seq_len == recipe.cpu_defaults["max_seq_len"] and spec.steps == 7
     assert spec.early_stopping_patience == recipe.cpu_defaults["early_stopping_patience"]
@@ -52,7 +52,7 @@ def test_plan_on_a_cpu_picks_the_embedded_model_and_cpu_defaults():
 
 def test_a_model_that_does_not_fit_is_refused_with_numbers():
     with pytest.raises(DoesNotFit, match=r"needs about .* (try|pick a smaller)"):
-        plan_spec(
+        recipe_spec(
             get_recipe("style-clone"), "llama3.2-3b", overrides={"batch_size": 512, "max_seq_len": 8192}
         )
 

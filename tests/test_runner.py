@@ -61,11 +61,10 @@ def test_sigint_stops_gracefully_with_a_checkpoint_and_resume_continues(tmp_path
     stopped_at = last.step
     assert run.latest_checkpoint().name == f"step-{stopped_at:06d}"
 
-    start = runner.events_size(run)
-    runner.resume_worker(run, backend="scripted")
+    resumed = runner.resume_run(run, backend="scripted")
     _wait_for_steps(run, stopped_at + 3)
     runner.stop_worker(run, timeout=30)
-    new = list(runner.follow(run, start=start))
+    new = list(runner.follow(run, start=resumed.start))
     assert new[0].resumed_from == stopped_at
     steps = [e.step for e in new if isinstance(e, Step)]
     assert steps[0] == stopped_at + 1  # no repeated or skipped step
@@ -145,9 +144,8 @@ def test_a_resume_that_fails_at_once_ends_where_the_run_was(capsys, scripted):
     _wait_for_steps(run, 12)
     assert runner.stop_worker(run, timeout=30)
     stopped_at = read_events(run.events_path)[-1].step
-    start = runner.events_size(run)
-    runner.resume_worker(run, backend="nonexistent")
-    end = list(runner.follow(run, start=start))[-1]
+    resumed = runner.resume_run(run, backend="nonexistent")
+    end = list(runner.follow(run, start=resumed.start))[-1]
     assert end.status == "failed" and end.step == stopped_at
     code, out, _ = run_cli(capsys, "runs", "show", run.id)
     assert f"run failed at step {stopped_at}" in out

@@ -89,10 +89,11 @@ def test_demo_from_the_dashboard_and_reattach(localft_home):
         term.wait_for("Data report", 15)
         term.keys("C-o")  # the demo: style-clone on the sample export with the embedded model
         term.wait_for("Maya Lindqvist", 30)  # the sample export's data report
-        term.wait_for(r"\n\s*steps\s.*\n\s*40\s", 30)  # the recipe's CPU settings filled the form
+        term.wait_for(r"\n\s*epochs\s.*\n\s*2\s", 30)  # the recipe's CPU settings filled the form
+        term.wait_for(r"116 steps", 60)  # ... and the plan, sized to the sample's 120 posts
         term.keys("C-s")
         term.wait_for(r"(preparing|running)[\s\S]*step 0/", 60)  # the Training screen, before step 1
-        term.wait_for(r"running[\s\S]*step [1-9]\d*/40", 240)  # ... and as training advances
+        term.wait_for(r"running[\s\S]*step [1-9]\d*/116", 240)  # ... and as training advances
         term.keys("C-q")
         time.sleep(1)
         runs = list_runs()
@@ -100,7 +101,7 @@ def test_demo_from_the_dashboard_and_reattach(localft_home):
 
         again.open(command)  # reopened: the running job is shown again without a key press
         again.wait_for(runs[0].id, 30)
-        again.wait_for(r"step \d+/40", 30)
+        again.wait_for(r"step \d+/116", 30)
         assert "running" in again.screen()
         again.keys("C-q")
     finally:

@@ -53,24 +53,28 @@ class RunsListed(Message):
 
 
 class DataReportReady(Message):
-    """The data report for the chosen source: its text, or the one-line error."""
+    """The data report for the chosen source and the training data the plan is sized from (made
+    for the form's `key`), or the one-line error."""
 
     def __init__(
-        self, source: str, text: str = "", lengths: list[int] | None = None, error: str = ""
+        self, source: str, text: str = "", data: Any = None, key: tuple = (), error: str = ""
     ) -> None:
         super().__init__()
         self.source = source
         self.text = text
-        self.lengths = lengths or []
+        self.data = data
+        self.key = key
         self.error = error
 
 
-class FitEstimated(Message):
-    def __init__(self, key: str, text: str, fits: bool | None) -> None:
+class PlanReady(Message):
+    """The plan for the form's settings (localft.plan.Plan), as the lines every face shows."""
+
+    def __init__(self, lines: list[str], fits: bool | None, plan: Any = None) -> None:
         super().__init__()
-        self.key = key
-        self.text = text
+        self.lines = lines
         self.fits = fits
+        self.plan = plan
 
 
 class RunLaunched(Message):
@@ -117,10 +121,12 @@ class WorkFailed(Message):
 
 
 class RecipePlanned(Message):
-    """A recipe's settings for this machine (form field -> value), or why it cannot run here."""
+    """A recipe's settings for this machine (the spec, and form field -> value), or why it cannot
+    run here."""
 
-    def __init__(self, recipe: str, values: dict[str, str], error: str = "") -> None:
+    def __init__(self, recipe: str, values: dict[str, str], error: str = "", base: Any = None) -> None:
         super().__init__()
         self.recipe = recipe
         self.values = values
         self.error = error
+        self.base = base

@@ -1,30 +1,76 @@
-"""What the New run screen shows and starts, kept out of the screen: defaults, estimates, the data
-preview, and launching a recipe as its own process."""
+"""What the New run screen shows and starts, kept out of the screen: the form's fields, the data
+preview, the plan (the same `localft.plan.plan` every face calls) and starting the run in-process."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
-from localft.config import TrainSpec
+from localft.config import LoraSpec, TrainSpec, field_help, merge_overrides
 from localft.errors import LocalftError
+from localft.events import Emit
+from localft.hardware import Machine
 from localft.runs import RunDir
 
+TRAIN_HELP, LORA_HELP = field_help(TrainSpec), field_help(LoraSpec)
+# Form field id -> (path in TrainSpec, label, help text). Only the main knobs; presets cover the rest.
+FIELDS = {
+    "epochs": (("epochs",), "epochs", TRAIN_HELP["epochs"]),
+    "time_budget_min": (("time_budget_min",), "time budget (min)", TRAIN_HELP["time_budget_min"]),
+    "steps": (("steps",), "steps", TRAIN_HELP["steps"]),
+    "learning_rate": (("learning_rate",), "learning_rate", TRAIN_HELP["learning_rate"]),
+    "batch_size": (("batch_size",), "batch_size", TRAIN_HELP["batch_size"]),
+    "max_seq_len": (("max_seq_len",), "max_seq_len", TRAIN_HELP["max_seq_len"]),
+    "rank": (("lora", "rank"), "lora.rank", LORA_HELP["rank"]),
+    "alpha": (("lora", "alpha"), "lora.alpha", LORA_HELP["alpha"]),
+}
 
-def default_value(path: tuple[str, ...]) -> str:
-    value = TrainSpec()
+
+BLANK = {"steps": "from epochs", "time_budget_min": "no limit"}  # what an empty optional field means
+
+
+def field_value(spec: TrainSpec, path: tuple[str, ...]) -> str:
+    """A spec's value as the form shows it ("" for unset)."""
+    value = spec
     for part in path:
         value = getattr(value, part)
-    return str(value)
+    return "" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def form_values(spec: TrainSpec) -> dict[str, str]:
+    return {name: field_value(spec, path) for name, (path, _, _) in FIELDS.items()}
+
+
+def form_overrides(values: dict[str, str]) -> dict:
+    """Field values as TrainSpec overrides (nested for lora); a blank field is unset."""
+    data: dict = {}
+    for name, (path, _, _) in FIELDS.items():
+        value = values[name].strip() or None
+        if len(path) == 2:
+            data.setdefault(path[0], {})[path[1]] = value
+        else:
+            data[path[0]] = value
+    return data
 
 
 def recipe_choices() -> list[tuple[str, str]]:
     from localft.recipes import all_recipes
 
     return [("Dataset only (plain LoRA run)", "none")] + [(r.name, r.name) for r in all_recipes()]
+
+
+def base_spec(recipe: str, model: str, backend: str, machine: Machine) -> TrainSpec:
+    """What the form starts from: the recipe's settings for this machine (what `localft recipe run`
+    uses), or TrainSpec's defaults for a plain run."""
+    if recipe == "none":
+        return merge_overrides(TrainSpec(), {"model": model, "backend": backend})
+    from localft.recipes import get_recipe
+    from localft.recipes.pipeline import recipe_spec
+
+    return recipe_spec(get_recipe(recipe), model, backend, machine=machine, check=False)
 
 
 def sample_export() -> Path | None:
@@ -37,80 +83,98 @@ def sample_export() -> Path | None:
         return None
 
 
-def measured_pace(model: str) -> tuple[float, str] | None:
-    """Trained tokens/s of the newest earlier run of `model` on this machine, and that run's id."""
-    from localft.events import Step, read_events
-    from localft.runs import list_runs
+def model_on_disk(model: str) -> bool:
+    """Whether the model's files are here already (the form never starts a download)."""
+    from localft.models import EMBEDDED, catalog_entry
 
-    for summary in sorted(list_runs(), key=lambda r: r.id, reverse=True):
-        if summary.model != model:
-            continue
-        steps = [e for e in read_events(RunDir(summary.path).events_path) if isinstance(e, Step)]
-        if steps and steps[-1].tok_per_s > 0:
-            return steps[-1].tok_per_s, summary.id
-    return None
+    if model == EMBEDDED or Path(model).expanduser().exists():
+        return True
+    entry = catalog_entry(model)
+    repo = entry.hf_id if entry else model
+    if entry and entry.name == EMBEDDED:
+        return True
+    try:
+        from huggingface_hub import try_to_load_from_cache
 
-
-def time_estimate(spec: TrainSpec) -> str:
-    """Upper bound: every row full (packing fills them) at the pace an earlier run measured here."""
-    pace = measured_pace(spec.model)
-    if pace is None:
-        return "time: known after a first run of this model here"
-    tokens = spec.steps * spec.batch_size * spec.grad_accum * spec.max_seq_len
-    minutes = tokens / pace[0] / 60
-    return f"time: up to ~{minutes:.0f} min ({tokens:,} tokens at {pace[0]:.0f} tok/s, measured in {pace[1]})"
+        return isinstance(try_to_load_from_cache(repo, "config.json"), str)
+    except Exception:  # not a hub id, or no hub library: nothing cached
+        return False
 
 
-def own_importer(recipe: str) -> bool:
-    from localft.recipes import get_recipe
+@dataclass(frozen=True)
+class DataPreview:
+    text: str  # the data report as `localft data` prints it
+    data: object | None  # localft.plan.TrainingData, or None where the tokenizer is not here yet
 
-    return get_recipe(recipe).prepare_data is not None
+
+def preview(source: Path, spec: TrainSpec, recipe: str) -> DataPreview:
+    """The data report and the training data a plan is sized from, from a scratch import."""
+    from localft.data.report import format_report
+    from localft.runner import preview_data
+
+    prepare = None
+    if recipe != "none":
+        from localft.recipes import get_recipe
+
+        prepare = get_recipe(recipe).prepare_data
+    if not model_on_disk(spec.model):
+        return DataPreview(plain_report(source, spec), None)
+    found = preview_data(spec, source, prepare=prepare)
+    if found.report is None:
+        text = f"The {recipe} recipe reads this file itself: {found.data.examples} training examples."
+    else:
+        text = format_report(found.report)
+    return DataPreview(text, found.data)
 
 
-def preview_report(source: Path, spec: TrainSpec) -> str:
-    """The data report for `source` as `localft data` prints it, built in a scratch folder."""
+def plain_report(source: Path, spec: TrainSpec) -> str:
+    """The data report without token statistics (the model is not downloaded yet)."""
+    import tempfile
+
     from localft.data.dataset import build_dataset
     from localft.data.report import format_report
 
     with tempfile.TemporaryDirectory(prefix="localft-preview-") as tmp:
-        report = build_dataset(source, spec.data, Path(tmp))
-    return format_report(report)
+        return format_report(build_dataset(source, spec.data, Path(tmp)))
 
 
-def launch_recipe(
-    recipe: str, spec: TrainSpec, source: Path, sets: dict[str, str], wait_s: float = 180.0
-) -> Path:
-    """Start `localft recipe run` detached (it outlives the dashboard) and return its new run folder.
-    The recipe keeps its own defaults; `sets` carries only what the user changed."""
-    from localft.paths import localft_home, runs_dir
+def start_run(
+    spec: TrainSpec, source: Path, recipe: str, machine: Machine, emit: Emit, overrides: dict
+) -> RunDir:
+    """Create the run here, in this process, on the plan the form showed: import, plan, then the
+    worker (a plain run) or a recipe process that continues this run by id (it must outlive the
+    dashboard: it exports and evaluates after training) and plans nothing."""
+    if recipe == "none":
+        from localft.runner import launch_run
+
+        return launch_run(spec, source, emit=emit, machine=machine)
+    from localft.recipes import get_recipe
+    from localft.recipes.pipeline import open_recipe_run
+    from localft.runs import discard_unstarted
+
+    rr = open_recipe_run(
+        get_recipe(recipe), source, model=spec.model, backend=spec.backend, fresh=True,
+        overrides=overrides, display=emit, machine=machine,
+    )  # fmt: skip
+    try:
+        rr.do_import()
+        continue_recipe(recipe, rr.run)
+    except BaseException:
+        discard_unstarted(rr.run)
+        raise
+    return rr.run
+
+
+def continue_recipe(recipe: str, run: RunDir) -> int:
+    """Start `localft recipe run RECIPE --run ID` detached: training, export and evaluation of a run
+    that exists and is planned already. Its output goes to the run's recipe.log."""
     from localft.processes import detached
-    from localft.runs import atomic_write_text
-    from localft.tui.follow import RECIPE_PID
+    from localft.runs import mark_recipe_process
 
-    before = {p.name for p in runs_dir().iterdir()}
-    log = localft_home() / "logs" / f"recipe-{recipe}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-c", "import sys; from localft.cli import main; main(sys.argv[1:])",
-           "recipe", "run", recipe, "--from", str(source), "--model", spec.model,
-           "--backend", spec.backend, "--new"]  # fmt: skip
-    for key, value in sets.items():
-        cmd += ["--set", f"{key}={value}"]
-    with open(log, "ab") as out:
+           "recipe", "run", recipe, "--run", run.id]  # fmt: skip
+    with open(run.path / "recipe.log", "ab") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 env=os.environ.copy(), **detached())  # fmt: skip
-    import time
-
-    deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline:
-        new = sorted(p for p in runs_dir().iterdir() if p.name not in before and (p / "spec.json").is_file())
-        if new:
-            # The dashboard follows the run while this process lives (it writes events after training too).
-            atomic_write_text(new[-1] / RECIPE_PID, f"{proc.pid}\n")
-            return new[-1]
-        if proc.poll() is not None:
-            lines = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()
-            raise LocalftError(
-                lines[-1] if lines else f"the {recipe} recipe exited with code {proc.returncode}"
-            )
-        time.sleep(0.3)
-    raise LocalftError(f"the {recipe} recipe started no run within {wait_s:.0f} s; see {log}")
+    mark_recipe_process(run, proc.pid)  # live from now on, before the child has started up
+    return proc.pid

@@ -15,9 +15,21 @@ class MlxBackend:
     name: ClassVar[str] = "mlx"
 
     def check(self) -> Availability:
-        from localft.hardware import backend_availability
+        """Whether mlx and mlx-lm import here, and whether MLX sees a Metal GPU (cheap: no model)."""
+        import importlib.util
 
-        return backend_availability()["mlx"]
+        from localft.hardware import is_apple_silicon
+
+        if importlib.util.find_spec("mlx") is None or importlib.util.find_spec("mlx_lm") is None:
+            hint = "pip install 'localft[mlx]'" + ("" if is_apple_silicon() else " (mlx[cpu] on Linux)")
+            return Availability(False, "", f"mlx or mlx-lm missing: {hint}")
+        try:
+            import mlx.core as mx
+        except (ImportError, OSError) as exc:
+            return Availability(False, "", f"mlx does not load here: {exc}")
+        if mx.metal.is_available():
+            return Availability(True, "gpu", "MLX on Apple silicon (Metal)")
+        return Availability(True, "cpu", "MLX on CPU (mlx[cpu]; slow, for small models)")
 
     def load(self, request: LoadRequest):
         from localft.backends.mlx.session import MlxSession

@@ -15,10 +15,13 @@ class TorchBackend:
     name: ClassVar[str] = "torch"
 
     def check(self) -> Availability:
-        try:
-            import torch
-        except ImportError:
-            return Availability(False, "", "torch is not installed; pip install 'localft[cuda]'")
+        import importlib.util
+
+        missing = [m for m in ("torch", "transformers", "peft") if importlib.util.find_spec(m) is None]
+        if missing:
+            return Availability(False, "", f"{', '.join(missing)} not installed; pip install 'localft[cuda]'")
+        import torch
+
         if torch.cuda.is_available():
             return Availability(True, "cuda", f"CUDA: {torch.cuda.get_device_name(0)}")
         if torch.backends.mps.is_available():

@@ -4,12 +4,16 @@ around it."""
 
 from __future__ import annotations
 
-from localft.errors import DataError
+from collections.abc import Callable
+
+from jinja2 import TemplateError
+
+from localft.errors import DataError, LocalftError, NoChatTemplate
 
 # Private-use characters: a probe replaces one message's content to see where that content renders.
 PROBES = [chr(c) for c in range(0xE000, 0xE100)]
 FOLD_SEPARATOR = "\n\n"  # system text + this + first user message, as Gemma's model cards show
-WAY_OUT = "train on every token with --set train_on=all"
+WAY_OUT = "train on every token: --set train_on=all (for `localft data import`: --train-on all)"
 _SYSTEM_ROLE: dict[tuple, bool] = {}  # per (template, bos, eos): rendering a probe costs a few ms
 
 
@@ -20,10 +24,7 @@ def template_name(tokenizer) -> str:
 
 def _require_template(tokenizer) -> None:
     if not getattr(tokenizer, "chat_template", None):
-        raise DataError(
-            f"{getattr(tokenizer, 'name_or_path', '') or 'this model'} has no chat template, so chat rows "
-            "cannot be rendered; pick an instruct model or give text rows"
-        )
+        raise NoChatTemplate(getattr(tokenizer, "name_or_path", "") or "this model")
 
 
 def _apply(tokenizer, messages: list[dict], add_generation_prompt: bool) -> str:
@@ -39,13 +40,18 @@ def _apply(tokenizer, messages: list[dict], add_generation_prompt: bool) -> str:
 
 
 def has_system_role(tokenizer) -> bool:
-    """Whether the template renders a system message in a conversation that ends with a reply, as
-    training renders it. Some templates raise (Gemma 2), some drop it silently (Mistral-Nemo puts
-    it only into a user turn that ends the conversation)."""
-    from jinja2 import TemplateError
-
+    """Whether the tokenizer's template renders a system message in a conversation that ends with
+    a reply, as training renders it. Some templates raise (Gemma 2), some drop it silently
+    (Mistral-Nemo puts it only into a user turn that ends the conversation)."""
     _require_template(tokenizer)
     key = (str(tokenizer.chat_template), tokenizer.bos_token, tokenizer.eos_token)
+    return renders_system(lambda messages: tokenizer.apply_chat_template(messages, tokenize=False), key)
+
+
+def renders_system(render_messages: Callable[[list[dict]], str], key: tuple) -> bool:
+    """Whether a template, given as the function that renders it, shows a system message's text;
+    `key` names the template for the cache. Every place that renders a chat (training, the GGUF
+    chat, verification) decides the system fold through this."""
     if key not in _SYSTEM_ROLE:
         probe = [
             {"role": "system", "content": PROBES[0]},
@@ -53,9 +59,8 @@ def has_system_role(tokenizer) -> bool:
             {"role": "assistant", "content": "Hello"},
         ]
         try:
-            text = tokenizer.apply_chat_template(probe, tokenize=False)
-            _SYSTEM_ROLE[key] = PROBES[0] in text
-        except TemplateError:
+            _SYSTEM_ROLE[key] = PROBES[0] in render_messages(probe)
+        except (TemplateError, LocalftError):
             _SYSTEM_ROLE[key] = False
     return _SYSTEM_ROLE[key]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from localft.config import DataSpec, build_spec, field_help
-from localft.errors import DataError, LocalftError
+from localft.errors import ConfigError, DataError
 
 app = typer.Typer(
     help="Import exports and prepared datasets into chat JSONL, and inspect them.", no_args_is_help=True
@@ -30,11 +30,6 @@ def _tokenizer(model: str | None) -> Path | None:
     return resolve_model(model)
 
 
-def _fail(exc: LocalftError) -> typer.Exit:
-    typer.echo(f"error: {exc}", err=True)
-    return typer.Exit(2)
-
-
 @app.command("import")
 def import_command(
     sources: list[Path] = typer.Argument(
@@ -48,6 +43,9 @@ def import_command(
     ),
     max_seq_len: int | None = typer.Option(
         None, help="Count examples longer than this many tokens (with --model)."
+    ),
+    train_on: str = typer.Option(
+        "completions", "--train-on", help="Token statistics as trained: completions (assistant turns) or all."
     ),
     format: str | None = typer.Option(None, "--format", "-f", help=HELP["format"]),
     text_column: str | None = typer.Option(None, help=HELP["text_column"]),
@@ -83,13 +81,14 @@ def import_command(
     from localft.data.report import format_report
 
     options = dict(locals())
-    for key in ("sources", "out", "model", "max_seq_len", "build_dataset", "format_report"):
+    for key in ("sources", "out", "model", "max_seq_len", "train_on", "build_dataset", "format_report"):
         options.pop(key, None)
-    try:
-        spec = _spec(**options)
-        report = build_dataset(sources, spec, out, tokenizer_dir=_tokenizer(model), max_seq_len=max_seq_len)
-    except LocalftError as exc:
-        raise _fail(exc) from None
+    if train_on not in ("completions", "all"):
+        raise ConfigError(f"--train-on is completions or all, not {train_on!r}")
+    spec = _spec(**options)
+    report = build_dataset(
+        sources, spec, out, tokenizer_dir=_tokenizer(model), max_seq_len=max_seq_len, train_on=train_on
+    )
     typer.echo(format_report(report))
     typer.echo(f"wrote {out}/train.jsonl, valid.jsonl, test.jsonl and report.json")
 
@@ -108,10 +107,7 @@ def inspect_command(
     """Print the data report: counts per source and filter, token statistics, length histogram, samples."""
     from localft.data.report import format_report
 
-    try:
-        report = _load_report(path, model)
-    except LocalftError as exc:
-        raise _fail(exc) from None
+    report = _load_report(path, model)
     typer.echo(
         json.dumps(report, indent=2, ensure_ascii=False)
         if as_json

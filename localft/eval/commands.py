@@ -19,7 +19,7 @@ def eval_command(
     """Evaluate a run on its test split: perplexity, style fingerprint, leak check, samples."""
     from localft.eval.evaluate import evaluate_run, tuned_gguf_path
     from localft.eval.report import headline_rows
-    from localft.progress import describe
+    from localft.run_state import describe
     from localft.runs import open_run
 
     r = open_run(run)

@@ -42,20 +42,14 @@ class GgufModel:
         """Summed negative log-likelihood of the assistant tokens of `row`, and their count."""
         import numpy as np
 
+        from localft.export.llamacpp import next_token_nll
+
         ex = tokenize_row(self.tokenizer, row, self.n_ctx, "completions")
         ids, labels = ex.input_ids, ex.labels
-        if len(ids) < 2:
-            return 0.0, 0
-        self.llm.reset()
-        self.llm.eval(ids)
-        logits = np.asarray(self.llm.scores[: len(ids) - 1], dtype=np.float64)
-        targets = np.asarray(ids[1:])
         keep = np.asarray(labels[1:]) != IGNORE
-        if not keep.any():
+        if len(ids) < 2 or not keep.any():
             return 0.0, 0
-        top = logits.max(axis=1, keepdims=True)
-        log_norm = top[:, 0] + np.log(np.exp(logits - top).sum(axis=1))
-        nll = log_norm - logits[np.arange(len(targets)), targets]
+        nll, _ = next_token_nll(self.llm, ids)
         return float(nll[keep].sum()), int(keep.sum())
 
     def perplexity(self, rows: list[dict]) -> float:

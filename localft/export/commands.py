@@ -1,4 +1,4 @@
-"""`localft export RUN_OR_MODEL_DIR`: merge (for a run) -> convert -> quantize -> verify, with a report."""
+"""`localft export RUN_OR_MODEL_DIR`: merge (a run, through the core) -> convert -> quantize -> verify."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from localft.config import ExportSpec, build_spec, field_help
-from localft.errors import LocalftError, RunError
+from localft.errors import RunError
 
 _HELP = field_help(ExportSpec)
 
@@ -37,13 +37,14 @@ def _resolve_target(target: str):
 def _stage_printer(console):
     """An Emit that redraws one status line per stage (the dashboard reads the same events)."""
     from localft.events import Log, Stage
+    from localft.run_state import stage_line
 
     status = console.status("")
     status.start()
 
     def emit(event) -> None:
         if isinstance(event, Stage):
-            status.update(f"{event.name} {event.done}/{event.total} {event.detail}")
+            status.update(stage_line(event))
         elif isinstance(event, Log):
             console.print(f"[yellow]{event.message}[/yellow]")
 
@@ -117,30 +118,22 @@ def export_command(
     given = dict(
         quants=quant, verify=verify, ollama=ollama, lmstudio=lmstudio, adapter_gguf=adapter, name=name
     )
-    status = None
-    try:
-        spec = build_spec(
-            ExportSpec, {k: v for k, v in given.items() if v is not None}, where="export options"
-        )
-        from localft.export.pipeline import export_folder, export_run
+    spec = build_spec(ExportSpec, {k: v for k, v in given.items() if v is not None}, where="export options")
+    from localft.export.pipeline import export_folder
+    from localft.run_export import export_run, merge_run
 
-        kind, where = _resolve_target(target)
-        emit, status = _stage_printer(console)
+    kind, where = _resolve_target(target)
+    emit, status = _stage_printer(console)
+    try:
         if kind == "run" and out is None:
             report = export_run(where, spec, emit=emit)
         else:
             if kind == "run":
-                from localft.export.pipeline import merge_run
-
                 where = merge_run(where, emit=emit)
             folder_out = out or Path.cwd() / f"{Path(where).name}-gguf"
             report = export_folder(where, folder_out, spec, emit=emit)
-    except LocalftError as exc:
-        if status:
-            status.stop()
-        Console(stderr=True).print(f"[red]error:[/red] {exc}", soft_wrap=True, highlight=False)
-        raise typer.Exit(2) from None
-    status.stop()
+    finally:  # an error is printed once, by `localft`'s main
+        status.stop()
     print_report(report, console)
     if not report.ok:
         console.print(

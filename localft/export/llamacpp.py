@@ -181,3 +181,18 @@ def close_llama(llm) -> None:
     """Free the model now; a Llama left to the interpreter's exit prints an error from its destructor."""
     with contextlib.suppress(Exception):
         llm.close()
+
+
+def next_token_nll(llm, ids: list[int]):
+    """The GGUF's negative log-likelihood of each token of `ids` given the ones before it, and the
+    token it found most likely at each position (both of length len(ids) - 1): the one reading of
+    llama.cpp's logits that verification and evaluation share. `llm` needs logits_all=True."""
+    import numpy as np
+
+    llm.reset()
+    llm.eval(ids)
+    logits = np.asarray(llm.scores[: len(ids) - 1], dtype=np.float64)
+    top = logits.max(axis=1, keepdims=True)
+    log_norm = top[:, 0] + np.log(np.exp(logits - top).sum(axis=1))
+    nll = log_norm - logits[np.arange(len(ids) - 1), np.asarray(ids[1:])]
+    return nll, logits.argmax(axis=1)

@@ -202,7 +202,7 @@ def turn_pieces(jinja_template: str, eos: str = "") -> TurnPieces | None:
 
 def default_system_prompt(jinja_template: str) -> str | None:
     """The system prompt a template inserts when the chat has none (SmolLM2 and Qwen do)."""
-    from localft.chat import render_chat
+    from localft.chat_template import render_chat
 
     marker = "\x00USER\x00"
     text = render_chat(jinja_template, [{"role": "user", "content": marker}], add_generation_prompt=False)

@@ -1,6 +1,7 @@
-"""Export stages in order: (merge) -> convert -> quantize -> verify -> Modelfile / LM Studio.
+"""Export an HF folder, whoever made it: convert -> quantize -> verify -> Modelfile / LM Studio.
 
-Each finished file gets a `<file>.json` sidecar, so a rerun skips what is already complete.
+Each finished file gets a `<file>.json` sidecar, so a rerun skips what is already complete. A run
+is merged first by its caller (localft.run_export); nothing here reads a run.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 from localft.config import ExportSpec
 from localft.disk import require_free_space, space_errors
 from localft.events import Emit, Log, Stage
-from localft.runs import RunDir, atomic_write_json
+from localft.runs import atomic_write_json
 
 LLAMA_CPP_TYPES = ("Q4_0", "Q2_K", "Q3_K_M", "Q4_K_M", "Q5_K_M", "Q6_K")
 
@@ -143,19 +144,6 @@ def export_bytes(params: int, spec: ExportSpec, done: set[str] = frozenset()) ->
     return sum(gguf_bytes(params, q) for q in quants)
 
 
-def merge_bytes(run: RunDir, params: int) -> int:
-    """Size of the merged folder: torch saves in the run's precision (fp32 unless bf16/fp16), MLX in
-    the base's own dtype."""
-    spec = run.read_spec()
-    if _backend_name(run) == "torch":
-        return params * (2 if spec.precision in ("bf16", "fp16") else 4)
-    from localft.models import resolve_model
-
-    base = resolve_model(spec.model)
-    on_disk = sum(p.stat().st_size for p in base.glob("*.safetensors"))
-    return max(on_disk, params * 2)
-
-
 def export_folder(
     model_dir: Path,
     out_dir: Path,
@@ -203,7 +191,8 @@ def _write_ggufs(model_dir, out_dir, spec, name, paths, emit, log_path) -> None:
             path,
             quant,
             name=name,
-            progress=lambda i, n, t: _emit(emit, Stage("convert", i, n, f"{quant} {t}")),
+            # The stage, the file's type and a count of tensors ("convert Q8_0: 12/272").
+            progress=lambda i, n, _tensor: _emit(emit, Stage("convert", i, n, quant)),
         )
         _mark_complete(path, quant, model_dir)
 
@@ -224,7 +213,10 @@ def _write_ggufs(model_dir, out_dir, spec, name, paths, emit, log_path) -> None:
                 paths[quant],
                 quant,
                 log_path=log_path,
-                progress=lambda i, n, t, q=quant: _emit(emit, Stage("quantize", i, n, f"{q} {t}")),
+                # A count of tensors while it runs; the quantizer's own last line ("Q4_K_M in 2.5s") at the end.
+                progress=lambda i, n, text, q=quant: _emit(
+                    emit, Stage("quantize", i, n, text if n == 1 else q)
+                ),
             )
             _mark_complete(paths[quant], quant, model_dir)
         if "F16" not in spec.quants:  # an intermediate: the quantized files are what was asked for
@@ -282,104 +274,3 @@ def _verify(
         if parity.problem:
             _emit(emit, Log(parity.problem, "warning"))
     _emit(emit, Stage("verify", total, total, "done"))
-
-
-def _held_out_text(run: RunDir, limit_chars: int = 6000) -> str | None:
-    """Assistant turns of the run's test split, the text the model never trained on."""
-    path = run.split_path("test")
-    if not path.is_file():
-        return None
-    parts: list[str] = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        parts += [m["content"] for m in row.get("messages", []) if m.get("role") == "assistant"]
-        if sum(map(len, parts)) > limit_chars:
-            break
-    text = "\n\n".join(parts)[:limit_chars]
-    return text if len(text) > 200 else None
-
-
-def _training_system_prompt(run: RunDir) -> str | None:
-    path = run.split_path("train")
-    if path.is_file():
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                try:
-                    messages = json.loads(line).get("messages", [])
-                except ValueError:
-                    continue
-                return next((m["content"] for m in messages if m.get("role") == "system"), None)
-    return run.read_spec().data.system_prompt
-
-
-def _backend_name(run: RunDir) -> str:
-    from localft.events import RunStarted, read_events
-
-    started = [e for e in read_events(run.events_path) if isinstance(e, RunStarted)]
-    if started:
-        return started[-1].backend
-    spec = run.read_spec()
-    if spec.backend != "auto":
-        return spec.backend
-    from localft.backends import pick_backend
-
-    return pick_backend(spec)
-
-
-def merge_to(run: RunDir, out: Path, *, export: ExportSpec | None = None) -> Path:
-    """Merge the run's adapter into its base and write the HF folder `out`. Refused up front, with
-    the numbers, when it cannot fit on the disk (with `export`, together with the GGUF files)."""
-    from localft.backends import get_backend
-    from localft.models import resolve_model
-
-    out = Path(out)
-    params = parameter_count(resolve_model(run.read_spec().model))
-    needed = merge_bytes(run, params)
-    what = "the merged model"
-    if export is not None:
-        needed += export_bytes(params, export)
-        what += f" and the GGUF files ({', '.join(export.quants)})"
-    require_free_space(out.parent, needed, what)
-    with space_errors(out.parent):
-        return Path(get_backend(_backend_name(run)).merge(run, out))
-
-
-def merge_run(run: RunDir, *, emit: Emit | None = None, export: ExportSpec | None = None) -> Path:
-    """The run's merged HF folder, merging the adapter into the base only when not done before."""
-    adapter = folder_stamp(run.adapter_dir)
-    done = run.stage_done("merge") and (run.merged_dir / "config.json").is_file()
-    if done and run._stages()["merge"].get("adapter_stamp", adapter) == adapter:
-        _emit(emit, Stage("merge", 1, 1, "already merged"))
-        return run.merged_dir
-    _emit(emit, Stage("merge", 0, 1, "merging the adapter into the base weights"))
-    out = merge_to(run, run.merged_dir, export=export)
-    run.mark_stage("merge", {"path": str(out), "adapter_stamp": adapter})
-    _emit(emit, Stage("merge", 1, 1, "merged"))
-    return out
-
-
-def export_run(run: RunDir, spec: ExportSpec, *, emit: Emit | None = None) -> ExportReport:
-    """Merge the run (once), export into run.gguf_dir, verify on its test split."""
-    merged = merge_run(run, emit=emit, export=spec)
-    if spec.name is None:
-        spec = spec.model_copy(update={"name": run.id})
-    report = export_folder(
-        merged,
-        run.gguf_dir,
-        spec,
-        emit=emit,
-        system_prompt=_training_system_prompt(run),
-        verify_text=_held_out_text(run),
-        log_path=run.path / "export.log",
-    )
-    if spec.adapter_gguf and run.adapter_dir.is_dir():
-        from localft.export.adapter import convert_adapter
-
-        out = run.gguf_dir / f"{report.name}-lora-F32.gguf"
-        report.adapter = str(convert_adapter(run.adapter_dir, merged, out))
-        atomic_write_json(run.gguf_dir / "export.json", report.to_dict())
-    run.mark_stage("export", {"files": [f.path for f in report.files], "ok": report.ok})
-    return report

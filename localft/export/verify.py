@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from localft.export.llamacpp import close_llama, load_llama, native_stderr_to
+from localft.export.llamacpp import close_llama, load_llama, native_stderr_to, next_token_nll
 from localft.export.pretokenizers import PROBE_TEXT
 
 # quant -> (min top-1 agreement, max relative perplexity change); None = reported only.
@@ -151,15 +151,11 @@ class HfReference:
         try:
             with native_stderr_to(log_path):
                 diff = self.tokenization_difference(llm)
-                llm.reset()
-                llm.eval(self.ids)
-                logits = np.array(llm.scores[: len(self.ids) - 1])
+                nll, top1 = next_token_nll(llm, self.ids)
         finally:
             close_llama(llm)
-        logp = _log_softmax(logits)
-        nll = -logp[np.arange(len(self.ids) - 1), self.ids[1:]]
-        top1 = float(np.mean(logits.argmax(-1) == self.top1))
-        return Parity(quant, len(self.ids), top1, self.ppl, _perplexity(nll), diff is None, diff)
+        agree = float(np.mean(top1 == self.top1))
+        return Parity(quant, len(self.ids), agree, self.ppl, _perplexity(nll), diff is None, diff)
 
     def _rendered_chat(self, text: str) -> str | None:
         """Two turns and a generation prompt cut from the held-out text, as the template renders them;
@@ -188,12 +184,16 @@ class HfReference:
         return None
 
     def greedy_chat(self, messages: list[dict], max_new_tokens: int = 48) -> tuple[str, bool]:
-        """HF's greedy reply and whether it ended on an end-of-sequence token within the limit."""
+        """HF's greedy reply and whether it ended on an end-of-sequence token within the limit (the
+        system prompt folded into the first user turn where the template has no system role, as
+        training and the GGUF chat do)."""
         import torch
 
-        ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=True)[
-            "input_ids"
-        ]
+        from localft.data.chat_render import fold_system
+
+        ids = self.tokenizer.apply_chat_template(
+            fold_system(self.tokenizer, messages), add_generation_prompt=True, return_dict=True
+        )["input_ids"]
         with torch.no_grad():
             out = self.model.generate(
                 torch.tensor([ids]),
@@ -231,17 +231,13 @@ def generate(
     log_path: Path | None = None,
 ) -> tuple[str, str]:
     """Reply to a chat through llama.cpp with the GGUF's own template: (text, finish_reason)."""
-    from localft.chat import ChatSession
+    from localft.chat_session import ChatSession
 
     system = messages[0]["content"] if messages and messages[0]["role"] == "system" else None
     session = ChatSession(
-        gguf,
-        system=system,
-        temperature=temperature,
-        max_tokens=max_tokens,
-        log_path=log_path,
+        gguf, system=system, temperature=temperature, max_tokens=max_tokens, log_path=log_path,
         allow_foreign=True,
-    )
+    )  # fmt: skip
     try:
         session.messages = [m for m in messages[:-1] if m["role"] != "system"]
         text = session.reply(messages[-1]["content"])
@@ -258,10 +254,7 @@ def gguf_perplexity(gguf: Path, text: str, *, max_tokens: int = 1024, log_path: 
             ids = llm.tokenize(text.encode("utf-8"), add_bos=True)[:max_tokens]
             if len(ids) < 2:
                 raise ValueError("text is too short for perplexity (fewer than 2 tokens)")
-            llm.reset()
-            llm.eval(ids)
-            logits = np.array(llm.scores[: len(ids) - 1])
+            nll, _ = next_token_nll(llm, ids)
     finally:
         close_llama(llm)
-    logp = _log_softmax(logits)
-    return _perplexity(-logp[np.arange(len(ids) - 1), ids[1:]])
+    return _perplexity(nll)

@@ -15,6 +15,7 @@ def main(mode: str, mount: Path, source: Path) -> None:
     import localft.export.gguf as gguf_module
     import localft.export.pipeline as pipeline
     import localft.export.quantize as quantize_module
+    import localft.run_export as run_export
     from localft.config import ExportSpec
     from localft.errors import LocalftError
     from localft.runs import RunDir
@@ -24,13 +25,14 @@ def main(mode: str, mount: Path, source: Path) -> None:
 
     # Only the up-front checks are switched off; every write below meets the real full disk.
     pipeline.require_free_space = gguf_module.require_free_space = quantize_module.check_disk = passes
+    run_export.require_free_space = passes
     error = None
     try:
         if mode == "export":
             spec = ExportSpec(quants=["Q8_0", "F16"], verify=False, ollama=False)
             pipeline.export_folder(source, mount / "out", spec)
         elif mode == "merge":
-            pipeline.merge_to(RunDir(source), mount / "merged")
+            run_export.merge_to(RunDir(source), mount / "merged")
         else:
             quantize_module.quantize_file(mount / source.name, mount / "m-Q4_K_M.gguf", "Q4_K_M")
     except LocalftError as exc:

@@ -10,24 +10,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Checkbox, Footer, Header, Input, Static
+from textual.widgets import Checkbox, Footer, Header, Input, Label, Static
 
+from localft.chat_session import run_chat_spec, run_gguf
+from localft.config import ChatSpec, field_help
 from localft.errors import LocalftError
 from localft.runs import RunDir
 from localft.tui.messages import ChatDone, ChatText
 from localft.tui.workers import ReportsWorkerErrors, background
-
-PREFERRED_QUANTS = ("Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0", "F16")
-
-
-def pick_gguf(run: RunDir) -> Path | None:
-    """The run's exported GGUF, preferring the usual chat quantizations."""
-    files = sorted(run.gguf_dir.glob("*.gguf")) if run.gguf_dir.is_dir() else []
-    for quant in PREFERRED_QUANTS:
-        for f in files:
-            if f.stem.upper().endswith(quant):
-                return f
-    return files[0] if files else None
 
 
 def base_gguf(run: RunDir | None) -> Path | None:
@@ -39,6 +29,10 @@ def base_gguf(run: RunDir | None) -> Path | None:
         return embedded_gguf_path() if model == EMBEDDED else None
     except LocalftError:
         return None
+
+
+HELP = field_help(ChatSpec)
+SAMPLING = {"temperature": "temp", "top_p": "top_p", "max_tokens": "max tokens"}  # field -> label
 
 
 class Transcript(VerticalScroll):
@@ -88,17 +82,26 @@ class ChatScreen(ReportsWorkerErrors, Screen):
     def __init__(self, gguf: Path | None = None, run_path: Path | None = None) -> None:
         super().__init__()
         self.run = RunDir(Path(run_path)) if run_path else None
-        self.gguf = gguf or (pick_gguf(self.run) if self.run else None)
+        self.gguf = gguf or (run_gguf(self.run.gguf_dir) if self.run else None)
         self.sessions: dict[str, object] = {}
         self.busy: set[str] = set()
 
     def compose(self) -> ComposeResult:
+        # `localft chat`'s settings: ChatSpec's defaults and the system prompt the run trained with.
+        try:
+            spec = run_chat_spec(self.run)
+        except LocalftError:
+            spec = ChatSpec()
         yield Header()
         with Horizontal(id="chat-settings"):
-            yield Input(placeholder="system prompt (optional)", id="system", compact=True)
-            yield Input("0.7", id="temperature", classes="short", tooltip="temperature", compact=True)
-            yield Input("0.9", id="top_p", classes="short", tooltip="top_p", compact=True)
-            yield Input("256", id="max_tokens", classes="short", tooltip="max tokens", compact=True)
+            yield Label("system", classes="chat-label")
+            yield Input(spec.system or "", placeholder="system prompt (optional)", id="system",
+                        tooltip=HELP["system"], compact=True)  # fmt: skip
+            for name in SAMPLING:
+                yield Label(SAMPLING[name], classes="chat-label")
+                yield Input(
+                    f"{getattr(spec, name):g}", id=name, classes="short", tooltip=HELP[name], compact=True
+                )
             yield Checkbox(
                 "vs base", False, id="compare", tooltip="Side by side with the base model", compact=True
             )
@@ -118,17 +121,13 @@ class ChatScreen(ReportsWorkerErrors, Screen):
             tuned.query_one(Static).update("No GGUF to chat with: export the run first.")
         self.query_one("#prompt", Input).focus()
 
-    def settings(self) -> dict:
-        """Sampling settings, validated here because they go straight to llama.cpp."""
-        values = {}
-        for name, kind in (("temperature", float), ("top_p", float), ("max_tokens", int)):
-            raw = self.query_one(f"#{name}", Input).value.strip()
-            try:
-                values[name] = kind(raw)
-            except ValueError:
-                raise LocalftError(f"{name} must be a number, not {raw!r}") from None
+    def settings(self) -> ChatSpec:
+        """The chat settings, validated by ChatSpec (a bad value is one line naming the field)."""
+        from localft.config import build_spec
+
+        values = {name: self.query_one(f"#{name}", Input).value.strip() for name in SAMPLING}
         values["system"] = self.query_one("#system", Input).value.strip() or None
-        return values
+        return build_spec(ChatSpec, values, where="chat settings")
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id != "prompt":
@@ -167,16 +166,16 @@ class ChatScreen(ReportsWorkerErrors, Screen):
             self.generate(side, path, text, settings)
 
     @background("chat", exclusive=False)
-    def generate(self, side: str, gguf: Path, text: str, settings: dict) -> None:
+    def generate(self, side: str, gguf: Path, text: str, settings: ChatSpec) -> None:
         try:
             session = self.sessions.get(side)
             if session is None:
-                from localft.chat import ChatSession
+                from localft.chat_session import ChatSession
 
                 # llama.cpp's own output goes to the run's chat.log, never to the screen. The base
                 # side is the embedded model's GGUF, which localft ships but did not write.
                 log = self.run.path / "chat.log" if self.run else None
-                session = ChatSession(gguf, **settings, log_path=log, allow_foreign=side == "base")
+                session = ChatSession(gguf, settings, log_path=log, allow_foreign=side == "base")
                 self.sessions[side] = session
             for piece in session.stream(text):
                 self.post_message(ChatText(side, piece))

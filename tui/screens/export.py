@@ -16,9 +16,9 @@ from textual.widgets import Button, Checkbox, Footer, Header, Label, SelectionLi
 from localft.config import ExportSpec, QuantName, field_help
 from localft.errors import LocalftError
 from localft.hardware import fmt_bytes
+from localft.run_state import RunState
 from localft.runs import RunDir
 from localft.tui.messages import ExportFinished, RunEvents, WorkFailed
-from localft.tui.run_view import RunView
 from localft.tui.widgets.stage_list import StageList
 from localft.tui.workers import ReportsWorkerErrors, background
 
@@ -60,7 +60,7 @@ class ExportScreen(ReportsWorkerErrors, Screen):
     def __init__(self, run_path: Path) -> None:
         super().__init__()
         self.run = RunDir(Path(run_path))
-        self.view = RunView()
+        self.view = RunState()
         self.exporting = False
 
     def compose(self) -> ComposeResult:
@@ -136,12 +136,12 @@ class ExportScreen(ReportsWorkerErrors, Screen):
         self.exporting = True
         for button in self.query("#export-buttons Button"):
             button.disabled = True
-        self.view = RunView()
+        self.view = RunState()
         self.run_export(spec)
 
     @background("export")
     def run_export(self, spec: ExportSpec) -> None:
-        from localft.export.pipeline import export_run
+        from localft.run_export import export_run
 
         source = f"export:{self.run.path}"
         try:

@@ -13,39 +13,30 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
 
-from localft.config import LoraSpec, TrainSpec, field_help
+from localft.config import TrainSpec, merge_overrides
 from localft.errors import LocalftError
 from localft.models import CATALOG
 from localft.tui.messages import (
     DataReportReady,
-    FitEstimated,
     MachineReport,
+    PlanReady,
     RecipePlanned,
     RunEvents,
     RunLaunched,
     WorkFailed,
 )
 from localft.tui.run_setup import (
-    default_value,
-    launch_recipe,
-    own_importer,
-    preview_report,
+    BLANK,
+    FIELDS,
+    base_spec,
+    form_overrides,
+    form_values,
+    preview,
     recipe_choices,
     sample_export,
-    time_estimate,
+    start_run,
 )
 from localft.tui.workers import ReportsWorkerErrors, background
-
-# Form field id -> (path in TrainSpec, help text). Only the main knobs; presets cover the rest.
-TRAIN_HELP, LORA_HELP = field_help(TrainSpec), field_help(LoraSpec)
-FIELDS = {
-    "steps": (("steps",), TRAIN_HELP["steps"]),
-    "learning_rate": (("learning_rate",), TRAIN_HELP["learning_rate"]),
-    "batch_size": (("batch_size",), TRAIN_HELP["batch_size"]),
-    "max_seq_len": (("max_seq_len",), TRAIN_HELP["max_seq_len"]),
-    "rank": (("lora", "rank"), LORA_HELP["rank"]),
-    "alpha": (("lora", "alpha"), LORA_HELP["alpha"]),
-}
 
 
 class NewRunScreen(ReportsWorkerErrors, Screen):
@@ -78,18 +69,21 @@ class NewRunScreen(ReportsWorkerErrors, Screen):
                              allow_blank=False, id="backend", compact=True)  # fmt: skip
                 yield Static("", id="backend-info", classes="help")
                 names = list(FIELDS)
-                for pair in (names[0:2], names[2:4], names[4:6]):
+                for pair in (names[i : i + 2] for i in range(0, len(names), 2)):
                     with Horizontal(classes="field-row"):
                         for name in pair:
-                            path, help_text = FIELDS[name]
+                            _, label, help_text = FIELDS[name]
                             with Vertical(classes="field"):
-                                yield Label(".".join(path), classes="label")
+                                yield Label(label, classes="label")
                                 yield Input(
-                                    default_value(path), id=f"f-{name}", tooltip=help_text, compact=True
-                                )
+                                    form_values(TrainSpec())[name], id=f"f-{name}", tooltip=help_text,
+                                    placeholder=BLANK.get(name, ""), compact=True,
+                                )  # fmt: skip
                                 yield Static(help_text, classes="help")
                                 yield Static("", id=f"err-{name}", classes="error")
             with VerticalScroll(id="report-box"):
+                yield Static("Plan", classes="title")
+                yield Static("The plan appears once this machine is known.", id="plan")
                 yield Static("Data report", classes="title")
                 yield Static("Choose a file to see what will be trained on.", id="data-report")
         with Horizontal(id="start-row"):
@@ -99,52 +93,52 @@ class NewRunScreen(ReportsWorkerErrors, Screen):
 
     def on_mount(self) -> None:
         self.spec: TrainSpec | None = None
-        self.report_for: str = ""
+        self.base = TrainSpec()  # what the form's fields override: TrainSpec's or the recipe's settings
+        self.data = None  # TrainingData of the chosen source, from the preview
+        self.data_for: tuple = ()  # (source, model, recipe, data settings) the preview was made for
         self.starting = False
+        self.plan = None  # the Plan the form shows, once made
         self.machine: dict | None = None
-        self.baseline = {name: default_value(path) for name, (path, _) in FIELDS.items()}
         self.app.load_machine(self)
         self.validate_form()
 
     # -- form state -------------------------------------------------------------------------
+    def values(self) -> dict[str, str]:
+        return {name: self.query_one(f"#f-{name}", Input).value for name in FIELDS}
+
     def overrides(self) -> dict:
-        data: dict = {"model": self.model_name(), "backend": self.query_one("#backend", Select).value}
-        for name, (path, _) in FIELDS.items():
-            value = self.query_one(f"#f-{name}", Input).value.strip()
-            if len(path) == 2:
-                data.setdefault(path[0], {})[path[1]] = value
-            else:
-                data[path[0]] = value
-        return data
+        """The form as TrainSpec overrides of `self.base` (every field, changed or not)."""
+        backend = self.query_one("#backend", Select).value
+        return {"model": self.model_name(), "backend": backend, **form_overrides(self.values())}
 
     def model_name(self) -> str:
         return self.query_one("#model-path", Input).value.strip() or str(
             self.query_one("#model", Select).value
         )
 
-    def changed_fields(self) -> dict[str, str]:
-        """Dotted field -> value for the knobs the user moved off TrainSpec's defaults."""
-        changed = {}
-        for name, (path, _) in FIELDS.items():
-            value = self.query_one(f"#f-{name}", Input).value.strip()
-            if value != self.baseline[name]:
-                changed[".".join(path)] = value
-        return changed
+    def recipe(self) -> str:
+        return str(self.query_one("#recipe", Select).value)
+
+    def source(self) -> str:
+        return self.query_one("#source", Input).value.strip()
 
     def validate_form(self) -> None:
         """Validate through TrainSpec itself; each bad field shows pydantic's message under it."""
         errors: dict[str, str] = {}
         try:
-            self.spec = TrainSpec.model_validate(self.overrides())
-        except ValidationError as exc:
+            self.spec = merge_overrides(self.base, self.overrides())
+        except LocalftError:
             self.spec = None
-            for err in exc.errors():
-                loc = tuple(str(x) for x in err["loc"])
-                name = next((n for n, (p, _) in FIELDS.items() if p == loc[: len(p)]), None)
-                errors[name or ".".join(loc)] = err["msg"]
+            try:
+                TrainSpec.model_validate({**self.base.model_dump(), **self.overrides()})
+            except ValidationError as exc:
+                for err in exc.errors():
+                    loc = tuple(str(x) for x in err["loc"])
+                    name = next((n for n, (p, _, _) in FIELDS.items() if p == loc[: len(p)]), None)
+                    errors[name or ".".join(loc)] = err["msg"]
         for name in FIELDS:
             self.query_one(f"#err-{name}", Static).update(errors.pop(name, ""))
-        source = self.query_one("#source", Input).value.strip()
+        source = self.source()
         source_error = ""
         if source and not Path(source).expanduser().exists():
             source_error = f"{source} does not exist"
@@ -155,26 +149,35 @@ class NewRunScreen(ReportsWorkerErrors, Screen):
         self.query_one("#form-error", Static).update("; ".join(problems[:2]))
         self.query_one("#start", Button).disabled = bool(problems) or self.spec is None or self.starting
         if self.spec is not None and self.machine is not None:
-            self.estimate_fit(self.spec, self.training_device())
+            self.make_plan(self.spec, self.data if self.data_for == self.data_key() else None)
+
+    def data_key(self) -> tuple:
+        spec = self.spec or self.base
+        return (self.source(), self.model_name(), self.recipe(), spec.data, spec.train_on)
 
     @on(Input.Changed)
     @on(Select.Changed)
     def form_changed(self, event) -> None:
         self.validate_form()
-        if getattr(event, "input", None) is not None and event.input.id == "source":
+        changed = getattr(event, "input", None) or getattr(event, "select", None)
+        if changed is not None and changed.id in ("source", "model", "model-path", "recipe"):
             self.load_report()
-        if getattr(event, "select", None) is not None and event.select.id == "backend":
+        if changed is not None and changed.id == "backend":
             self.show_backends()
-        if getattr(event, "select", None) is not None and event.select.id == "recipe":
-            self.load_report()
-            self.plan_recipe(
-                str(event.value), self.model_name(), str(self.query_one("#backend", Select).value)
-            )
+        if changed is not None and changed.id in ("recipe", "backend"):
+            self.plan_recipe(self.recipe(), self.model_name(), str(self.query_one("#backend", Select).value))
 
     def on_machine_report(self, message: MachineReport) -> None:
         self.machine = message.report
         self.show_backends()
         self.validate_form()
+        if self.recipe() != "none":  # chosen before the machine was known: its settings come now
+            self.plan_recipe(self.recipe(), self.model_name(), str(self.query_one("#backend", Select).value))
+
+    def machine_now(self):
+        from localft.hardware import Machine
+
+        return Machine.from_report(self.machine)
 
     def show_backends(self) -> None:
         if self.machine is None:
@@ -182,112 +185,74 @@ class NewRunScreen(ReportsWorkerErrors, Screen):
         lines = [
             f"{'ok' if a['ok'] else 'no'} {n}: {a['reason']}" for n, a in self.machine["backends"].items()
         ]
-        if self.query_one("#backend", Select).value == "auto":
-            lines.insert(0, f"auto picks {self.auto_backend()}")
         self.query_one("#backend-info", Static).update(escape("\n".join(lines)), layout=True)
 
     @background("recipe")
     def plan_recipe(self, name: str, model: str, backend: str) -> None:
         """The recipe's own settings for this machine fill the form (what `localft recipe run` uses)."""
-        if name == "none":
-            self.post_message(RecipePlanned(name, {n: default_value(p) for n, (p, _) in FIELDS.items()}))
+        if self.machine is None:
             return
-        from localft.recipes import get_recipe
-        from localft.recipes.pipeline import plan_spec
-
         try:
-            spec = plan_spec(get_recipe(name), model, backend)
+            spec = base_spec(name, model, backend, self.machine_now())
         except LocalftError as exc:
             self.post_message(RecipePlanned(name, {}, error=str(exc)))
             return
-        values = {}
-        for field, (path, _) in FIELDS.items():
-            value = spec
-            for part in path:
-                value = getattr(value, part)
-            values[field] = str(value)
-        self.post_message(RecipePlanned(name, values))
+        self.post_message(RecipePlanned(name, form_values(spec), base=spec))
 
     def on_recipe_planned(self, message: RecipePlanned) -> None:
         if message.error:
             self.post_message(WorkFailed(message.error))
             return
-        self.baseline = dict(message.values)
+        self.base = message.base
         for name, value in message.values.items():
             self.query_one(f"#f-{name}", Input).value = value
+        self.validate_form()
 
-    # -- fit indicator ----------------------------------------------------------------------
-    def auto_backend(self) -> str:
-        """What `pick_backend` chooses for "auto": MLX on Apple silicon, else torch, else what runs."""
-        m, backends = self.machine["machine"], self.machine["backends"]
-        order = ["mlx", "torch"] if m.get("apple_silicon") else ["torch", "mlx"]
-        return next((n for n in order if backends.get(n, {}).get("ok")), "none")
+    # -- the plan ---------------------------------------------------------------------------
+    @background("plan")
+    def make_plan(self, spec: TrainSpec, data) -> None:
+        """`localft.plan.plan` on the form's spec, this machine and the previewed data."""
+        from localft.plan import describe, plan
 
-    def training_device(self) -> tuple[str, int]:
-        """The device a run would use here and the bytes free on it (from the doctor report)."""
-        m, backends = self.machine["machine"], self.machine["backends"]
-        choice = str(self.query_one("#backend", Select).value)
-        name = self.auto_backend() if choice == "auto" else choice
-        device = backends.get(name, {}).get("device") or "cpu"
-        if device == "cuda" and m.get("gpus"):
-            return device, m["gpus"][0]["vram_bytes"]
-        return ("mps" if device in ("mps", "gpu") else "cpu"), m["ram_available_bytes"]
-
-    @background("fit")
-    def estimate_fit(self, spec: TrainSpec, target: tuple[str, int]) -> None:
-        from localft.hardware import fmt_bytes
-        from localft.memory import estimate_memory
-        from localft.models import catalog_entry
-
-        key = spec.model
         try:
-            device, free = target
-            entry = catalog_entry(spec.model)
-            folder = Path(spec.model).expanduser()
-            if entry is None and not (folder / "config.json").is_file():
-                self.post_message(FitEstimated(key, "fit: unknown until the model is downloaded", None))
-                return
-            estimate = estimate_memory(spec, entry or folder, device=device)
-        except (LocalftError, OSError, KeyError, ValueError) as exc:
-            self.post_message(FitEstimated(key, f"fit: cannot estimate ({exc})", None))
+            p = plan(spec, self.machine_now(), data)
+        except LocalftError as exc:
+            self.post_message(PlanReady([f"cannot plan: {exc}"], None))
             return
-        fits = estimate.total <= free
-        mark = "fits" if fits else "does NOT fit"
-        text = f"{mark}: needs ~{fmt_bytes(estimate.total)} of {fmt_bytes(free)} free ({device})"
-        self.post_message(FitEstimated(key, text + "\n" + time_estimate(spec), fits))
+        self.post_message(PlanReady(describe(p), p.fits, p))
 
-    def on_fit_estimated(self, message: FitEstimated) -> None:
+    def on_plan_ready(self, message: PlanReady) -> None:
+        self.plan = message.plan
+        self.query_one("#plan", Static).update(escape("\n".join(message.lines)), layout=True)
         fit = self.query_one("#fit", Static)
-        fit.update(message.text)
+        fit.update(escape(next((x for x in message.lines if x.startswith("memory:")), message.lines[0])))
         fit.set_class(message.fits is False, "error")
 
     # -- data report ------------------------------------------------------------------------
     @background("report")
     def load_report(self) -> None:
-        source = self.query_one("#source", Input).value.strip()
+        """The data report and the training data the plan is sized from (a scratch import)."""
+        source, key = self.source(), self.data_key()
         path = Path(source).expanduser()
         if not source or not path.exists():
             return
-        spec = self.spec or TrainSpec()
-        recipe = str(self.query_one("#recipe", Select).value)
         try:
-            if recipe != "none" and own_importer(recipe):
-                text = f"The {recipe} recipe reads this file itself; its data report appears in the run."
-            else:
-                text = preview_report(path, spec)
+            found = preview(path, self.spec or self.base, self.recipe())
         except LocalftError as exc:
             self.post_message(DataReportReady(source, error=str(exc)))
             return
-        self.post_message(DataReportReady(source, text=text))
+        self.post_message(DataReportReady(source, text=found.text, data=found.data, key=key))
 
     def on_data_report_ready(self, message: DataReportReady) -> None:
-        if message.source != self.query_one("#source", Input).value.strip():
+        if message.source != self.source():
             return  # a report for a file the user has since replaced
         widget = self.query_one("#data-report", Static)
         # escape: the report holds placeholders like [email] that Rich markup would swallow
         widget.update(escape(message.error or message.text), layout=True)
         widget.set_class(bool(message.error), "error")
-        self.report_for = message.source
+        if message.key == self.data_key():
+            self.data, self.data_for = message.data, message.key
+            self.validate_form()
 
     # -- actions ----------------------------------------------------------------------------
     def on_button_pressed(self, event: Button.Pressed) -> None:
@@ -330,33 +295,29 @@ class NewRunScreen(ReportsWorkerErrors, Screen):
             return
         self.starting = True
         self.query_one("#start", Button).disabled = True
-        source = Path(self.query_one("#source", Input).value.strip()).expanduser()
-        recipe = self.query_one("#recipe", Select).value
         self.notify("preparing the run: importing data...")
-        self.launch(self.spec, source, str(recipe))
+        self.launch(self.spec, Path(self.source()).expanduser(), self.recipe(), self.overrides())
 
     @background("launch")
-    def launch(self, spec: TrainSpec, source: Path, recipe: str) -> None:
+    def launch(self, spec: TrainSpec, source: Path, recipe: str, overrides: dict) -> None:
+        """The run is created here, on the plan the form shows; nothing plans it again."""
         try:
-            if recipe != "none":
-                path = launch_recipe(recipe, spec, source, self.changed_fields())
-            else:
-                from localft.runner import launch_run
-
-                run = launch_run(spec, source, emit=lambda e: self.post_message(RunEvents("prepare", [e])))
-                path = run.path
+            run = start_run(
+                spec, source, recipe, self.machine_now(), lambda e: self.post_message(RunEvents("prepare", [e])),
+                overrides,
+            )  # fmt: skip
         except LocalftError as exc:
             self.post_message(WorkFailed(str(exc)))
             self.app.call_from_thread(self._launch_failed)
             return
-        self.post_message(RunLaunched(path))
+        self.post_message(RunLaunched(run.path))
 
     def _launch_failed(self) -> None:
         self.starting = False
         self.validate_form()
 
     def on_run_events(self, message: RunEvents) -> None:
-        from localft.progress import describe
+        from localft.run_state import describe
 
         lines = [describe(e) for e in message.events]
         if lines := [x for x in lines if x]:

@@ -13,10 +13,9 @@ from textual.worker import get_current_worker
 
 from localft.errors import LocalftError
 from localft.hardware import fmt_bytes
-from localft.runs import RunDir
-from localft.tui.follow import run_active
+from localft.run_state import RunState
+from localft.runs import RunDir, run_writing
 from localft.tui.messages import RunEvents, TailEnded, WorkFailed
-from localft.tui.run_view import RunView, fmt_duration
 from localft.tui.widgets.loss_chart import LossChart
 from localft.tui.widgets.stage_list import StageList
 from localft.tui.workers import ReportsWorkerErrors, background
@@ -33,7 +32,7 @@ class TrainingScreen(ReportsWorkerErrors, Screen):
     def __init__(self, run_path: Path, resume: bool = False) -> None:
         super().__init__()
         self.run = RunDir(Path(run_path))
-        self.view = RunView()
+        self.view = RunState()
         self.resume_on_mount = resume
         self.batches = 0  # messages handled, to show coalescing in tests
 
@@ -71,16 +70,13 @@ class TrainingScreen(ReportsWorkerErrors, Screen):
     # Tailing runs in a thread; each poll's events go to the UI as one message.
     @background("tail")
     def follow(self, start: int = 0) -> None:
-        """Tail the run from byte `start` (0: replay it all into a fresh view), until it ends."""
-        from localft.runner import follow
-        from localft.tui.follow import follow_run
+        """Follow the run from byte `start` (0: replay it all into a fresh view) while any process
+        writes it (a recipe writes export and eval stages after training)."""
+        from localft.runner import EventFollower
 
         worker = get_current_worker()
         source, first = str(self.run.path), True
-        if start:
-            events = follow(self.run, start=start, should_stop=lambda: worker.is_cancelled)
-        else:
-            events = follow_run(self.run, should_stop=lambda: worker.is_cancelled)
+        events = EventFollower(self.run, start, whole_run=True).events(lambda: worker.is_cancelled)
         # One message per event; messages still queued merge (RunEvents.can_replace), so a burst
         # becomes one redraw and no event is lost.
         for event in events:
@@ -95,7 +91,7 @@ class TrainingScreen(ReportsWorkerErrors, Screen):
         if message.source != str(self.run.path):
             return
         if message.reset:
-            self.view = RunView()
+            self.view = RunState()
         for event in message.events:
             self.view.apply(event)
         self.batches += 1
@@ -107,9 +103,9 @@ class TrainingScreen(ReportsWorkerErrors, Screen):
     def status_text(self) -> str:
         v = self.view
         status = v.status
-        if status in ("waiting", "running") and not run_active(self.run):
-            status = "not running" if status == "waiting" else "worker gone (resume with r)"
-        elif status == "waiting":
+        if status in ("created", "running") and not run_writing(self.run):
+            status = "not running" if status == "created" else "worker gone (resume with r)"
+        elif status == "created":
             status = "preparing"
         text = f"[b]{status}[/b]"
         if v.error:
@@ -147,7 +143,7 @@ class TrainingScreen(ReportsWorkerErrors, Screen):
         log = self.query_one(Log)
         log.clear()
         log.write_lines(list(v.logs)[-50:])
-        running = v.status == "running" and run_active(self.run)
+        running = v.status == "running" and run_writing(self.run)
         self.query_one("#stop", Button).disabled = not running
         self.query_one("#resume", Button).disabled = running or v.status == "completed"
 
@@ -177,32 +173,26 @@ class TrainingScreen(ReportsWorkerErrors, Screen):
 
     @background("control")
     def resume_worker(self) -> None:
-        from localft.checkpoints import fallback_text, find_resume_checkpoint
-        from localft.events import Finished, read_events
-        from localft.runner import events_size, is_running, resume_worker, wait_worker
+        """`localft runs resume`'s rules (runner.resume_run), then follow what the new worker adds."""
+        from localft.checkpoints import fallback_text
+        from localft.events import events_with_offsets
+        from localft.runner import resume_run
 
-        history = read_events(self.run.events_path)
-        finished = bool(history) and isinstance(history[-1], Finished)
-        start = 0
         try:
-            if finished or not is_running(self.run):
-                # A worker that just wrote Finished may still be exiting: let it go first.
-                wait_worker(self.run, timeout=60)
-                # Follow only what the new worker appends: the file still ends on the old Finished.
-                start = events_size(self.run)
-                history = read_events(self.run.events_path)
-                resume_worker(self.run)  # refuses a completed run with a one-line reason
-                usable, damaged = find_resume_checkpoint(self.run)  # the worker makes the same choice
-                for bad in damaged:
-                    self.app.call_from_thread(
-                        self.notify, f"skipped damaged checkpoint {bad}; {fallback_text(usable)}",
-                        severity="warning",
-                    )  # fmt: skip
-                self.post_message(RunEvents(str(self.run.path), history, reset=True))
+            resumed = resume_run(self.run)  # refuses a completed run with a one-line reason
         except LocalftError as exc:
             self.post_message(WorkFailed(str(exc)))
-            start = 0  # show the run as it stands
-        self.app.call_from_thread(self.follow, start)
+            self.app.call_from_thread(self.follow, 0)  # show the run as it stands
+            return
+        for bad in resumed.skipped:
+            self.app.call_from_thread(
+                self.notify, f"skipped damaged checkpoint {bad}; {fallback_text(resumed.checkpoint)}",
+                severity="warning",
+            )  # fmt: skip
+        # The run as it stood before the new worker; following from `start` adds the rest once.
+        history = [e for e, end in events_with_offsets(self.run.events_path, 0) if end <= resumed.start]
+        self.post_message(RunEvents(str(self.run.path), history, reset=True))
+        self.app.call_from_thread(self.follow, resumed.start)
 
     def action_export(self) -> None:
         self.app.open_export(self.run.path)
@@ -212,3 +202,12 @@ def _total_ram() -> int:
     import psutil
 
     return psutil.virtual_memory().total
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "--:--"
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"

@@ -1,0 +1,190 @@
+"""A streaming chat with one GGUF through llama.cpp, with the chat template inside the file, and
+the chat settings of a run (ChatSpec): what `localft chat`, the Chat screen and the export's stop
+check all use."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from localft.chat_template import render_chat
+from localft.config import ChatSpec, build_spec
+from localft.errors import ExportError
+from localft.runs import RunDir
+
+# A run's GGUF to chat with, most useful first.
+QUANT_PREFERENCE = ("Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0", "Q4_0", "Q3_K_M", "Q2_K", "F16", "BF16", "F32")
+
+
+def run_gguf(folder: Path) -> Path | None:
+    """The preferred GGUF in a folder (a run's gguf/), or None."""
+    found = sorted(Path(folder).glob("*.gguf")) if Path(folder).is_dir() else []
+    for quant in QUANT_PREFERENCE:
+        for f in found:
+            if f.stem.upper().endswith(f"-{quant}"):
+                return f
+    return found[0] if found else None
+
+
+def run_chat_spec(run: RunDir | None, **given) -> ChatSpec:
+    """ChatSpec's defaults with the system prompt the run trained with (its export report's, else
+    its training data's), then what the user gave (None: not given)."""
+    given = {k: v for k, v in given.items() if v is not None}
+    if run is not None and "system" not in given:
+        given["system"] = trained_system_prompt(run)
+    return build_spec(ChatSpec, given, where="chat settings")
+
+
+def trained_system_prompt(run: RunDir) -> str | None:
+    report = run.gguf_dir / "export.json"
+    try:
+        return json.loads(report.read_text(encoding="utf-8")).get("system_prompt")
+    except (FileNotFoundError, ValueError):
+        from localft.run_export import training_system_prompt
+
+        return training_system_prompt(run)
+
+
+@dataclass
+class GenerationStats:
+    tokens: int = 0
+    seconds: float = 0.0
+    finish_reason: str = ""  # "stop" (end-of-turn token), "length", or "interrupted"
+
+    @property
+    def tok_per_s(self) -> float:
+        return self.tokens / self.seconds if self.seconds > 0 else 0.0
+
+
+class ChatSession:
+    """A conversation with one GGUF. `stream()` yields text pieces as llama.cpp produces them.
+    Sampling comes from `spec` (ChatSpec's defaults) with `sampling` keywords over it."""
+
+    def __init__(
+        self,
+        gguf_path: Path,
+        spec: ChatSpec | None = None,
+        *,
+        n_ctx: int = 4096,
+        seed: int = 0,
+        log_path: Path | None = None,
+        allow_foreign: bool = False,
+        n_threads: int | None = None,
+        **sampling,
+    ):
+        from localft.export.gguf import LOCALFT_KEY
+        from localft.export.llamacpp import load_llama
+
+        spec = build_spec(ChatSpec, {**(spec or ChatSpec()).model_dump(), **sampling}, where="chat settings")
+        self.path = Path(gguf_path)
+        self.llm = load_llama(self.path, n_ctx=n_ctx, log_path=log_path, seed=seed, n_threads=n_threads)
+        self.log_path = log_path
+        meta = self.llm.metadata
+        if not allow_foreign and LOCALFT_KEY not in meta:
+            self.close()
+            raise ExportError(f"{self.path.name} was not made by localft; pass --any-gguf to load it anyway")
+        self.template = meta.get("tokenizer.chat_template")
+        if not self.template:
+            self.close()
+            raise ExportError(f"{self.path.name} has no chat template; re-export it from a folder with one")
+        self.bos_id, self.eos_id = self.llm.token_bos(), self.llm.token_eos()
+        self.bos = self.llm.detokenize([self.bos_id], special=True).decode() if self.bos_id >= 0 else ""
+        self.eos = self.llm.detokenize([self.eos_id], special=True).decode() if self.eos_id >= 0 else ""
+        self.add_bos = meta.get("tokenizer.ggml.add_bos_token", "false") == "true"
+        self.system, self.temperature, self.top_p = spec.system, spec.temperature, spec.top_p
+        self.max_tokens, self.seed = spec.max_tokens, seed
+        self.messages: list[dict] = []
+        self.last = GenerationStats()
+        self._stop = threading.Event()
+
+    def conversation(self) -> list[dict]:
+        """The history as the template takes it: the system prompt opens the first user turn where
+        the template has no system role (as training rendered it)."""
+        from localft.data.chat_render import fold_into_first_user, renders_system
+
+        messages = self.history()
+        if self.system and not renders_system(self._render, (self.template, self.bos, self.eos)):
+            return fold_into_first_user(messages) or messages
+        return messages
+
+    def history(self) -> list[dict]:
+        """The system prompt, if any, and every turn so far."""
+        return ([{"role": "system", "content": self.system}] if self.system else []) + self.messages
+
+    def _render(self, messages: list[dict], add_generation_prompt: bool = False) -> str:
+        return render_chat(
+            self.template, messages, bos=self.bos, eos=self.eos, add_generation_prompt=add_generation_prompt
+        )
+
+    def prompt_tokens(self, messages: list[dict] | None = None) -> list[int]:
+        text = self._render(messages or self.conversation(), add_generation_prompt=True)
+        tokens = self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+        if self.add_bos and (not tokens or tokens[0] != self.bos_id):
+            tokens.insert(0, self.bos_id)
+        return tokens
+
+    def stream(self, user_text: str) -> Iterator[str]:
+        """Add the user turn, yield the reply piece by piece, and keep it in the history."""
+        from localft.export.llamacpp import native_stderr_to
+
+        self._stop.clear()
+        self.messages.append({"role": "user", "content": user_text})
+        tokens = self.prompt_tokens()
+        if len(tokens) + 1 >= self.llm.n_ctx():
+            self.messages.pop()
+            raise ExportError("the conversation no longer fits the context window; /reset to start over")
+        reply, stats = [], GenerationStats(finish_reason="length")
+        start = time.perf_counter()
+        pieces = self.llm.create_completion(
+            tokens,
+            max_tokens=min(self.max_tokens, self.llm.n_ctx() - len(tokens)),
+            temperature=self.temperature,
+            top_p=self.top_p,
+            seed=self.seed,
+            stream=True,
+        )
+        while True:
+            # Redirect only around llama.cpp's own work, never across a yield to the caller.
+            with native_stderr_to(self.log_path):
+                chunk = next(pieces, None)
+            if chunk is None:
+                break
+            choice = chunk["choices"][0]
+            if choice["text"]:
+                stats.tokens += 1
+                reply.append(choice["text"])
+                yield choice["text"]
+            if choice.get("finish_reason"):
+                stats.finish_reason = choice["finish_reason"]
+            if self._stop.is_set():
+                stats.finish_reason = "interrupted"
+                pieces.close()
+                break
+        stats.seconds = time.perf_counter() - start
+        self.last = stats
+        self.messages.append({"role": "assistant", "content": "".join(reply)})
+
+    def reply(self, user_text: str) -> str:
+        return "".join(self.stream(user_text))
+
+    def reset(self) -> None:
+        self.messages = []
+
+    def stop(self) -> None:
+        """Ask a running `stream()` to end after the current piece (safe from another thread)."""
+        self._stop.set()
+
+    def save(self, path: Path) -> Path:
+        from localft.runs import atomic_write_json
+
+        atomic_write_json(Path(path), {"model": str(self.path), "messages": self.history()})
+        return Path(path)
+
+    def close(self) -> None:
+        from localft.export.llamacpp import close_llama
+
+        close_llama(self.llm)
