@@ -176,20 +176,3 @@ def check_fits(estimate: MemoryEstimate, available_bytes: int, where: str = "mem
         f"{where} is free ({estimate.describe()}); {suggest_smaller(estimate, available_bytes)}"
     )
 
-
-def check_plan_fits(spec: TrainSpec, plan) -> None:
-    """Refuse, before any weights are loaded, a run whose plan (device, precision, quantization,
-    micro-batch) cannot fit in the memory the plan found free. A catalog model is estimated from
-    the catalog, before it is downloaded."""
-    from localft.hardware import machine_info
-    from localft.models import catalog_entry, resolve_model
-
-    local = Path(spec.model).expanduser()
-    entry = None if local.exists() else catalog_entry(spec.model)
-    planned = spec.model_copy(
-        update={"batch_size": plan.micro_batch, "max_seq_len": plan.max_seq_len,
-                "precision": plan.precision, "quantize": plan.quantize}
-    )  # fmt: skip
-    estimate = estimate_memory(planned, entry or resolve_model(spec.model), plan.device)
-    available = plan.memory_available or machine_info().ram_available_bytes
-    check_fits(estimate, available, plan.memory_where)

@@ -57,14 +57,10 @@ class Tracker:
 
 def run_plan(run: RunDir) -> Plan:
     """The plan the run was created with (plan.json); a run made without one (older code, or a test
-    that writes only spec.json) gets one planned now, once, and stored."""
-    from localft.plan import plan, read_plan, write_plan
+    that writes only spec.json) is planned now on its imported data, once, and the plan stored."""
+    from localft.plan import plan_run, read_plan
 
-    if (stored := read_plan(run.path)) is not None:
-        return stored
-    planned = plan(run.read_spec())
-    write_plan(run.path, planned)
-    return planned
+    return read_plan(run.path) or plan_run(run)
 
 
 def run_worker(run: RunDir, backend_name: str | None = None) -> int:

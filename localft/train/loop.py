@@ -62,14 +62,15 @@ class Loop:
     def __init__(self, run: RunDir, plan: Plan, emit: Emit, stop: Callable[[], bool], backend) -> None:
         self.run_dir, self.plan, self.emit, self.stop, self.backend = run, plan, emit, stop, backend
         self.spec = run.read_spec()
+        self.eval_every = plan.eval_every or self.spec.eval_every  # the plan's, once it sized the run
 
     def setup(self) -> None:
         from localft.checkpoints import resume_checkpoint
-        from localft.memory import check_plan_fits
         from localft.models import resolve_model
+        from localft.plan import check_plan
 
         spec, plan, run = self.spec, self.plan, self.run_dir
-        check_plan_fits(spec, plan)
+        check_plan(plan)  # a run that cannot fit is refused before any weights load
         model_dir = resolve_model(spec.model)
         tokenizer = load_tokenizer(model_dir)
         self.pad_id = pad_token(tokenizer)
@@ -124,7 +125,7 @@ class Loop:
                 peak = self.session.peak_memory()
                 self.emit(Step(state.step, plan.steps, loss, lr, state.tokens, window_tokens / elapsed, peak))
                 window_start, window_tokens = time.perf_counter(), 0
-            if self.valid_rows and (state.step % spec.eval_every == 0 or last):
+            if self.valid_rows and (state.step % self.eval_every == 0 or last):
                 self.evaluate()
             if state.step % spec.save_every == 0 and not last:
                 self.checkpoint()
