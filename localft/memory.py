@@ -175,4 +175,3 @@ def check_fits(estimate: MemoryEstimate, available_bytes: int, where: str = "mem
         f"this run needs about {fmt_bytes(estimate.total)} but only {fmt_bytes(available_bytes)} of "
         f"{where} is free ({estimate.describe()}); {suggest_smaller(estimate, available_bytes)}"
     )
-
