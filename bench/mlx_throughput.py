@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -161,8 +160,9 @@ def main() -> None:
     parser.add_argument("--rank", type=int, default=8)
     parser.add_argument("--alpha", type=float, default=16.0)
     args = parser.parse_args()
-    home = tempfile.mkdtemp(prefix="mlx-bench-home-")
-    os.environ.setdefault("LOCALFT_HOME", home)  # the bench's runs never join the user's run list
+    from bench_home import use_temporary_home
+
+    use_temporary_home(Path(tempfile.mkdtemp(prefix="mlx-bench-home-")))  # never in the user's run list
 
     from localft.hardware import fmt_bytes, machine_info
 

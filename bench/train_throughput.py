@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import random
 import shutil
 import tempfile
@@ -340,7 +339,9 @@ def main() -> None:
     p.add_argument("--tokenizer", default=None, help="tokenizer folder for random models (default: embedded)")
     args = p.parse_args()
     args.workdir = args.workdir or tempfile.mkdtemp(prefix="localft-bench-")
-    os.environ.setdefault("LOCALFT_HOME", str(Path(args.workdir) / "home"))
+    from bench_home import use_temporary_home
+
+    use_temporary_home(Path(args.workdir))  # the bench's runs never join the user's run list
 
     from transformers import AutoTokenizer
 
