@@ -9,11 +9,11 @@ import importlib.util
 import os
 
 from localft.data.chat_tokens import IGNORE
+from localft.memory import LOSS_CHUNK_ELEMENTS
 
 from . import attention
 
-# Logits held at once, in fp32 elements (64 MiB): with Gemma's 262k vocabulary, 64 positions a chunk.
-CHUNK_ELEMENTS = 16 * 1024**2
+CHUNK_ELEMENTS = LOSS_CHUNK_ELEMENTS  # a module global, so a test can shrink the chunks
 
 
 def liger_available(device: str) -> bool:

@@ -80,14 +80,14 @@ def _row(examples: list[TokenizedExample]) -> Row:
     return Row(tuple(ids), tuple(labels), tuple(pos))
 
 
-def pack_examples(examples: list[TokenizedExample], max_len: int) -> list[Row]:
-    """First-fit-decreasing packing into rows of at most `max_len` tokens; inside a row the
-    examples keep the order they were given in."""
-    order = sorted(range(len(examples)), key=lambda i: -len(examples[i].input_ids))
+def first_fit_decreasing(lengths: list[int], max_len: int) -> list[list[int]]:
+    """Indices of `lengths` binned first-fit-decreasing into rows of at most `max_len` tokens (the
+    one packing rule: training packs with it, and the plan counts an epoch's rows with it)."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
     bins: list[list[int]] = []
     free: list[int] = []
     for i in order:
-        n = len(examples[i].input_ids)
+        n = lengths[i]
         slot = next((b for b, room in enumerate(free) if room >= n), None)
         if slot is None:
             bins.append([i])
@@ -95,6 +95,13 @@ def pack_examples(examples: list[TokenizedExample], max_len: int) -> list[Row]:
         else:
             bins[slot].append(i)
             free[slot] -= n
+    return bins
+
+
+def pack_examples(examples: list[TokenizedExample], max_len: int) -> list[Row]:
+    """Examples packed into rows of at most `max_len` tokens; inside a row the examples keep the
+    order they were given in."""
+    bins = first_fit_decreasing([len(ex.input_ids) for ex in examples], max_len)
     return [_row([examples[i] for i in sorted(members)]) for members in bins]
 
 
