@@ -64,6 +64,7 @@ def run_plan(run: RunDir) -> Plan:
 
 
 def run_worker(run: RunDir, backend_name: str | None = None) -> int:
+    from localft.backends import get_backend
     from localft.disk import user_os_error
     from localft.train import train
 
@@ -74,10 +75,13 @@ def run_worker(run: RunDir, backend_name: str | None = None) -> int:
     with EventSink(run.events_path) as sink:
         emit = Tracker(sink, step=run_status(run).step)  # a resume that fails at once ends where it was
         try:
+            # A backend named on the command line (a plug-in) trains the same plan; an unknown name
+            # is the first thing said.
+            backend = get_backend(backend_name) if backend_name else None
             plan = run_plan(run)
-            if backend_name:  # a backend named on the command line (a plug-in) trains the same plan
+            if backend_name:
                 plan = replace(plan, backend=backend_name)
-            train(run, plan, emit, stop)
+            train(run, plan, emit, stop, backend=backend)
         except Exception as exc:
             user_error = exc if isinstance(exc, LocalftError) else user_os_error(exc)
             if user_error is None:  # a bug: keep the traceback in train.log, tell the reader in one line

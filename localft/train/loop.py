@@ -77,27 +77,28 @@ class Loop:
         train_ex = tokenize_split(tokenizer, run.split_path("train"), plan.max_seq_len, spec.train_on)
         valid_ex = tokenize_split(tokenizer, run.split_path("valid"), plan.max_seq_len, spec.train_on)
         RowStream(train_ex, plan.max_seq_len, False, spec.seed)  # an empty split fails here, before loading
+        self.state = LoopState(micro_batch=plan.micro_batch)
+        self.saved_step: int | None = None  # the newest checkpoint this attempt can rely on
+        folder = resume_checkpoint(run, self.emit)
+        if folder is not None:
+            self.state = LoopState.from_dict(read_state(folder))
+            self.state.micro_batch = self.state.micro_batch or plan.micro_batch
+            self.saved_step = self.state.step
+        # The attempt's first event (after any damaged checkpoint skipped); what loading says follows it.
+        self.emit(RunStarted(run.id, plan.backend, spec.model, plan.device, plan.steps, self.state.step))
         self.session: Session = self.backend.load(LoadRequest(model_dir, spec, plan, self.emit))
+        if folder is not None:
+            self.session.load_training_state(folder)
         packing, why_not = packing_for(spec, model_dir, self.session)
         if why_not:
             self.emit(Log(f"packing is off: {why_not}", "warning"))
         self.valid_rows = eval_rows(valid_ex, plan.max_seq_len, packing)
-        self.state = LoopState(micro_batch=plan.micro_batch)
-        self.saved_step: int | None = None  # the newest checkpoint this attempt can rely on
-        if (folder := resume_checkpoint(run, self.emit)) is not None:
-            self.session.load_training_state(folder)
-            self.state = LoopState.from_dict(read_state(folder))
-            self.state.micro_batch = self.state.micro_batch or plan.micro_batch
-            self.saved_step = self.state.step
         self.stream = RowStream(train_ex, plan.max_seq_len, packing, spec.seed, self.state.position)
         self.emit(Log(f"{len(train_ex)} train / {len(valid_ex)} valid examples, "
                       f"{self.stream.rows_per_epoch} rows per epoch ({'packed' if packing else 'one example a row'})"))  # fmt: skip
 
     def run(self) -> None:
-        spec, plan, state = self.spec, self.plan, self.state
-        self.emit(
-            RunStarted(self.run_dir.id, plan.backend, spec.model, self.session.device, plan.steps, state.step)
-        )
+        plan, state = self.plan, self.state
         if state.step < plan.steps and not state.stopped_early:  # a finished run trains no further
             try:
                 self._train_to_end()

@@ -31,7 +31,6 @@ class LoadRequest:
 
 
 class Session(Protocol):
-    device: str  # the device the session really runs on (for RunStarted)
     pad_multiple: int  # micro-batch widths are rounded up to this (a compiled step sees few shapes)
 
     def packing_blocker(self) -> str | None:
