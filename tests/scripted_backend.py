@@ -48,7 +48,10 @@ class ScriptedSession:
         (Path(folder) / STATE_FILE).write_bytes(self.step.to_bytes(4, "little"))
 
     def load_training_state(self, folder: Path) -> None:
-        self.step = int.from_bytes((Path(folder) / STATE_FILE).read_bytes(), "little")
+        # A test may hand-write a checkpoint with only the loop's state.json: the scripted loss then
+        # starts again from its first value, which nothing asserts.
+        saved = Path(folder) / STATE_FILE
+        self.step = int.from_bytes(saved.read_bytes(), "little") if saved.is_file() else 0
 
     def trainable_bytes(self) -> int:
         return 1024
