@@ -64,12 +64,12 @@ def merged(name: str) -> Path:
         import torch
 
         from localft.backends.torch import TorchBackend
-        from localft.backends.torch.modeling import build_lora_model, placement
+        from localft.backends.torch.modeling import Placement, build_lora_model
 
         base = family_model_dir(name)
         spec = TrainSpec(model=str(base), device="cpu", lora=LoraSpec(rank=4, alpha=8))
         run = new_run(spec)
-        model = build_lora_model(base, spec, placement(spec), fused=False)
+        model = build_lora_model(base, spec, Placement("cpu", "fp32"), fused=False)
         torch.manual_seed(1)
         with torch.no_grad():
             for n, p in model.named_parameters():
