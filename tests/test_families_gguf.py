@@ -147,7 +147,7 @@ def test_modelfile_template_renders_the_family_chat_format(family, name, tmp_pat
     system prompt, several turns), and its stop lines hold the family's end-of-turn token. Gemma 3
     (Gemma 2's template, which refuses a system message) folds the system prompt into the first
     user turn, as its card says."""
-    from localft.chat import render_chat
+    from localft.chat_template import render_chat
     from localft.export.ollama import write_modelfile
     from tests.go_template import render_go
 
@@ -227,7 +227,7 @@ def test_converter_refuses_what_llama_cpp_cannot_run(name, architecture, change,
 def test_modelfile_without_a_persona_keeps_the_template_default_system_prompt(tmp_path):
     """SmolLM3's template writes a metadata header and a default system prompt when a chat has none:
     with no persona the Modelfile sets no SYSTEM, so Ollama renders exactly that opening."""
-    from localft.chat import render_chat
+    from localft.chat_template import render_chat
     from localft.export.ollama import write_modelfile
     from tests.go_template import render_go
 
