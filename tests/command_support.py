@@ -16,11 +16,14 @@ from localft.runs import RunDir
 LOCALFT = str(Path(sys.executable).parent / "localft")
 
 
-def localft(*args, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    """`localft ARGS` in a process of its own, with this test's LOCALFT_HOME (plus `env`)."""
+def localft(
+    *args, env: dict | None = None, input: str | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
+    """`localft ARGS` in a process of its own, with this test's LOCALFT_HOME (plus `env`), reading
+    `input` as typed lines (else nothing)."""
     return subprocess.run(
-        [LOCALFT, *map(str, args)], capture_output=True, text=True, timeout=timeout,
-        env={**os.environ, **(env or {})},
+        [LOCALFT, *map(str, args)], capture_output=True, text=True, timeout=timeout, input=input,
+        stdin=subprocess.DEVNULL if input is None else None, env={**os.environ, **(env or {})},
     )  # fmt: skip
 
 
