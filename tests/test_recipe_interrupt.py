@@ -87,9 +87,12 @@ def scripted(monkeypatch):
 
 
 def test_sigterm_stops_a_worker_gracefully_with_a_checkpoint(tmp_path, scripted):
-    run = new_run(TrainSpec(steps=400, save_every=50, eval_every=5), root=tmp_path)
+    spec = TrainSpec(steps=400, save_every=50, eval_every=5, batch_size=1, max_seq_len=64)
+    run = new_run(spec, root=tmp_path)
     run.data_dir.mkdir()
-    run.split_path("train").write_text('{"text": "hello"}\n')
+    post = '{"text": "Hello there, this is a short post about coffee and code."}\n'
+    run.split_path("train").write_text(post * 4)
+    run.split_path("valid").write_text(post)
     runner.start_worker(run, backend="scripted")
     try:
         stop_after_step(run, 7, lambda: os.kill(run.worker_pid(), signal.SIGTERM), by_file=False)
