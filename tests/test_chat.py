@@ -42,16 +42,19 @@ def test_session_streams_keeps_history_stops_and_saves(tiny_gguf, tmp_path):
             {"role": "user", "content": "Hello there"},
             {"role": "assistant", "content": "".join(pieces)},
         ]
-        assert session.reply("And again?") and len(session.messages) == 4
+        again = session.reply("And again?")
+        assert again and again == session.messages[3]["content"] and len(session.messages) == 4
 
         session.max_tokens = 40
         stream = session.stream("Interrupt me")
-        first = next(stream)
-        threading.Thread(
-            target=session.stop
-        ).start()  # as the dashboard's stop key would, from another thread
+        got = [next(stream), next(stream), next(stream)]
+        # Stopped after token 3 (from another thread, as the stop key does): no token follows it.
+        stopper = threading.Thread(target=session.stop)
+        stopper.start()
+        stopper.join()
         rest = list(stream)
-        assert first and session.last.finish_reason == "interrupted" and len(rest) < 39
+        assert session.last.finish_reason == "interrupted" and session.last.tokens == 3 and rest == []
+        assert session.messages[-1]["content"] == "".join(got + rest)
 
         saved = json.loads(session.save(tmp_path / "chat.json").read_text())
         assert saved["messages"][0] == {"role": "system", "content": "Be brief."}

@@ -100,7 +100,7 @@ def test_field_help_covers_every_field():
 
 def test_atomic_dir_leaves_nothing_on_failure(tmp_path):
     target = tmp_path / "out" / "ckpt"
-    with pytest.raises(RuntimeError), atomic_dir(target) as tmp:
+    with pytest.raises(RuntimeError, match="killed mid-write"), atomic_dir(target) as tmp:
         (tmp / "half.bin").write_bytes(b"x")
         raise RuntimeError("killed mid-write")
     assert list(target.parent.iterdir()) == []

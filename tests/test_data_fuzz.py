@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import re
 import tempfile
 import zipfile
 from pathlib import Path
@@ -142,5 +143,6 @@ def test_random_zip_archives(members, cut):
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_every_format_rejects_an_unrelated_file_clearly(tmp_path, fmt):
     (tmp_path / "photo.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)))
-    with pytest.raises(DataError):
+    # One line that names the folder and says what to pass instead.
+    with pytest.raises(DataError, match=re.escape(str(tmp_path)) + r".*; pass "):
         import_posts(tmp_path, DataSpec(format=fmt))

@@ -74,7 +74,7 @@ def test_failure_while_writing_leaves_no_partial_file(model_copy, tmp_path, monk
         return real(data, qtype)
 
     monkeypatch.setattr(gguf_module, "encode", encode_then_fail)
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="disk went away"):
         convert_folder(model_copy, tmp_path / "out" / "m.gguf")
     assert _only_final_or_nothing(tmp_path / "out") == []
 
