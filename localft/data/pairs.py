@@ -9,6 +9,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from localft.data.chat_tokens import TokenizedExample, jsonl_lines, tokenize_chat
 from localft.errors import DataError
 
 PAIR_FIELDS = ("prompt", "chosen", "rejected")
@@ -115,16 +116,7 @@ def read_preferences(path: Path, system: str | None = None) -> list[Pair | Judge
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path} does not exist")
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError:
-                raise DataError(f"{path}:{n} is not valid JSON; fix or remove that line") from None
-            rows.append(parse_row(row, f"{path}:{n}", system))
+    rows = [parse_row(row, f"{path}:{n}", system) for n, row in jsonl_lines(path)]
     if not rows:
         raise DataError(f"{path} holds no preference pairs")
     return rows
@@ -197,3 +189,10 @@ def as_judged(rows: list[Pair | Judged]) -> list[Judged]:
         else:
             out += [Judged(r.prompt, r.chosen, True), Judged(r.prompt, r.rejected, False)]
     return out
+
+
+def tokenize_completion(tokenizer, prompt: list[dict], completion: str, max_len: int) -> TokenizedExample:
+    """ids and labels of prompt + completion, trained on the completion only: the assistant-only
+    mask of SFT rows (the reply through its end-of-turn token), the same for chosen and rejected."""
+    messages = [*prompt, {"role": "assistant", "content": completion}]
+    return tokenize_chat(tokenizer, messages, max_len, "completions", last_turns=1)
