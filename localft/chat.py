@@ -37,7 +37,9 @@ def _repl(session: ChatSession, base: ChatSession | None, console, feedback=None
         from localft.feedback import COMMANDS_HELP, feedback_counts
 
         counts = feedback_counts(feedback.log.path.parent)
-        console.print(f"[dim]feedback: {COMMANDS_HELP} — kept in {feedback.log.path} ({counts.describe()})[/dim]")
+        console.print(
+            f"[dim]feedback: {COMMANDS_HELP} — kept in {feedback.log.path} ({counts.describe()})[/dim]"
+        )
     while True:
         try:
             line = console.input("[bold]> [/bold]")
@@ -63,7 +65,11 @@ def _repl(session: ChatSession, base: ChatSession | None, console, feedback=None
             out = session.save(Path(arg or "chat.json"))
             console.print(f"[dim]saved {out}[/dim]")
             continue
-        if feedback is not None and cmd.startswith("/") and _feedback_command(feedback, cmd, arg, line, console):
+        if (
+            feedback is not None
+            and cmd.startswith("/")
+            and _feedback_command(feedback, cmd, arg, line, console)
+        ):
             continue
         for label, s in (("tuned", session), ("base", base)):
             if s is None:

@@ -105,7 +105,9 @@ class ChatFeedback:
 
     def _log(self) -> FeedbackLog:
         if self.log is None:
-            raise FeedbackError("feedback is kept with a run: chat with a run (`localft chat RUN`) to record it")
+            raise FeedbackError(
+                "feedback is kept with a run: chat with a run (`localft chat RUN`) to record it"
+            )
         return self.log
 
     def _last(self) -> tuple[list[dict], str]:

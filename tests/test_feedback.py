@@ -31,9 +31,9 @@ def run_with_gguf(gguf):
 
 
 def test_chat_command_records_marks_drafts_and_edits(tiny_gguf):
+    import typer
     from typer.testing import CliRunner
 
-    import typer
     from localft.chat import chat_command
 
     app = typer.Typer()
@@ -69,9 +69,9 @@ def test_chat_command_records_marks_drafts_and_edits(tiny_gguf):
 
 
 def test_feedback_on_a_bare_gguf_says_where_it_would_go(tiny_gguf):
+    import typer
     from typer.testing import CliRunner
 
-    import typer
     from localft.chat import chat_command
 
     app = typer.Typer()
