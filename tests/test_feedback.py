@@ -98,3 +98,53 @@ def test_a_judgement_is_on_disk_before_the_call_returns(tmp_path):
     assert len(read_feedback(path)) == 1
     FeedbackLog(tmp_path / "other.jsonl").rate([{"role": "user", "content": "q"}], "ok", True)
     assert read_feedback(tmp_path / "other.jsonl") == [Judged([{"role": "user", "content": "q"}], "ok", True)]
+
+
+def test_the_chat_screen_records_marks_drafts_and_edits(tiny_gguf):
+    """The dashboard's Chat screen: a reply marked good, two drafts side by side and one kept, an
+    edit; the same feedback.jsonl lines as `localft chat`, and the count on screen follows."""
+    import asyncio
+
+    from textual.widgets import Input, Static
+
+    from localft.tui.app import LocalftApp
+    from localft.tui.screens.chat import ChatScreen, Transcript
+    from tests.tui_support import MACHINE, wait_until
+
+    run = run_with_gguf(tiny_gguf)
+
+    async def drive() -> str:
+        app = LocalftApp(machine=MACHINE, attach=False)
+        async with app.run_test(size=(110, 32)) as pilot:
+            await app.push_screen(ChatScreen(run_path=run.path))
+            screen = app.screen
+            screen.query_one("#temperature", Input).value = "1"
+            screen.query_one("#max_tokens", Input).value = "5"
+            prompt = screen.query_one("#prompt", Input)
+            prompt.value = "Hello"
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: not screen.busy, 30)
+            await pilot.press("ctrl+y")
+            prompt.value = "Write a post"
+            await pilot.press("ctrl+t")
+            await wait_until(pilot, lambda: screen.query_one("#draft-picks").display, 30)
+            assert screen.query_one("#base", Transcript).border_title == "draft 2"
+            await pilot.click("#pick-2")
+            await pilot.pause()
+            assert not screen.query_one("#base", Transcript).display
+            await pilot.press("ctrl+e")
+            assert prompt.value == screen.feedback.session.history()[-1]["content"]  # the kept draft, to edit
+            prompt.value = "A post, in my words."
+            await pilot.press("enter")
+            await pilot.pause()
+            assert "A post, in my words." in str(
+                screen.query_one("#tuned", Transcript).query_one(Static).content
+            )
+            return str(screen.query_one("#feedback-count", Static).content)
+
+    count = asyncio.run(drive())
+    records = [json.loads(line) for line in feedback_path(run.path).read_text().splitlines()]
+    assert [r["kind"] for r in records] == ["rating", "pick", "edit"]
+    assert records[2]["rejected"] == records[1]["chosen"]  # the kept draft, then edited
+    assert records[1]["prompt"][-1] == {"role": "user", "content": "Write a post"}
+    assert count.startswith("feedback: 2 pairs, 1 mark")

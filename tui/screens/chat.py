@@ -1,5 +1,6 @@
 """Chat with an exported GGUF through llama.cpp; tokens stream from a worker thread, side by side
-with the base model when asked."""
+with the base model when asked. With a run, the chat takes feedback for its next training round
+(marks, two drafts to pick from, edits: localft.feedback, as `localft chat` does)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Checkbox, Footer, Header, Input, Label, Static
+from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, Static
 
 from localft.chat_session import run_chat_spec, run_gguf
 from localft.config import ChatSpec, field_help
@@ -63,6 +64,10 @@ class Transcript(VerticalScroll):
         self.turns, self.reply = [], ""
         self.redraw()
 
+    def replace_last_reply(self, text: str) -> None:
+        self.turns[-1] = f"[b]{escape(self.border_title or 'model')}[/b] {escape(text)}"
+        self.redraw()
+
     def redraw(self) -> None:
         parts = list(self.turns)
         if self.reply:
@@ -77,6 +82,10 @@ class ChatScreen(ReportsWorkerErrors, Screen):
         Binding("ctrl+g", "stop", "Stop reply"),
         Binding("ctrl+r", "reset", "New chat"),
         Binding("ctrl+b", "toggle_base", "Base vs tuned"),
+        Binding("ctrl+y", "rate(True)", "Good"),
+        Binding("ctrl+n", "rate(False)", "Bad"),
+        Binding("ctrl+t", "two_drafts", "Two drafts"),
+        Binding("ctrl+e", "edit", "Edit reply"),
     ]
 
     def __init__(self, gguf: Path | None = None, run_path: Path | None = None) -> None:
@@ -85,6 +94,8 @@ class ChatScreen(ReportsWorkerErrors, Screen):
         self.gguf = gguf or (run_gguf(self.run.gguf_dir) if self.run else None)
         self.sessions: dict[str, object] = {}
         self.busy: set[str] = set()
+        self.feedback = None  # localft.feedback.ChatFeedback over the tuned session, once loaded
+        self.editing = False  # the prompt holds the last reply being edited
 
     def compose(self) -> ComposeResult:
         # `localft chat`'s settings: ChatSpec's defaults and the system prompt the run trained with.
@@ -108,6 +119,10 @@ class ChatScreen(ReportsWorkerErrors, Screen):
         with Horizontal(id="transcripts"):
             yield Transcript(id="tuned", classes="transcript")
             yield Transcript(id="base", classes="transcript")
+        with Horizontal(id="draft-picks"):
+            yield Button("Keep draft 1", id="pick-1", compact=True)
+            yield Button("Keep draft 2", id="pick-2", compact=True)
+        yield Static("", id="feedback-count")
         yield Input(placeholder="Say something; Enter sends", id="prompt", compact=True)
         yield Footer()
 
@@ -119,7 +134,18 @@ class ChatScreen(ReportsWorkerErrors, Screen):
         base.display = False
         if self.gguf is None:
             tuned.query_one(Static).update("No GGUF to chat with: export the run first.")
+        self.query_one("#draft-picks").display = False
+        self.show_feedback_count()
         self.query_one("#prompt", Input).focus()
+
+    def show_feedback_count(self) -> None:
+        line = "feedback needs a run; open the chat from one"
+        if self.run is not None:
+            from localft.feedback import feedback_counts
+
+            line = (f"feedback: {feedback_counts(self.run.path).describe()} — ctrl+y good · ctrl+n bad · "
+                    "ctrl+t two drafts · ctrl+e edit")  # fmt: skip
+        self.query_one("#feedback-count", Static).update(line)
 
     def settings(self) -> ChatSpec:
         """The chat settings, validated by ChatSpec (a bad value is one line naming the field)."""
@@ -146,16 +172,29 @@ class ChatScreen(ReportsWorkerErrors, Screen):
         if self.busy:
             self.notify("still answering; ctrl+g stops the reply", severity="warning")
             return
+        text = event.value.strip()
+        if self.editing or text.startswith("/"):
+            event.input.value = ""
+            self.feedback_command(f"/edit {text}" if self.editing else text)
+            return
+        self.send(text)
+
+    def send(self, text: str, drafts: bool = False) -> None:
+        if self.feedback is not None and self.feedback.drafts:
+            self.notify("keep draft 1 or 2 first (or ctrl+r for a new chat)", severity="warning")
+            return
         try:
             settings = self.settings()
         except LocalftError as exc:
             self.notify(str(exc), severity="error")
             return
+        self.query_one("#prompt", Input).value = ""
+        if drafts:
+            self.start_drafts(text, settings)
+            return
         sides = {"tuned": self.gguf}
         if self.query_one("#compare", Checkbox).value:
             sides["base"] = base_gguf(self.run)
-        text = event.value.strip()
-        event.input.value = ""
         for side, path in sides.items():
             if path is None:
                 what = "export the run first" if side == "tuned" else "no base GGUF for this model"
@@ -165,18 +204,27 @@ class ChatScreen(ReportsWorkerErrors, Screen):
             self.busy.add(side)
             self.generate(side, path, text, settings)
 
+    def session_for(self, side: str, gguf: Path, settings: ChatSpec):
+        session = self.sessions.get(side)
+        if session is None:
+            from localft.chat_session import ChatSession
+            from localft.feedback import ChatFeedback, FeedbackLog, feedback_path
+
+            # llama.cpp's own output goes to the run's chat.log, never to the screen. The base
+            # side is the embedded model's GGUF, which localft ships but did not write.
+            log = self.run.path / "chat.log" if self.run else None
+            session = ChatSession(gguf, settings, log_path=log, allow_foreign=side == "base")
+            self.sessions[side] = session
+            if side == "tuned":
+                self.feedback = ChatFeedback(
+                    session, FeedbackLog(feedback_path(self.run.path)) if self.run else None
+                )
+        return session
+
     @background("chat", exclusive=False)
     def generate(self, side: str, gguf: Path, text: str, settings: ChatSpec) -> None:
         try:
-            session = self.sessions.get(side)
-            if session is None:
-                from localft.chat_session import ChatSession
-
-                # llama.cpp's own output goes to the run's chat.log, never to the screen. The base
-                # side is the embedded model's GGUF, which localft ships but did not write.
-                log = self.run.path / "chat.log" if self.run else None
-                session = ChatSession(gguf, settings, log_path=log, allow_foreign=side == "base")
-                self.sessions[side] = session
+            session = self.session_for(side, gguf, settings)
             for piece in session.stream(text):
                 self.post_message(ChatText(side, piece))
         except LocalftError as exc:
@@ -184,10 +232,109 @@ class ChatScreen(ReportsWorkerErrors, Screen):
             return
         self.post_message(ChatDone(side))
 
+    def start_drafts(self, text: str, settings: ChatSpec) -> None:
+        """Two drafts of a reply side by side (left and right pane); neither is kept until picked."""
+        if self.gguf is None:
+            self.notify("tuned: export the run first", severity="error")
+            return
+        if self.query_one("#compare", Checkbox).value:
+            self.notify("turn off 'vs base' to ask for two drafts", severity="warning")
+            return
+        left, right = self.query_one("#tuned", Transcript), self.query_one("#base", Transcript)
+        right.clear()
+        right.border_title, right.display = "draft 2", True
+        left.add_user(text)
+        right.add_user(text)
+        self.busy.update(("tuned", "base"))
+        self.generate_drafts(text, settings)
+
+    @background("chat", exclusive=False)
+    def generate_drafts(self, text: str, settings: ChatSpec) -> None:
+        side = "tuned"
+        try:
+            self.session_for("tuned", self.gguf, settings)
+            for index, side in enumerate(("tuned", "base")):
+                for piece in self.feedback.stream_draft(text, index):
+                    self.post_message(ChatText(side, piece))
+                self.post_message(ChatDone(side))
+        except LocalftError as exc:
+            self.post_message(ChatDone(side, error=str(exc)))
+            if side == "tuned":
+                self.post_message(ChatDone("base"))
+            return
+        self.post_message(ChatDone("drafts"))
+
+    def feedback_command(self, line: str) -> None:
+        from localft.feedback import FeedbackError
+
+        cmd, _, arg = line.partition(" ")
+        if cmd == "/two":
+            if arg.strip():
+                self.send(arg.strip(), drafts=True)
+            else:
+                self.notify("write the request: /two TEXT (or type it and press ctrl+t)", severity="warning")
+            return
+        try:
+            if self.feedback is None:
+                raise FeedbackError("no reply to judge yet; say something first")
+            said = self.feedback.command(line)
+        except FeedbackError as exc:
+            self.notify(str(exc), severity="warning")
+            return
+        finally:
+            self.editing = False
+        if said is None:
+            self.notify(f"unknown command {cmd}; feedback commands: /good, /bad, /two TEXT, /pick 1|2, /edit TEXT",
+                        severity="warning")  # fmt: skip
+            return
+        if cmd in ("/edit", "/pick"):
+            self.query_one("#tuned", Transcript).replace_last_reply(
+                self.feedback.session.history()[-1]["content"]
+            )
+        if cmd == "/pick":
+            self.end_drafts()
+        self.notify(said)
+        self.show_feedback_count()
+
+    def end_drafts(self) -> None:
+        right = self.query_one("#base", Transcript)
+        right.clear()
+        right.border_title = "base"
+        right.display = self.query_one("#compare", Checkbox).value
+        self.query_one("#draft-picks").display = False
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id in ("pick-1", "pick-2"):
+            self.feedback_command(f"/pick {event.button.id[-1]}")
+
+    def action_rate(self, good: bool) -> None:
+        if not self.busy:
+            self.feedback_command("/good" if good else "/bad")
+
+    def action_two_drafts(self) -> None:
+        prompt = self.query_one("#prompt", Input)
+        if self.busy or not prompt.value.strip():
+            self.notify("type the request first, then ctrl+t for two drafts", severity="warning")
+            return
+        self.send(prompt.value.strip(), drafts=True)
+
+    def action_edit(self) -> None:
+        history = self.feedback.session.history() if self.feedback else []
+        if self.busy or not history or history[-1]["role"] != "assistant":
+            self.notify("no reply to edit yet", severity="warning")
+            return
+        prompt = self.query_one("#prompt", Input)
+        prompt.value, self.editing = history[-1]["content"], True
+        prompt.focus()
+        self.notify("edit the reply, then Enter keeps your version (the original becomes the rejected one)")
+
     def on_chat_text(self, message: ChatText) -> None:
         self.query_one(f"#{message.side}", Transcript).add_text(message.text)
 
     def on_chat_done(self, message: ChatDone) -> None:
+        if message.side == "drafts":
+            self.query_one("#draft-picks").display = True
+            return
         self.busy.discard(message.side)
         note = f"\n[red]{escape(message.error)}[/red]" if message.error else ""
         self.query_one(f"#{message.side}", Transcript).end_reply(note)
@@ -202,6 +349,9 @@ class ChatScreen(ReportsWorkerErrors, Screen):
 
     def action_reset(self) -> None:
         self.action_stop()
+        if self.feedback is not None:
+            self.feedback.drafts = []
+        self.end_drafts()
         for session in self.sessions.values():
             session.reset()
         for transcript in self.query(Transcript):
@@ -215,6 +365,7 @@ class ChatScreen(ReportsWorkerErrors, Screen):
             if close:
                 close()
         self.sessions.clear()
+        self.feedback = None
 
     def action_back(self) -> None:
         if self.busy:  # the first escape stops the reply, the next one leaves
