@@ -132,7 +132,8 @@ def test_the_chat_screen_records_marks_drafts_and_edits(tiny_gguf):
             await pilot.click("#pick-2")
             await pilot.pause()
             assert not screen.query_one("#base", Transcript).display
-            await pilot.press("ctrl+e")
+            prompt.focus()  # the keys work while typing
+            await pilot.press("ctrl+o")
             assert prompt.value == screen.feedback.session.history()[-1]["content"]  # the kept draft, to edit
             prompt.value = "A post, in my words."
             await pilot.press("enter")

@@ -15,6 +15,9 @@ def eval_command(
     ),
     samples: int = typer.Option(8, "--samples", help="Test prompts to generate from, per model."),
     max_tokens: int = typer.Option(120, "--max-tokens", help="Longest generation in tokens."),
+    blind: bool = typer.Option(
+        False, "--blind", help="Which one is you? Pick the real post from the model's draft, blind."
+    ),
 ) -> None:
     """Evaluate a run on its test split: perplexity, style fingerprint, leak check, samples."""
     from localft.eval.evaluate import evaluate_run, tuned_gguf_path
@@ -23,6 +26,9 @@ def eval_command(
     from localft.runs import open_run
 
     r = open_run(run)
+    if blind:
+        blind_test(r, tuned_gguf_path(r, quant), samples, max_tokens)
+        return
 
     def show(event) -> None:
         line = describe(event)
@@ -39,3 +45,34 @@ def eval_command(
     for label, b, t, verdict in rows:
         print(f"{label:<{width}}  {b:>9}  {t:>9}  {verdict}")
     print(f"report: {r.eval_dir / 'report.md'}")
+
+
+def blind_test(run, gguf: Path, count: int, max_tokens: int) -> None:
+    """The terminal's "Which one is you?": each held-out request with two answers, one of them
+    the real post; the person types which is theirs."""
+    from localft.eval.blind import answer, blind_questions, blind_summary
+
+    def progress(done: int, total: int) -> None:
+        print(f"\rdrafting {done}/{total}", end="" if done < total else "\n", flush=True)
+
+    questions = blind_questions(run, count, max_tokens, gguf, progress)
+    for i, q in enumerate(questions, 1):
+        print(f"\n[{i}/{len(questions)}] request: {q.request}")
+        for k, text in enumerate(q.options, 1):
+            print(f"--- {k} ---\n{text}")
+        while (pick := input("Which one is you? [1/2, s skips, q quits] ").strip().lower()) not in (
+            "1",
+            "2",
+            "s",
+            "q",
+        ):
+            pass
+        if pick == "q":
+            break
+        if pick in ("1", "2"):
+            fooled = answer(run, q, int(pick))
+            print("that was the model's draft" if fooled else "right, that was you")
+    summary = blind_summary(run)
+    if summary:
+        print(f"drafts taken for real: {summary['drafts_taken_for_real']} of {summary['answers']} "
+              f"({summary['share']:.0%}); each pick is a preference pair in {run.path / 'feedback.jsonl'}")  # fmt: skip

@@ -78,10 +78,9 @@ def score_model(
     with GgufModel(gguf, tokenizer, n_ctx=n_ctx, seed=seed) as model:
         on_progress("perplexity")
         ppl = model.perplexity(rows)
-        gens = []
-        for i, msgs in enumerate(prompts):
-            on_progress(f"generation {i + 1}/{len(prompts)}")
-            gens.append(model.generate(msgs, max_tokens=max_tokens, seed=seed + i))
+        gens = model.generate_all(
+            prompts, max_tokens, seed, lambda i, n: i < n and on_progress(f"generation {i + 1}/{n}")
+        )
     return ppl, gens
 
 
@@ -143,6 +142,9 @@ def evaluate_run(
     else:
         _add_style(report, results, [split_prompt(r)[1] for r in rows], train_replies)
     _add_plots(report, run)
+    from localft.eval.blind import blind_summary
+
+    report["blind"] = blind_summary(run)
     write_report(report, run.eval_dir)
     emit(Stage("eval", 4, 4, "done"))
     return report

@@ -58,6 +58,10 @@ def render_markdown(report: dict) -> str:
     ]
     lines += [f"| {label} | {b} | {t} | {v} |" for label, b, t, v in headline_rows(report)]
     lines.append("")
+    if report.get("blind"):
+        blind = report["blind"]
+        lines += [f"Which one is you? (blind test): the tuned model's draft was taken for the real post in "
+                  f"{blind['drafts_taken_for_real']} of {blind['answers']} answers ({blind['share']:.0%}).", ""]  # fmt: skip
     if "fingerprints" in report:
         fps = report["fingerprints"]
         lines += ["## Style fingerprint", "", "| Feature | Real | Base | Tuned |", "|---|---|---|---|"]

@@ -85,7 +85,8 @@ class ChatScreen(ReportsWorkerErrors, Screen):
         Binding("ctrl+y", "rate(True)", "Good"),
         Binding("ctrl+n", "rate(False)", "Bad"),
         Binding("ctrl+t", "two_drafts", "Two drafts"),
-        Binding("ctrl+e", "edit", "Edit reply"),
+        Binding("ctrl+o", "edit", "Edit reply"),
+        Binding("ctrl+l", "blind", "Which one is you?"),
     ]
 
     def __init__(self, gguf: Path | None = None, run_path: Path | None = None) -> None:
@@ -144,7 +145,7 @@ class ChatScreen(ReportsWorkerErrors, Screen):
             from localft.feedback import feedback_counts
 
             line = (f"feedback: {feedback_counts(self.run.path).describe()} — ctrl+y good · ctrl+n bad · "
-                    "ctrl+t two drafts · ctrl+e edit")  # fmt: skip
+                    "ctrl+t two drafts · ctrl+o edit · ctrl+l which one is you?")  # fmt: skip
         self.query_one("#feedback-count", Static).update(line)
 
     def settings(self) -> ChatSpec:
@@ -317,6 +318,16 @@ class ChatScreen(ReportsWorkerErrors, Screen):
             self.notify("type the request first, then ctrl+t for two drafts", severity="warning")
             return
         self.send(prompt.value.strip(), drafts=True)
+
+    def action_blind(self) -> None:
+        if self.run is None:
+            self.notify(
+                "the blind test needs a run's held-out posts; open the chat from a run", severity="warning"
+            )
+            return
+        from localft.tui.screens.blind import BlindScreen
+
+        self.app.push_screen(BlindScreen(self.run.path))
 
     def action_edit(self) -> None:
         history = self.feedback.session.history() if self.feedback else []
