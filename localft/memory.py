@@ -123,7 +123,10 @@ def estimate_memory(
     )
     # fp32 logits for the trained positions and their gradient.
     logits = seq * s.vocab * 4 * 2
-    per_row = int(per_token * seq + scores + logits)
+    # A preference example is a chosen and a rejected sequence, both through the graph at once.
+    from localft.train.preference import sequences_per_example
+
+    per_row = int(per_token * seq + scores + logits) * sequences_per_example(spec.method)
     return MemoryEstimate(
         weights=weights,
         lora=lora,

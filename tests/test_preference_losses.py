@@ -235,3 +235,15 @@ def test_sequence_logps_equal_trl_on_a_real_model(tiny_models):
     (g_ours,) = torch.autograd.grad(sums.sum(), lora, retain_graph=True)
     (g_theirs,) = torch.autograd.grad(theirs.sum(), lora)
     assert torch.allclose(g_ours, g_theirs, atol=1e-5)
+
+
+def test_memory_estimate_counts_two_sequences_per_pair(tiny_models):
+    from localft.config import TrainSpec
+    from localft.memory import estimate_memory
+
+    folder = tiny_models("llama")
+    sft, dpo, kto = (
+        estimate_memory(TrainSpec(method=m, batch_size=2), folder) for m in ("sft", "dpo", "kto")
+    )
+    assert dpo.activations == 2 * sft.activations and kto.activations == sft.activations
+    assert dpo.weights == sft.weights and dpo.total > sft.total

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 METHODS = ("sft", "dpo", "ipo", "orpo", "simpo", "kto")
 PREFERENCE_METHODS = METHODS[1:]
+PAIRED_METHODS = ("dpo", "ipo", "orpo", "simpo")  # KTO takes good/bad completions one at a time
 # Methods that compare against a frozen reference policy (the starting adapter, or the base).
 REFERENCE_METHODS = frozenset({"dpo", "ipo", "kto"})
 # The usual beta of each method (SimPO's paper: 2.0-2.5; the others: TRL's defaults).
@@ -53,6 +54,12 @@ class LossParts:
     loss: Any  # scalar
     chosen_rewards: Any  # (B,) without gradient; reward accuracy = share of chosen > rejected
     rejected_rewards: Any
+
+
+def sequences_per_example(method: str) -> int:
+    """Sequences one example puts through the graph with gradients (what the memory estimate
+    counts): a pair's two; KTO's mismatched KL sequence runs without gradients, so one."""
+    return 2 if method in PAIRED_METHODS else 1
 
 
 def default_beta(method: str, beta: float | None) -> float:
