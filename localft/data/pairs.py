@@ -38,6 +38,11 @@ class Judged:
         return {"prompt": self.prompt, "completion": _reply(self.completion), "label": self.good}
 
 
+def pairs_path(run, split: str) -> Path:
+    """A preference run's pairs (or KTO's judged completions) for `split` (train, valid)."""
+    return run.data_dir / f"pairs-{split}.jsonl"
+
+
 def _reply(text: str) -> list[dict]:
     return [{"role": "assistant", "content": text}]
 

@@ -6,16 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from localft.data.pairs import Pair, write_preferences
+from localft.data.pairs import Pair, pairs_path, write_preferences
 from localft.errors import DataError
 from localft.runs import RunDir
 
 SELF_PAIR_SPLITS = ("train", "valid")  # valid: held-out pairs for the validation loss and reward accuracy
 DRAFT_MAX_TOKENS = 160
-
-
-def pairs_path(run: RunDir, split: str) -> Path:
-    return run.data_dir / f"pairs-{split}.jsonl"
 
 
 def build_self_pairs(
