@@ -207,6 +207,31 @@ def test_mlx_losses_equal_torch(method):
     assert np.allclose(np.array(g_mlx), g_torch.numpy(), rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("method", ["dpo", "ipo", "orpo", "simpo", "kto"])
+def test_numpy_losses_equal_torch(method):
+    """Validation scores held-out pairs on plain numbers: the same losses as training's."""
+    from localft.train.preference import NumpyOps
+
+    token_logps, mask, reference = _batch(6)
+    labels = np.array([True, False, True, True, False, False, True, False])
+    kl = reference.numpy() - 1.5
+    values = []
+    for ops, arrays in ((OPS, torch.as_tensor), (NumpyOps(), np.asarray)):
+        sums, lengths, ref = (
+            arrays(token_logps.sum(1).numpy()),
+            arrays(mask.sum(1).numpy()),
+            arrays(reference.numpy()),
+        )
+        if method == "kto":
+            loss = kto_loss(ops, 0.1, UnpairedLogps(sums, arrays(labels), arrays(kl + 0.3)),
+                            UnpairedLogps(ref, arrays(labels), arrays(kl))).loss  # fmt: skip
+        else:
+            loss = pair_loss(ops, method, 0.5, SequenceLogps(sums[:B], sums[B:], lengths[:B], lengths[B:]),
+                             SequenceLogps(ref[:B], ref[B:], lengths[:B], lengths[B:])).loss  # fmt: skip
+        values.append(float(loss))
+    assert values[0] == pytest.approx(values[1], rel=1e-5)
+
+
 def test_reward_accuracy_counts_wins():
     assert reward_accuracy([1.0, 0.2, 3.0, -1.0], [0.0, 0.5, 2.0, -2.0]) == 0.75
 

@@ -31,6 +31,10 @@ class MlxOps:
     def clip_min(x, low: float):
         return mx.maximum(x, low)
 
+    @staticmethod
+    def asarray(values, like=None):
+        return mx.array(values)
+
 
 OPS = MlxOps()
 

@@ -28,6 +28,10 @@ class TorchOps:
     def stop_gradient(x):
         return x.detach()
 
+    @staticmethod
+    def asarray(values, like):
+        return torch.as_tensor(values, dtype=like.dtype, device=like.device)
+
 
 OPS = TorchOps()
 

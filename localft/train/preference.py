@@ -26,6 +26,54 @@ class ArrayOps(Protocol):
     def where(self, cond: Any, a: Any, b: Any) -> Any: ...
     def clip_min(self, x: Any, low: float) -> Any: ...
     def stop_gradient(self, x: Any) -> Any: ...
+    def asarray(self, values: Any, like: Any) -> Any: ...  # numbers as an array beside `like`
+
+
+class NumpyOps:
+    """The losses on plain numbers: validation and reward accuracy need no framework."""
+
+    @staticmethod
+    def log_sigmoid(x):
+        import numpy as np
+
+        return -np.logaddexp(0.0, -x)
+
+    @staticmethod
+    def sigmoid(x):
+        import numpy as np
+
+        return 1.0 / (1.0 + np.exp(-x))
+
+    @staticmethod
+    def log1mexp(x):
+        import numpy as np
+
+        half = -0.6931471805599453  # each formula only where it is accurate (both are evaluated)
+        return np.where(
+            x < half, np.log1p(-np.exp(np.minimum(x, half))), np.log(-np.expm1(np.maximum(x, half)))
+        )
+
+    @staticmethod
+    def where(cond, a, b):
+        import numpy as np
+
+        return np.where(cond, a, b)
+
+    @staticmethod
+    def clip_min(x, low: float):
+        import numpy as np
+
+        return np.maximum(x, low)
+
+    @staticmethod
+    def stop_gradient(x):
+        return x
+
+    @staticmethod
+    def asarray(values, like=None):
+        import numpy as np
+
+        return np.asarray(values, dtype=np.float64)
 
 
 @dataclass
