@@ -49,3 +49,31 @@ def sequence_logps(model: nn.Module, input_ids, labels):
     logits = model(inputs).astype(mx.float32)
     token_logps = -nn.losses.cross_entropy(logits, mx.where(mask, targets, 0))
     return (token_logps * mask).sum(axis=1), mask.sum(axis=1).astype(mx.float32)
+
+
+def no_grad_logps(session, batch):
+    """(log-probs, token counts) of each row as numpy arrays: the reference, or validation."""
+    import numpy as np
+
+    session.model.eval()
+    try:
+        sums, counts = sequence_logps(session.model, batch.input_ids, batch.labels)
+        mx.eval(sums, counts)
+    finally:
+        session.model.train()
+    return np.array(sums, dtype=np.float64), np.array(counts, dtype=np.float64)
+
+
+def accumulate_objective(session, batch, objective, scale: float) -> float:
+    """Gradients of the core's `objective` over the micro-batch's log-probs, x `scale`, added to
+    the step's. Returns the loss."""
+    from mlx.utils import tree_map
+
+    def loss_of(model):
+        return objective(OPS, *sequence_logps(model, batch.input_ids, batch.labels)).loss
+
+    loss, grads = nn.value_and_grad(session.model, loss_of)(session.model)
+    grads = tree_map(lambda g: g * scale, grads)
+    session.grads = grads if session.grads is None else tree_map(mx.add, session.grads, grads)
+    mx.eval(session.grads, loss)
+    return loss.item()

@@ -50,3 +50,50 @@ def sequence_logps(model, input_ids, labels, device: str):
     token_logps = -F.cross_entropy(logits, targets[keep], reduction="none")
     sums = torch.zeros(ids.shape[0], dtype=torch.float32, device=device).index_add(0, rows, token_logps)
     return sums, keep.sum(dim=1).float()
+
+
+def load_adapter(session, folder) -> None:
+    """Start from a finished run's adapter (a preference round continues from SFT's)."""
+    from pathlib import Path
+
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    device = str(session.params[0].device)
+    set_peft_model_state_dict(
+        session.model, load_file(Path(folder) / "adapter_model.safetensors", device=device)
+    )
+
+
+def no_grad_logps(session, batch):
+    """(log-probs, token counts) of each row as numpy arrays: the reference, or validation."""
+    from .session import OutOfMemory, autocast, is_oom
+
+    session.model.eval()
+    try:
+        with torch.no_grad(), autocast(session.where):
+            sums, counts = sequence_logps(session.model, batch.input_ids, batch.labels, session.device)
+    except Exception as exc:
+        if not is_oom(exc):
+            raise
+        raise OutOfMemory(str(exc).splitlines()[0]) from None
+    finally:
+        session.model.train()
+    return sums.double().cpu().numpy(), counts.double().cpu().numpy()
+
+
+def accumulate_objective(session, batch, objective, scale: float) -> float:
+    """Forward and backward of a preference micro-batch: the core's `objective` turns the rows'
+    log-probs into the loss; its gradient x `scale` adds to the step's. Returns the loss."""
+    from .session import OutOfMemory, autocast, is_oom
+
+    try:
+        with autocast(session.where):
+            sums, counts = sequence_logps(session.model, batch.input_ids, batch.labels, session.device)
+        loss = objective(OPS, sums, counts).loss
+        (loss * scale).backward()
+    except Exception as exc:
+        if not is_oom(exc):
+            raise
+        raise OutOfMemory(str(exc).splitlines()[0]) from None
+    return float(loss.detach())

@@ -164,7 +164,7 @@ def kto_loss(
     good = desirable_weight * (1 - ops.sigmoid(beta * (ratio - kl)))
     bad = undesirable_weight * (1 - ops.sigmoid(beta * (kl - ratio)))
     rewards = ops.stop_gradient(beta * ratio)
-    return LossParts(ops.where(policy.desirable, good, bad).mean(), rewards, rewards)
+    return LossParts(ops.where(policy.desirable > 0.5, good, bad).mean(), rewards, rewards)
 
 
 def reward_accuracy(chosen_rewards, rejected_rewards) -> float:
