@@ -21,8 +21,7 @@ class ChatFeedbackActions:
         if self.run is not None:
             from localft.feedback import feedback_counts
 
-            line = (f"feedback: {feedback_counts(self.run.path).describe()} — ctrl+y good · ctrl+n bad · "
-                    "ctrl+t two drafts · ctrl+o edit · ctrl+l which one is you?")  # fmt: skip
+            line = f"feedback: {feedback_counts(self.run.path).describe()} · ^y good ^n bad ^t 2 drafts ^o edit ^l blind test"
         self.query_one("#feedback-count", Static).update(line)
         self.query_one("#train-round").display = self.run is not None
 
