@@ -84,3 +84,16 @@ def test_what_is_missing_is_one_line_and_leaves_no_run(finished_run):
     (finished_run.adapter_dir / "adapter_config.json").unlink()
     with pytest.raises(RunError, match=f"run {finished_run.id} has no adapter yet"):
         prepare_round(finished_run, "dpo")
+
+
+def test_a_rounds_eval_report_shows_base_sft_and_tuned_side_by_side():
+    from localft.eval.report import render_markdown
+
+    report = {"run": "r", "model": "embedded", "quant": "Q8_0", "test_rows": 3, "generations": 1, "max_tokens": 9,
+              "metrics": {"perplexity": {"base": 30.0, "sft": 20.0, "tuned": 18.5},
+                          "style_distance": {"base": 2.0, "sft": 1.0, "tuned": 1.25}},
+              "samples": [{"prompt": "p", "real": "r", "base": "b", "sft": "s", "tuned": "t"}]}  # fmt: skip
+    text = render_markdown(report)
+    assert "| Metric | Base | SFT | Tuned | |" in text
+    assert "| Test perplexity of the real replies | 30.00 | 20.00 | 18.50 | better |" in text
+    assert "**SFT:**\n\n> s" in text

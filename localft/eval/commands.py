@@ -21,7 +21,7 @@ def eval_command(
 ) -> None:
     """Evaluate a run on its test split: perplexity, style fingerprint, leak check, samples."""
     from localft.eval.evaluate import evaluate_run, tuned_gguf_path
-    from localft.eval.report import headline_rows
+    from localft.eval.report import headline_rows, sft_values
     from localft.run_state import describe
     from localft.runs import open_run
 
@@ -40,10 +40,11 @@ def eval_command(
         max_tokens=max_tokens, emit=show,
     )  # fmt: skip
     rows = headline_rows(report)
+    sft = sft_values(report)  # a preference round: its SFT run's column between base and tuned
     width = max(len(x[0]) for x in rows)
-    print(f"{'':<{width}}  {'base':>9}  {'tuned':>9}")
+    print(f"{'':<{width}}  {'base':>9}  " + (f"{'sft':>9}  " if sft else "") + f"{'tuned':>9}")
     for label, b, t, verdict in rows:
-        print(f"{label:<{width}}  {b:>9}  {t:>9}  {verdict}")
+        print(f"{label:<{width}}  {b:>9}  " + (f"{sft[label]:>9}  " if sft else "") + f"{t:>9}  {verdict}")
     print(f"report: {r.eval_dir / 'report.md'}")
 
 
