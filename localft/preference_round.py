@@ -36,7 +36,11 @@ def round_spec(source: RunDir, method: str, pairs: str | None, overrides: dict |
 
 
 def collect_pairs(
-    source: RunDir, run: RunDir, spec: TrainSpec, progress: Callable[[str, int, int], None] | None = None
+    source: RunDir,
+    run: RunDir,
+    spec: TrainSpec,
+    progress: Callable[[str, int, int], None] | None = None,
+    limit: int | None = None,
 ) -> dict[str, int]:
     """Write run/data/pairs-{train,valid}.jsonl for the round (judged completions for KTO, pairs for
     the others); returns the count per split."""
@@ -47,7 +51,7 @@ def collect_pairs(
     if where == "self":
         from localft.data.self_pairs import build_self_pairs
 
-        build_self_pairs(source, run, progress=progress or (lambda *a: None))
+        build_self_pairs(source, run, progress=progress or (lambda *a: None), limit=limit)
         splits = {s: _read(pairs_path(run, s)) for s in PAIR_SPLITS}
     else:
         if where == "feedback":
@@ -103,6 +107,7 @@ def prepare_round(
     name: str | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     machine=None,
+    limit: int | None = None,
 ) -> RunDir:
     """Create the round's run: refuse what cannot fit before writing anything, copy the source's
     splits (evaluation and later rounds read them), collect the pairs, plan on them. A failure
@@ -119,7 +124,7 @@ def prepare_round(
         for f in source.data_dir.glob("*.json*"):
             if not f.name.startswith("pairs-"):
                 shutil.copy2(f, run.data_dir / f.name)
-        counts = collect_pairs(source, run, spec, progress)
+        counts = collect_pairs(source, run, spec, progress, limit)  # limit: requests per split (self)
         p = plan_run(run, machine)
     except BaseException:
         discard_unstarted(run)

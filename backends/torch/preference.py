@@ -6,8 +6,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from localft.data.chat_tokens import IGNORE
-
 LOG_HALF = -0.6931471805599453  # log(1 - exp(x)) switches formula here to stay accurate
 
 
@@ -36,20 +34,13 @@ class TorchOps:
 OPS = TorchOps()
 
 
-def sequence_logps(model, input_ids, labels, device: str):
-    """(summed log-prob of each row's trained tokens, their count) for right-padded numpy arrays
-    (B, T); labels are IGNORE where no log-prob is taken (padding comes after every real token, so
-    the causal mask keeps it out). The vocabulary projection runs on the trained positions only."""
-    ids = torch.as_tensor(input_ids, device=device)
-    targets = torch.as_tensor(labels, device=device)[:, 1:]
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    hidden = base.get_decoder()(input_ids=ids, use_cache=False).last_hidden_state
-    keep = targets != IGNORE
-    rows = torch.arange(ids.shape[0], device=device)[:, None].expand_as(targets)[keep]
-    logits = base.get_output_embeddings()(hidden[:, :-1][keep]).float()
-    token_logps = -F.cross_entropy(logits, targets[keep], reduction="none")
-    sums = torch.zeros(ids.shape[0], dtype=torch.float32, device=device).index_add(0, rows, token_logps)
-    return sums, keep.sum(dim=1).float()
+def sequence_logps(model, batch, device: str, use_liger: bool = False):
+    """(summed log-prob of each row's trained tokens, their count) of a localft.train Batch, with
+    the training loss's own path (the vocabulary projection chunked, on trained positions only)."""
+    from .loss import token_loss_sum
+
+    sums, counts = token_loss_sum(model, batch, device, use_liger, per_row=True)
+    return -sums, counts.float()
 
 
 def load_adapter(session, folder) -> None:
@@ -72,7 +63,7 @@ def no_grad_logps(session, batch):
     session.model.eval()
     try:
         with torch.no_grad(), autocast(session.where):
-            sums, counts = sequence_logps(session.model, batch.input_ids, batch.labels, session.device)
+            sums, counts = sequence_logps(session.model, batch, session.device, session.liger)
     except Exception as exc:
         if not is_oom(exc):
             raise
@@ -89,7 +80,7 @@ def accumulate_objective(session, batch, objective, scale: float) -> float:
 
     try:
         with autocast(session.where):
-            sums, counts = sequence_logps(session.model, batch.input_ids, batch.labels, session.device)
+            sums, counts = sequence_logps(session.model, batch, session.device, session.liger)
         loss = objective(OPS, sums, counts).loss
         (loss * scale).backward()
     except Exception as exc:

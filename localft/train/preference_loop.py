@@ -110,7 +110,7 @@ class PreferenceLoop(Loop):
     def make_stream(self, position: int) -> ExampleStream:
         return ExampleStream(self.examples["train"], self.spec.seed, position)
 
-    def prepare_session(self) -> None:
+    def prepare_session(self, model_dir) -> None:
         self.reference = self.reference_logps() if self.spec.method in REFERENCE_METHODS else None
 
     def describe_data(self) -> str:
