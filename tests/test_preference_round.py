@@ -102,10 +102,9 @@ def test_a_rounds_eval_report_shows_base_sft_and_tuned_side_by_side():
 def test_the_train_command_says_what_a_round_needs(capsys, finished_run):
     from tests.test_cli import run_cli
 
-    assert (
-        run_cli(capsys, "train", "--method", "dpo")[2]
-        == "error: --method dpo continues a finished run: add --from RUN\n"
-    )
+    capsys.readouterr()  # the fixture's model-building output
+    code, _, err = run_cli(capsys, "train", "--method", "dpo")
+    assert code == 2 and err == "error: --method dpo continues a finished run: add --from RUN\n"
     code, _, err = run_cli(capsys, "train", "--from", str(finished_run.path))
     assert code == 2 and "has no feedback yet" in err
     code, _, err = run_cli(capsys, "train")
