@@ -63,9 +63,11 @@ class ExampleStream:
         return len(self.items)
 
     def _order(self, epoch: int) -> list[int]:
-        order = list(range(len(self.items)))
-        random.Random(self.seed * 1_000_003 + epoch).shuffle(order)
-        return order
+        """The epoch's order: a pure function of (seed, epoch), so a resumed run continues it."""
+        if getattr(self, "_epoch", None) != epoch:
+            self._epoch, self._epoch_order = epoch, list(range(len(self.items)))
+            random.Random(self.seed * 1_000_003 + epoch).shuffle(self._epoch_order)
+        return self._epoch_order
 
     def take(self, n: int) -> list[Item]:
         out = []
