@@ -251,7 +251,10 @@ def test_sequence_logps_equal_trl_on_a_real_model(tiny_models):
     labels[:, :5] = IGNORE  # the prompt
     labels[1, 9:] = IGNORE  # padding after a shorter row
     ids[1, 9:] = 0
-    sums, counts = sequence_logps(model, ids, labels, "cpu")
+    Batch = pytest.importorskip("localft.train.rows").Batch  # the training core's micro-batch
+
+    positions = np.tile(np.arange(ids.shape[1]), (ids.shape[0], 1))
+    sums, counts = sequence_logps(model, Batch(ids, labels, positions, int(ids.size)), "cpu")
     logits = model(input_ids=torch.as_tensor(ids)).logits
     theirs = ORPOTrainer.get_batch_logps(logits, torch.as_tensor(labels))
     assert torch.allclose(sums, theirs, atol=1e-4)
