@@ -47,6 +47,7 @@ def accuracies(events) -> list[float]:
     ]
 
 
+@pytest.mark.slow
 def test_a_dpo_round_starts_at_log_2_learns_and_resumes_exactly(source):
     whole = prepare_round(source, "dpo", overrides=ROUND)
     events = train_run(whole.read_spec(), whole)
@@ -83,6 +84,7 @@ def test_every_method_trains(source, method):
     assert spec["method"] == method and spec["start_adapter"]
 
 
+@pytest.mark.slow
 def test_a_round_on_a_4bit_base(source):
     """DPO on a 4-bit base: bitsandbytes NF4 on torch (it runs on the CPU, slowly), MLX's own 4-bit
     quantization on MLX; two steps, starting at log 2 as on full precision."""
