@@ -22,12 +22,13 @@ def anyio_backend():
     return "asyncio"
 
 
-@pytest.fixture
-def exported_run(tmp_path, tiny_models):
-    """A finished SFT run of the tiny model, exported to a Q8_0 GGUF."""
+@pytest.fixture(scope="module")
+def exported_run(tmp_path_factory, tiny_models):
+    """A finished SFT run of the tiny model, exported to a Q8_0 GGUF (shared by both tests: the
+    dashboard's round reads its feedback, the command's its own drafts)."""
     from localft.run_export import export_run
 
-    spec, run = make_run(tmp_path, tiny_models("llama"), steps=2, n_train=8, n_valid=4)
+    spec, run = make_run(tmp_path_factory.mktemp("sft"), tiny_models("llama"), steps=2, n_train=8, n_valid=4)
     train_run(spec, run)
     export_run(run, ExportSpec(quants=["Q8_0"], verify=False, ollama=False))
     return run
