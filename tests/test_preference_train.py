@@ -93,3 +93,35 @@ def test_a_round_on_a_4bit_base(source):
     run = prepare_round(source, "dpo", overrides={**ROUND, "steps": 2, "eval_every": 2, "quantize": "4bit"})
     curve = losses(train_run(run.read_spec(), run))
     assert curve[1] == pytest.approx(math.log(2), abs=1e-3) and math.isfinite(curve[2])
+
+
+def test_the_reference_is_the_starting_adapter_not_the_base(source):
+    """The stored reference log-probs are the source run's adapter's (peft loads it here on its
+    own), not the base model's: the round really continues from SFT."""
+    if source.read_spec().backend != "torch":
+        pytest.skip("read back through peft")
+    import numpy as np
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from localft.backends.torch.preference import sequence_logps
+    from localft.data.pairs import pairs_path
+    from localft.models import load_tokenizer
+    from localft.train.preference_data import load_examples
+    from localft.train.preference_loop import _row
+    from localft.train.rows import collate
+
+    run = prepare_round(source, "dpo", overrides={**ROUND, "steps": 1, "eval_every": 1})
+    train_run(run.read_spec(), run)
+    stored = np.asarray(json.loads((run.data_dir / "reference-logps.json").read_text())["train"])
+    model_dir = source.read_spec().model
+    examples = load_examples(load_tokenizer(model_dir, chat=True), pairs_path(run, "train"), "dpo", 128)
+    batch = collate([_row(examples[0].chosen)], 0)
+    base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    with torch.no_grad():
+        base_logp = float(sequence_logps(base, batch, "cpu")[0][0])
+        tuned = PeftModel.from_pretrained(base, source.adapter_dir).eval()
+        sft_logp = float(sequence_logps(tuned, batch, "cpu")[0][0])
+    assert abs(sft_logp - base_logp) > 1e-3  # the SFT adapter moved this reply's log-prob
+    assert stored[0, 0] == pytest.approx(sft_logp, abs=1e-3)
