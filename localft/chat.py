@@ -31,8 +31,15 @@ def find_gguf(ref: str) -> Path:
     return found
 
 
-def _repl(session: ChatSession, base: ChatSession | None, console) -> None:
+def _repl(session: ChatSession, base: ChatSession | None, console, feedback=None) -> None:
     console.print(f"[dim]{session.path.name} — /reset, /system TEXT, /save FILE, /quit[/dim]")
+    if feedback is not None and feedback.log is not None:
+        from localft.feedback import COMMANDS_HELP, feedback_counts
+
+        counts = feedback_counts(feedback.log.path.parent)
+        console.print(
+            f"[dim]feedback: {COMMANDS_HELP} — kept in {feedback.log.path} ({counts.describe()})[/dim]"
+        )
     while True:
         try:
             line = console.input("[bold]> [/bold]")
@@ -58,6 +65,12 @@ def _repl(session: ChatSession, base: ChatSession | None, console) -> None:
             out = session.save(Path(arg or "chat.json"))
             console.print(f"[dim]saved {out}[/dim]")
             continue
+        if (
+            feedback is not None
+            and cmd.startswith("/")
+            and _feedback_command(feedback, cmd, arg, line, console)
+        ):
+            continue
         for label, s in (("tuned", session), ("base", base)):
             if s is None:
                 continue
@@ -69,6 +82,31 @@ def _repl(session: ChatSession, base: ChatSession | None, console) -> None:
             except KeyboardInterrupt:
                 s.stop()
             console.print(f"\n[dim]{s.last.tokens} tokens, {s.last.tok_per_s:.1f} tok/s[/dim]")
+
+
+def _feedback_command(feedback, cmd: str, arg: str, line: str, console) -> bool:
+    """A feedback command (/good, /bad, /edit, /pick, /two); False when `line` is not one."""
+    from localft.feedback import FeedbackError
+
+    try:
+        if cmd == "/two":
+            if not arg.strip():
+                raise FeedbackError("write the request: /two TEXT")
+            for index in (0, 1):
+                console.print(f"[bold cyan]draft {index + 1}:[/bold cyan]")
+                for piece in feedback.stream_draft(arg, index):
+                    console.print(piece, end="", markup=False, highlight=False)
+                console.print()
+            console.print("[dim]/pick 1 or /pick 2 keeps one (the other becomes its rejected answer)[/dim]")
+            return True
+        said = feedback.command(line)
+    except FeedbackError as exc:
+        console.print(f"[yellow]{exc}[/yellow]")
+        return True
+    if said is None:
+        return False
+    console.print(f"[dim]{said}[/dim]")
+    return True
 
 
 def chat_command(
@@ -84,18 +122,21 @@ def chat_command(
         bool, typer.Option("--any-gguf", help="Also load GGUF files not made by localft.")
     ] = False,
 ) -> None:
-    """Chat with a GGUF through llama.cpp (streaming; /reset, /system, /save)."""
+    """Chat with a GGUF through llama.cpp (streaming; /reset, /system, /save). Chatting with a run
+    also takes feedback for its next training round: /good, /bad, /two TEXT + /pick N, /edit TEXT."""
     from rich.console import Console
 
-    spec = run_chat_spec(
-        _run_of(target), system=system, temperature=temperature, top_p=top_p, max_tokens=max_tokens
-    )
+    from localft.feedback import ChatFeedback, FeedbackLog, feedback_path
+
+    run = _run_of(target)
+    spec = run_chat_spec(run, system=system, temperature=temperature, top_p=top_p, max_tokens=max_tokens)
     session = base = None
     try:
         session = ChatSession(find_gguf(target), spec, allow_foreign=any_gguf)
         if compare:
             base = ChatSession(find_gguf(compare), spec, allow_foreign=any_gguf)
-        _repl(session, base, Console())
+        log = FeedbackLog(feedback_path(run.path)) if run is not None else None
+        _repl(session, base, Console(), ChatFeedback(session, log))
     finally:  # an error is printed once, by `localft`'s main
         for s in filter(None, (session, base)):
             s.close()

@@ -99,6 +99,7 @@ class ChatSession:
         self.max_tokens, self.seed = spec.max_tokens, seed
         self.messages: list[dict] = []
         self.last = GenerationStats()
+        self.last_draft = ""
         self._stop = threading.Event()
 
     def conversation(self) -> list[dict]:
@@ -129,22 +130,43 @@ class ChatSession:
 
     def stream(self, user_text: str) -> Iterator[str]:
         """Add the user turn, yield the reply piece by piece, and keep it in the history."""
+        self.messages.append({"role": "user", "content": user_text})
+        try:
+            reply = yield from self._generate(self.seed, self.temperature)
+        except ExportError:
+            self.messages.pop()
+            raise
+        self.messages.append({"role": "assistant", "content": reply})
+
+    def draft(self, user_text: str, seed: int, min_temperature: float = 0.0) -> Iterator[str]:
+        """A reply to `user_text` that is not kept (`last_draft` holds it): one of the drafts a
+        person picks from, sampled with its own seed."""
+        self.messages.append({"role": "user", "content": user_text})
+        try:
+            self.last_draft = yield from self._generate(seed, max(self.temperature, min_temperature))
+        finally:
+            self.messages.pop()
+
+    def keep(self, user_text: str, reply: str) -> None:
+        """Continue the chat from an exchange chosen outside `stream` (a picked draft)."""
+        self.messages += [{"role": "user", "content": user_text}, {"role": "assistant", "content": reply}]
+
+    def _generate(self, seed: int, temperature: float) -> Iterator[str]:
+        """Stream a reply to the conversation so far (it ends with a user turn); returns the text."""
         from localft.export.llamacpp import native_stderr_to
 
         self._stop.clear()
-        self.messages.append({"role": "user", "content": user_text})
         tokens = self.prompt_tokens()
         if len(tokens) + 1 >= self.llm.n_ctx():
-            self.messages.pop()
             raise ExportError("the conversation no longer fits the context window; /reset to start over")
         reply, stats = [], GenerationStats(finish_reason="length")
         start = time.perf_counter()
         pieces = self.llm.create_completion(
             tokens,
             max_tokens=min(self.max_tokens, self.llm.n_ctx() - len(tokens)),
-            temperature=self.temperature,
+            temperature=temperature,
             top_p=self.top_p,
-            seed=self.seed,
+            seed=seed,
             stream=True,
         )
         while True:
@@ -166,7 +188,7 @@ class ChatSession:
                 break
         stats.seconds = time.perf_counter() - start
         self.last = stats
-        self.messages.append({"role": "assistant", "content": "".join(reply)})
+        return "".join(reply)
 
     def reply(self, user_text: str) -> str:
         return "".join(self.stream(user_text))

@@ -120,6 +120,27 @@ class TrainSpec(_Spec):
     )
     seed: int = Field(0, description="Seed for weights init, data order and dropout.")
     data: DataSpec = Field(default_factory=DataSpec)
+    # Preference tuning (localft.train.preference): after SFT, learn from chosen/rejected pairs.
+    method: Literal["sft", "dpo", "ipo", "orpo", "simpo", "kto"] = Field(
+        "sft",
+        description="Training objective: sft (learn the data's replies), or a preference method on "
+        "chosen/rejected pairs: dpo, ipo, orpo, simpo, kto (good/bad marks, unpaired).",
+    )
+    beta: float | None = Field(
+        None, gt=0, description="Preference strength beta; unset: the method's usual value (0.1; SimPO 2.0)."
+    )
+    pairs: str | None = Field(
+        None,
+        description="Preference data: a JSONL file, a Hugging Face dataset, 'self' (the run's own drafts "
+        "vs the real posts) or 'feedback' (judgements made in the chat; the default).",
+    )
+    pair_columns: str | None = Field(
+        None,
+        description="Column mapping for a preference dataset, e.g. prompt=question,chosen=good,rejected=bad.",
+    )
+    start_adapter: str | None = Field(
+        None, description="An adapter folder to continue from (a finished run's, with --from)."
+    )
 
 
 QuantName = Literal["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_K_M", "Q5_K_M", "Q6_K", "Q3_K_M", "Q2_K"]

@@ -126,7 +126,10 @@ def estimate_memory(
         if device == "cuda"
         else s.heads * seq * seq * act_bytes * (1 if spec.gradient_checkpointing else s.layers)
     )
-    per_row = int(per_token * seq + scores)
+    # A preference example is a chosen and a rejected sequence, both through the graph at once.
+    from localft.train.preference import sequences_per_example
+
+    per_row = int(per_token * seq + scores) * sequences_per_example(spec.method)
     return MemoryEstimate(
         weights=weights,
         lora=lora,

@@ -108,9 +108,15 @@ class TrainingData:
 
 def training_data(split: Path, spec: TrainSpec) -> TrainingData:
     """Token lengths of the usable examples of a JSONL split, tokenized as training tokenizes them
-    (the model's chat template, the same mask); examples with nothing to learn from are left out."""
+    (the model's chat template, the same mask); examples with nothing to learn from are left out.
+    A preference run's split is its pairs: one example each, chosen and rejected together."""
     from localft.data.chat_tokens import read_jsonl, tokenize_row
     from localft.models import load_tokenizer, resolve_model
+
+    if spec.method != "sft":
+        from localft.train.preference_data import preference_lengths
+
+        return TrainingData(preference_lengths(split, spec))
 
     rows = list(read_jsonl(split)) if Path(split).is_file() else []
     tokenizer = load_tokenizer(resolve_model(spec.model), chat=any("messages" in r for r in rows))
@@ -166,7 +172,7 @@ def plan(
 def _size_to_data(spec: TrainSpec, base: Plan, data: TrainingData, notes: list[str]) -> Plan:
     """Steps from epochs (or the spec's explicit steps), bounded by the time budget at the measured
     pace; validation at least twice an epoch when the steps come from epochs."""
-    rows = data.rows(spec.max_seq_len, spec.packing)
+    rows = data.rows(spec.max_seq_len, spec.packing and spec.method == "sft")  # pairs are never packed
     if rows == 0:
         raise ConfigError("no training example has a token to learn from; check the data report")
     per_step = base.global_batch
@@ -260,8 +266,11 @@ def apply_plan(spec: TrainSpec, p: Plan) -> TrainSpec:
 def plan_run(run, machine: Machine | None = None, spec: TrainSpec | None = None) -> Plan:
     """Plan a run on its imported training split and record it: plan.json, and the planned values
     in spec.json. Refuses (DoesNotFit) a run that cannot fit."""
+    from localft.data.pairs import pairs_path
+
     spec = spec or run.read_spec()
-    p = check_plan(plan(spec, machine, training_data(run.split_path("train"), spec)))
+    split = run.split_path("train") if spec.method == "sft" else pairs_path(run, "train")
+    p = check_plan(plan(spec, machine, training_data(split, spec)))
     write_plan(run.path, p)
     run.write_spec(apply_plan(spec, p))
     return p

@@ -72,7 +72,7 @@ PLAN_HELP = "Import into a scratch folder, print the plan (steps, epochs, memory
 
 def train_command(
     data: list[Path] = typer.Argument(
-        ...,
+        None,
         help="An export archive/folder, or a chat/completions/text JSONL or CSV file; several are merged.",
     ),
     model: str = typer.Option(None, "--model", "-m", help=_H["model"]),
@@ -95,8 +95,17 @@ def train_command(
         False, "--detach", help="Start the worker and return; follow with `localft runs watch`."
     ),
     plan_only: bool = typer.Option(False, "--plan", help=PLAN_HELP),
+    method: str = typer.Option(None, "--method", help=_H["method"]),
+    from_run: str = typer.Option(
+        None,
+        "--from",
+        help="A finished run to continue from: its adapter, model and settings (a preference round).",
+    ),
+    pairs: str = typer.Option(None, "--pairs", help=_H["pairs"]),
+    beta: float = typer.Option(None, "--beta", help=_H["beta"]),
 ) -> None:
-    """Import DATA (one export or several, merged) into a new run and train a LoRA adapter on it."""
+    """Import DATA (one export or several, merged) into a new run and train a LoRA adapter on it;
+    or, with --from RUN --method dpo, a preference round on that run's feedback or own drafts."""
     from localft import runner
     from localft.plan import check_plan, plan, read_plan
     from localft.progress import watch_run
@@ -105,7 +114,15 @@ def train_command(
         model=model, backend=backend, epochs=epochs, steps=steps, time_budget_min=parse_minutes(time_budget),
         batch_size=batch_size, learning_rate=learning_rate, max_seq_len=max_seq_len, quantize=quantize,
     )  # fmt: skip
-    spec = build_train_spec(preset, options, sets)
+    preference = dict(method=method, pairs=pairs, beta=beta)
+    if from_run or (method and method != "sft"):
+        from localft.preference_commands import preference_round_command
+
+        preference_round_command(from_run, data, {**options, **preference}, sets, name, detach, plan_only)
+        return
+    if not data:
+        raise ConfigError("give the data to train on (an export or a JSONL file), or --from RUN for a round")
+    spec = build_train_spec(preset, {**options, **preference}, sets)
     source = data if len(data) > 1 else data[0]
     if plan_only:
         p = plan(spec, data=runner.preview_data(spec, source).data)

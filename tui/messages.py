@@ -130,3 +130,13 @@ class RecipePlanned(Message):
         self.values = values
         self.error = error
         self.base = base
+
+
+class BlindProgress(Message):
+    """The blind test's drafts: `done` of `total` written; `questions` once all are ready (or `error`)."""
+
+    def __init__(self, done: int, total: int, questions: list | None = None, error: str = "") -> None:
+        super().__init__()
+        self.done, self.total = done, total
+        self.questions = questions
+        self.error = error

@@ -174,6 +174,26 @@ class MlxSession:
         mx.eval(self.model.parameters(), self.optimizer.state)
         self._build_steps()  # compiled steps captured the old state containers
 
+    # Preference tuning (localft.train.preference_loop): the framework side, in .preference.
+    def load_adapter(self, folder: Path) -> None:
+        load_adapter_weights(self.model, folder)
+        mx.eval(self.model.parameters())
+
+    def sequence_logps(self, batch: Batch):
+        from .preference import no_grad_logps
+
+        return no_grad_logps(self, batch)
+
+    def accumulate_objective(self, batch: Batch, objective, scale: float) -> float:
+        from .preference import accumulate_objective
+
+        try:
+            return accumulate_objective(self, batch, objective, scale)
+        except RuntimeError as exc:
+            if not is_oom(exc):
+                raise
+            raise OutOfMemory(str(exc).splitlines()[0]) from None
+
     def trainable_bytes(self) -> int:
         return sum(v.nbytes for _, v in tree_flatten(self.model.trainable_parameters()))
 

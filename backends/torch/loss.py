@@ -126,10 +126,23 @@ def final_softcap(model) -> float | None:
     )
 
 
-def token_loss_sum(model, batch, device: str, use_liger: bool = False):
+def _projected_loss(head, picked, targets, cap, use_liger: bool):
+    """Summed cross-entropy of `targets` through the output layer (chunked where it is linear)."""
+    import torch
+
+    if type(head) is not torch.nn.Linear:
+        logits = head(picked).float()
+        if cap:
+            logits = torch.tanh(logits / cap) * cap
+        return torch.nn.functional.cross_entropy(logits, targets, reduction="sum")
+    return linear_cross_entropy(picked, head.weight, head.bias, targets, cap, use_liger)
+
+
+def token_loss_sum(model, batch, device: str, use_liger: bool = False, per_row: bool = False):
     """(sum of token cross-entropies, number of trained tokens) for one micro-batch (a
     localft.train Batch). The decoder runs on every position, the vocabulary projection only on
-    positions whose next token is trained (prompts are not), in chunks."""
+    positions whose next token is trained (prompts are not), in chunks. With `per_row`, both are
+    tensors with one value per row (a preference pair's sequences)."""
     import torch
 
     ids = torch.from_numpy(batch.input_ids).to(device)
@@ -147,6 +160,13 @@ def token_loss_sum(model, batch, device: str, use_liger: bool = False):
     picked = out.last_hidden_state[:, :-1][keep]
     head = base.get_output_embeddings()
     cap = final_softcap(base)
+    if per_row:
+        rows = torch.arange(ids.shape[0], device=device)[:, None].expand_as(targets)[keep]
+        sums = [
+            _projected_loss(head, picked[rows == r], targets[keep][rows == r], cap, use_liger)
+            for r in range(ids.shape[0])
+        ]
+        return torch.stack(sums), keep.sum(dim=1)
     if type(head) is not torch.nn.Linear:  # an adapted or unusual head: project through the module itself
         logits = head(picked).float()
         if cap:

@@ -167,6 +167,22 @@ class TorchSession:
         state = torch.load(Path(folder) / OPTIMIZER_FILE, map_location=device, weights_only=True)
         self.optimizer.load_state_dict(state)
 
+    # Preference tuning (localft.train.preference_loop): the framework side, in .preference.
+    def load_adapter(self, folder: Path) -> None:
+        from .preference import load_adapter
+
+        load_adapter(self, folder)
+
+    def sequence_logps(self, batch: Batch):
+        from .preference import no_grad_logps
+
+        return no_grad_logps(self, batch)
+
+    def accumulate_objective(self, batch: Batch, objective, scale: float) -> float:
+        from .preference import accumulate_objective
+
+        return accumulate_objective(self, batch, objective, scale)
+
     def trainable_bytes(self) -> int:
         return sum(p.numel() * p.element_size() for p in self.params)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -88,13 +89,21 @@ def _alternation(strings: tuple[str, ...]) -> re.Pattern | None:
 
 
 def tokenize_chat(
-    tokenizer, messages: list[dict], max_len: int, train_on: str = "completions"
+    tokenizer,
+    messages: list[dict],
+    max_len: int,
+    train_on: str = "completions",
+    last_turns: int | None = None,
 ) -> TokenizedExample:
-    """ids and labels for one conversation, truncated to `max_len` tokens."""
+    """ids and labels for one conversation, truncated to `max_len` tokens; with `last_turns`, only
+    the last that many assistant replies are trained (a preference pair's completion, not the
+    earlier turns of its prompt)."""
     if train_on == "all":
         ids = list(tokenizer(render(tokenizer, messages), add_special_tokens=False)["input_ids"])[:max_len]
         return TokenizedExample(ids, list(ids))
     text, spans = assistant_spans(tokenizer, messages)
+    if last_turns is not None:
+        spans = spans[len(spans) - last_turns :]
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     ids = list(enc["input_ids"])[:max_len]
     labels = []
@@ -124,18 +133,23 @@ def tokenize_row(tokenizer, row: dict, max_len: int, train_on: str = "completion
     return tokenize_text(tokenizer, row["text"], max_len)
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    """Rows of a training split (chat or text JSONL); a bad line is an error naming file and line."""
-    rows = []
+def jsonl_lines(path: Path) -> Iterator[tuple[int, object]]:
+    """(line number, parsed value) of each non-blank line; a bad line is an error naming it."""
     with open(path, encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
+                yield n, json.loads(line)
             except ValueError:
                 raise DataError(f"{path}:{n} is not valid JSON; fix or remove that line") from None
-            if not isinstance(row, dict) or not ("messages" in row or "text" in row):
-                raise DataError(f"{path}:{n} has neither 'messages' nor 'text'")
-            rows.append(row)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """Rows of a training split (chat or text JSONL); a bad line is an error naming file and line."""
+    rows = []
+    for n, row in jsonl_lines(path):
+        if not isinstance(row, dict) or not ("messages" in row or "text" in row):
+            raise DataError(f"{path}:{n} has neither 'messages' nor 'text'")
+        rows.append(row)
     return rows

@@ -15,14 +15,20 @@ def eval_command(
     ),
     samples: int = typer.Option(8, "--samples", help="Test prompts to generate from, per model."),
     max_tokens: int = typer.Option(120, "--max-tokens", help="Longest generation in tokens."),
+    blind: bool = typer.Option(
+        False, "--blind", help="Which one is you? Pick the real post from the model's draft, blind."
+    ),
 ) -> None:
     """Evaluate a run on its test split: perplexity, style fingerprint, leak check, samples."""
     from localft.eval.evaluate import evaluate_run, tuned_gguf_path
-    from localft.eval.report import headline_rows
+    from localft.eval.report import headline_rows, sft_values
     from localft.run_state import describe
     from localft.runs import open_run
 
     r = open_run(run)
+    if blind:
+        blind_test(r, tuned_gguf_path(r, quant), samples, max_tokens)
+        return
 
     def show(event) -> None:
         line = describe(event)
@@ -34,8 +40,40 @@ def eval_command(
         max_tokens=max_tokens, emit=show,
     )  # fmt: skip
     rows = headline_rows(report)
+    sft = sft_values(report)  # a preference round: its SFT run's column between base and tuned
     width = max(len(x[0]) for x in rows)
-    print(f"{'':<{width}}  {'base':>9}  {'tuned':>9}")
+    print(f"{'':<{width}}  {'base':>9}  " + (f"{'sft':>9}  " if sft else "") + f"{'tuned':>9}")
     for label, b, t, verdict in rows:
-        print(f"{label:<{width}}  {b:>9}  {t:>9}  {verdict}")
+        print(f"{label:<{width}}  {b:>9}  " + (f"{sft[label]:>9}  " if sft else "") + f"{t:>9}  {verdict}")
     print(f"report: {r.eval_dir / 'report.md'}")
+
+
+def blind_test(run, gguf: Path, count: int, max_tokens: int) -> None:
+    """The terminal's "Which one is you?": each held-out request with two answers, one of them
+    the real post; the person types which is theirs."""
+    from localft.eval.blind import answer, blind_questions, blind_summary
+
+    def progress(done: int, total: int) -> None:
+        print(f"\rdrafting {done}/{total}", end="" if done < total else "\n", flush=True)
+
+    questions = blind_questions(run, count, max_tokens, gguf, progress)
+    for i, q in enumerate(questions, 1):
+        print(f"\n[{i}/{len(questions)}] request: {q.request}")
+        for k, text in enumerate(q.options, 1):
+            print(f"--- {k} ---\n{text}")
+        while (pick := input("Which one is you? [1/2, s skips, q quits] ").strip().lower()) not in (
+            "1",
+            "2",
+            "s",
+            "q",
+        ):
+            pass
+        if pick == "q":
+            break
+        if pick in ("1", "2"):
+            fooled = answer(run, q, int(pick))
+            print("that was the model's draft" if fooled else "right, that was you")
+    summary = blind_summary(run)
+    if summary:
+        print(f"drafts taken for real: {summary['drafts_taken_for_real']} of {summary['answers']} "
+              f"({summary['share']:.0%}); each pick is a preference pair in {run.path / 'feedback.jsonl'}")  # fmt: skip

@@ -78,10 +78,9 @@ def score_model(
     with GgufModel(gguf, tokenizer, n_ctx=n_ctx, seed=seed) as model:
         on_progress("perplexity")
         ppl = model.perplexity(rows)
-        gens = []
-        for i, msgs in enumerate(prompts):
-            on_progress(f"generation {i + 1}/{len(prompts)}")
-            gens.append(model.generate(msgs, max_tokens=max_tokens, seed=seed + i))
+        gens = model.generate_all(
+            prompts, max_tokens, seed, lambda i, n: i < n and on_progress(f"generation {i + 1}/{n}")
+        )
     return ppl, gens
 
 
@@ -116,14 +115,16 @@ def evaluate_run(
     prompts = [split_prompt(r)[0] for r in picked]
     real = [split_prompt(r)[1] for r in picked]
 
+    models = [("base", base_gguf), *_sft_model(spec, quant), ("tuned", tuned_gguf)]
+    stages = len(models) + 2
     results = {}
-    for i, (who, gguf) in enumerate((("base", base_gguf), ("tuned", tuned_gguf))):
+    for i, (who, gguf) in enumerate(models):
 
         def progress(what: str, i=i, who=who) -> None:
-            emit(Stage("eval", 1 + i, 4, f"{who}: {what}"))
+            emit(Stage("eval", 1 + i, stages, f"{who}: {what}"))
 
         results[who] = score_model(gguf, tokenizer, rows, prompts, max_tokens, spec.seed, progress)
-    emit(Stage("eval", 3, 4, "report"))
+    emit(Stage("eval", stages - 1, stages, "report"))
 
     report: dict = {
         "run": run.id, "model": spec.model, "task": task, "quant": quant,
@@ -131,7 +132,7 @@ def evaluate_run(
         "test_rows": len(rows), "generations": len(prompts), "max_tokens": max_tokens,
         "metrics": {"perplexity": {w: results[w][0] for w in results}},
         "samples": [
-            {"prompt": msgs[-1]["content"], "real": r, "base": results["base"][1][j], "tuned": results["tuned"][1][j]}
+            {"prompt": msgs[-1]["content"], "real": r} | {w: results[w][1][j] for w in results}
             for j, (msgs, r) in enumerate(zip(prompts, real, strict=True))
         ],
         "plots": {},
@@ -143,9 +144,24 @@ def evaluate_run(
     else:
         _add_style(report, results, [split_prompt(r)[1] for r in rows], train_replies)
     _add_plots(report, run)
+    from localft.eval.blind import blind_summary
+
+    report["blind"] = blind_summary(run)
     write_report(report, run.eval_dir)
-    emit(Stage("eval", 4, 4, "done"))
+    emit(Stage("eval", stages, stages, "done"))
     return report
+
+
+def _sft_model(spec, quant: str) -> list[tuple[str, Path]]:
+    """A preference round's starting point, as its own column: the run its adapter came from,
+    through that run's GGUF of the same type (when exported)."""
+    if not spec.start_adapter:
+        return []
+    source = RunDir(Path(spec.start_adapter).parent)
+    try:
+        return [("sft", tuned_gguf_path(source, quant))]
+    except ExportError:
+        return []
 
 
 def _add_style(report: dict, results: dict, real_posts: list[str], train_posts: list[str]) -> None:

@@ -76,3 +76,14 @@ class GgufModel:
             repeat_penalty=1.1, seed=seed, stop=stop,
         )  # fmt: skip
         return out["choices"][0]["text"].strip()
+
+    def generate_all(
+        self, prompts: list[list[dict]], max_tokens: int, seed: int, on_progress=lambda done, total: None
+    ) -> list[str]:
+        """One reply per prompt (seed + its index), reporting (done, total) before each."""
+        replies = []
+        for i, messages in enumerate(prompts):
+            on_progress(i, len(prompts))
+            replies.append(self.generate(messages, max_tokens=max_tokens, seed=seed + i))
+        on_progress(len(prompts), len(prompts))
+        return replies

@@ -31,6 +31,12 @@ def headline_rows(report: dict) -> list[tuple[str, str, str, str]]:
     return rows
 
 
+def sft_values(report: dict) -> dict[str, str]:
+    """label -> the SFT run's figure, for a preference round's report (empty otherwise)."""
+    metrics = report["metrics"]
+    return {label: _fmt(metrics[key]["sft"]) for key, label, _ in HEADLINE if "sft" in metrics.get(key, {})}
+
+
 def _fmt(value) -> str:
     if isinstance(value, float):
         return f"{value:.3f}" if abs(value) < 10 else f"{value:.2f}"
@@ -53,11 +59,19 @@ def render_markdown(report: dict) -> str:
         f"through llama.cpp, on {report['test_rows']} held-out test examples "
         f"({report['generations']} generations each, up to {report['max_tokens']} tokens).",
         "",
-        "| Metric | Base | Tuned | |",
-        "|---|---|---|---|",
     ]
-    lines += [f"| {label} | {b} | {t} | {v} |" for label, b, t, v in headline_rows(report)]
+    sft = sft_values(report)
+    if sft:  # a preference round: base -> SFT -> preference-tuned
+        lines += ["| Metric | Base | SFT | Tuned | |", "|---|---|---|---|---|"]
+        lines += [f"| {label} | {b} | {sft[label]} | {t} | {v} |" for label, b, t, v in headline_rows(report)]
+    else:
+        lines += ["| Metric | Base | Tuned | |", "|---|---|---|---|"]
+        lines += [f"| {label} | {b} | {t} | {v} |" for label, b, t, v in headline_rows(report)]
     lines.append("")
+    if report.get("blind"):
+        blind = report["blind"]
+        lines += [f"Which one is you? (blind test): the tuned model's draft was taken for the real post in "
+                  f"{blind['drafts_taken_for_real']} of {blind['answers']} answers ({blind['share']:.0%}).", ""]  # fmt: skip
     if "fingerprints" in report:
         fps = report["fingerprints"]
         lines += ["## Style fingerprint", "", "| Feature | Real | Base | Tuned |", "|---|---|---|---|"]
@@ -69,7 +83,7 @@ def render_markdown(report: dict) -> str:
         lines.append("")
     if "leak" in report:
         lines += ["## Verbatim leak check", ""]
-        for who in ("base", "tuned"):
+        for who in (w for w in ("base", "sft", "tuned") if w in report["leak"]):
             leak = report["leak"][who]
             lines.append(
                 f"- {who}: longest run shared with a training post is {leak['longest']} words "
@@ -83,8 +97,9 @@ def render_markdown(report: dict) -> str:
     lines += ["## Samples", ""]
     for i, s in enumerate(report["samples"], 1):
         lines += [f"### Sample {i}", "", f"**Prompt:** {_md_escape(s['prompt'])}", ""]
-        for who in ("real", "base", "tuned"):
-            lines += [f"**{who.capitalize()}:**", "", _quote(s[who]), ""]
+        for who in ("real", "base", "sft", "tuned"):
+            if who in s:
+                lines += [f"**{who.upper() if who == 'sft' else who.capitalize()}:**", "", _quote(s[who]), ""]
     return "\n".join(lines).rstrip() + "\n"
 
 

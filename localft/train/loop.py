@@ -74,9 +74,7 @@ class Loop:
         model_dir = resolve_model(spec.model)
         tokenizer = load_tokenizer(model_dir)
         self.pad_id = pad_token(tokenizer)
-        train_ex = tokenize_split(tokenizer, run.split_path("train"), plan.max_seq_len, spec.train_on)
-        valid_ex = tokenize_split(tokenizer, run.split_path("valid"), plan.max_seq_len, spec.train_on)
-        RowStream(train_ex, plan.max_seq_len, False, spec.seed)  # an empty split fails here, before loading
+        self.prepare_data(tokenizer)  # an empty split fails here, before loading
         self.state = LoopState(micro_batch=plan.micro_batch)
         self.saved_step: int | None = None  # the newest checkpoint this attempt can rely on
         folder = resume_checkpoint(run, self.emit)
@@ -87,15 +85,34 @@ class Loop:
         # The attempt's first event (after any damaged checkpoint skipped); what loading says follows it.
         self.emit(RunStarted(run.id, plan.backend, spec.model, plan.device, plan.steps, self.state.step))
         self.session: Session = self.backend.load(LoadRequest(model_dir, spec, plan, self.emit))
+        if spec.start_adapter:  # a preference round continues from a finished run's adapter
+            self.session.load_adapter(Path(spec.start_adapter))
+        self.prepare_session(model_dir)  # before a checkpoint's weights: a reference is the start's
         if folder is not None:
             self.session.load_training_state(folder)
-        packing, why_not = packing_for(spec, model_dir, self.session)
+        self.stream = self.make_stream(self.state.position)
+        self.emit(Log(self.describe_data()))
+
+    # What a training method changes (localft.train.preference_loop overrides these): the
+    # examples, the session's preparation, the stream of rows, the step's loss and the validation.
+    def prepare_data(self, tokenizer) -> None:
+        spec, plan, run = self.spec, self.plan, self.run_dir
+        self.train_ex = tokenize_split(tokenizer, run.split_path("train"), plan.max_seq_len, spec.train_on)
+        self.valid_ex = tokenize_split(tokenizer, run.split_path("valid"), plan.max_seq_len, spec.train_on)
+        RowStream(self.train_ex, plan.max_seq_len, False, spec.seed)
+
+    def prepare_session(self, model_dir: Path) -> None:
+        self.packing, why_not = packing_for(self.spec, model_dir, self.session)
         if why_not:
             self.emit(Log(f"packing is off: {why_not}", "warning"))
-        self.valid_rows = eval_rows(valid_ex, plan.max_seq_len, packing)
-        self.stream = RowStream(train_ex, plan.max_seq_len, packing, spec.seed, self.state.position)
-        self.emit(Log(f"{len(train_ex)} train / {len(valid_ex)} valid examples, "
-                      f"{self.stream.rows_per_epoch} rows per epoch ({'packed' if packing else 'one example a row'})"))  # fmt: skip
+        self.valid_rows = eval_rows(self.valid_ex, self.plan.max_seq_len, self.packing)
+
+    def make_stream(self, position: int):
+        return RowStream(self.train_ex, self.plan.max_seq_len, self.packing, self.spec.seed, position)
+
+    def describe_data(self) -> str:
+        return (f"{len(self.train_ex)} train / {len(self.valid_ex)} valid examples, {self.stream.rows_per_epoch} "
+                f"rows per epoch ({'packed' if self.packing else 'one example a row'})")  # fmt: skip
 
     def run(self) -> None:
         plan, state = self.plan, self.state
@@ -137,12 +154,11 @@ class Loop:
         n_trained = sum(r.trained_tokens for r in rows)
         while True:
             try:
-                loss_sum = self._accumulate(rows, n_trained)
+                loss = self._accumulate(rows, n_trained)
                 break
             except OutOfMemory as exc:
                 self.session.discard_gradients()
                 self._halve_micro_batch(exc)
-        loss = loss_sum / max(n_trained, 1)
         if not math.isfinite(loss):
             self.session.discard_gradients()
             ckpt, _ = find_resume_checkpoint(self.run_dir, hashes=False)
@@ -156,12 +172,13 @@ class Loop:
         return loss, sum(len(r) for r in rows), n_trained
 
     def _accumulate(self, rows: list[Row], n_trained: int) -> float:
+        """Gradients of the step's rows, micro-batch by micro-batch; returns the step's loss."""
         self.session.seed(step_seed(self.spec.seed, self.state.step))
         micro, total = self.state.micro_batch, 0.0
         for i in range(0, len(rows), micro):
             batch = collate(rows[i : i + micro], self.pad_id, self.session.pad_multiple)
             total += self.session.accumulate(batch, 1.0 / max(n_trained, 1))
-        return total
+        return total / max(n_trained, 1)
 
     def _halve_micro_batch(self, exc: OutOfMemory) -> None:
         """Out of memory: the same rows again in micro-batches half as large (the loss is normalised
@@ -182,14 +199,7 @@ class Loop:
         """Validation loss over the first eval_batches micro-batches (of the planned size); the best
         adapter so far is kept; patience runs out into early stopping."""
         s, spec = self.state, self.spec
-        rows = self.valid_rows[: spec.eval_batches * self.plan.micro_batch]
-        total, count = 0.0, 0
-        for i in range(0, len(rows), s.micro_batch):
-            loss_sum, n = self.session.eval_loss(
-                collate(rows[i : i + s.micro_batch], self.pad_id, self.session.pad_multiple)
-            )
-            total, count = total + loss_sum, count + n
-        val = total / max(count, 1)
+        val = self.validation_loss()
         s.last_val_loss = val
         self.emit(Eval(s.step, val))
         if s.best_val_loss is None or val < s.best_val_loss:
@@ -204,6 +214,16 @@ class Loop:
             raise StopRequested(
                 f"early-stopped ({patience} evaluations without improvement; best step {s.best_step})"
             )
+
+    def validation_loss(self) -> float:
+        rows = self.valid_rows[: self.spec.eval_batches * self.plan.micro_batch]
+        total, count, micro = 0.0, 0, self.state.micro_batch
+        for i in range(0, len(rows), micro):
+            loss_sum, n = self.session.eval_loss(
+                collate(rows[i : i + micro], self.pad_id, self.session.pad_multiple)
+            )
+            total, count = total + loss_sum, count + n
+        return total / max(count, 1)
 
     def checkpoint(self) -> None:
         step = self.state.step
@@ -232,7 +252,10 @@ def train(run: RunDir, plan: Plan, emit: Emit, stop: Callable[[], bool], backend
     """Train `run` as `plan` says on the plan's backend (or `backend`, a Backend object)."""
     from localft.backends import get_backend
 
-    loop = Loop(run, plan, emit, stop, backend or get_backend(plan.backend))
+    loop_class = Loop
+    if run.read_spec().method != "sft":
+        from .preference_loop import PreferenceLoop as loop_class
+    loop = loop_class(run, plan, emit, stop, backend or get_backend(plan.backend))
     loop.setup()
     try:
         loop.run()

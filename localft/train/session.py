@@ -69,6 +69,22 @@ class Session(Protocol):
 
     def load_training_state(self, folder: Path) -> None: ...
 
+    # Preference tuning (localft.train.preference_loop).
+    def load_adapter(self, folder: Path) -> None:
+        """Load a finished run's adapter weights into this session's adapters (same shape)."""
+        ...
+
+    def sequence_logps(self, batch: Batch):
+        """(summed log-prob of each row's trained tokens, their count) as numpy arrays, without
+        gradients."""
+        ...
+
+    def accumulate_objective(self, batch: Batch, objective, scale: float) -> float:
+        """Forward and backward of a preference micro-batch: `objective(ops, logps, counts)` (the
+        core's loss over the rows' log-probs, in the framework's ArrayOps) gives the loss, whose
+        gradient x `scale` adds to the step's. Returns the loss. Raises OutOfMemory."""
+        ...
+
     def trainable_bytes(self) -> int: ...
 
     def peak_memory(self) -> int:

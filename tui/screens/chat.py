@@ -1,5 +1,6 @@
 """Chat with an exported GGUF through llama.cpp; tokens stream from a worker thread, side by side
-with the base model when asked."""
+with the base model when asked. With a run, the chat takes feedback for its next training round
+(marks, two drafts to pick from, edits: localft.feedback, as `localft chat` does)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Checkbox, Footer, Header, Input, Label, Static
+from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, Static
 
 from localft.chat_session import run_chat_spec, run_gguf
 from localft.config import ChatSpec, field_help
 from localft.errors import LocalftError
 from localft.runs import RunDir
 from localft.tui.messages import ChatDone, ChatText
+from localft.tui.screens.chat_feedback import ChatFeedbackActions
 from localft.tui.workers import ReportsWorkerErrors, background
 
 
@@ -63,6 +65,10 @@ class Transcript(VerticalScroll):
         self.turns, self.reply = [], ""
         self.redraw()
 
+    def replace_last_reply(self, text: str) -> None:
+        self.turns[-1] = f"[b]{escape(self.border_title or 'model')}[/b] {escape(text)}"
+        self.redraw()
+
     def redraw(self) -> None:
         parts = list(self.turns)
         if self.reply:
@@ -71,12 +77,17 @@ class Transcript(VerticalScroll):
         self.scroll_end(animate=False)
 
 
-class ChatScreen(ReportsWorkerErrors, Screen):
+class ChatScreen(ChatFeedbackActions, ReportsWorkerErrors, Screen):
     BINDINGS = [
         Binding("escape", "back", "Back / stop"),
         Binding("ctrl+g", "stop", "Stop reply"),
         Binding("ctrl+r", "reset", "New chat"),
         Binding("ctrl+b", "toggle_base", "Base vs tuned"),
+        Binding("ctrl+y", "rate(True)", "Good"),
+        Binding("ctrl+n", "rate(False)", "Bad"),
+        Binding("ctrl+t", "two_drafts", "Two drafts"),
+        Binding("ctrl+o", "edit", "Edit reply"),
+        Binding("ctrl+l", "blind", "Which one is you?"),
     ]
 
     def __init__(self, gguf: Path | None = None, run_path: Path | None = None) -> None:
@@ -85,6 +96,8 @@ class ChatScreen(ReportsWorkerErrors, Screen):
         self.gguf = gguf or (run_gguf(self.run.gguf_dir) if self.run else None)
         self.sessions: dict[str, object] = {}
         self.busy: set[str] = set()
+        self.feedback = None  # localft.feedback.ChatFeedback over the tuned session, once loaded
+        self.editing = False  # the prompt holds the last reply being edited
 
     def compose(self) -> ComposeResult:
         # `localft chat`'s settings: ChatSpec's defaults and the system prompt the run trained with.
@@ -108,6 +121,13 @@ class ChatScreen(ReportsWorkerErrors, Screen):
         with Horizontal(id="transcripts"):
             yield Transcript(id="tuned", classes="transcript")
             yield Transcript(id="base", classes="transcript")
+        with Horizontal(id="draft-picks"):
+            yield Button("Keep draft 1", id="pick-1", compact=True)
+            yield Button("Keep draft 2", id="pick-2", compact=True)
+        with Horizontal(id="feedback-row"):
+            yield Static("", id="feedback-count")
+            yield Button("Train on feedback", id="train-round", compact=True,
+                         tooltip="A DPO round from this run's adapter on the pairs collected here")  # fmt: skip
         yield Input(placeholder="Say something; Enter sends", id="prompt", compact=True)
         yield Footer()
 
@@ -119,6 +139,8 @@ class ChatScreen(ReportsWorkerErrors, Screen):
         base.display = False
         if self.gguf is None:
             tuned.query_one(Static).update("No GGUF to chat with: export the run first.")
+        self.query_one("#draft-picks").display = False
+        self.show_feedback_count()
         self.query_one("#prompt", Input).focus()
 
     def settings(self) -> ChatSpec:
@@ -146,16 +168,29 @@ class ChatScreen(ReportsWorkerErrors, Screen):
         if self.busy:
             self.notify("still answering; ctrl+g stops the reply", severity="warning")
             return
+        text = event.value.strip()
+        if self.editing or text.startswith("/"):
+            event.input.value = ""
+            self.feedback_command(f"/edit {text}" if self.editing else text)
+            return
+        self.send(text)
+
+    def send(self, text: str, drafts: bool = False) -> None:
+        if self.feedback is not None and self.feedback.drafts:
+            self.notify("keep draft 1 or 2 first (or ctrl+r for a new chat)", severity="warning")
+            return
         try:
             settings = self.settings()
         except LocalftError as exc:
             self.notify(str(exc), severity="error")
             return
+        self.query_one("#prompt", Input).value = ""
+        if drafts:
+            self.start_drafts(text, settings)
+            return
         sides = {"tuned": self.gguf}
         if self.query_one("#compare", Checkbox).value:
             sides["base"] = base_gguf(self.run)
-        text = event.value.strip()
-        event.input.value = ""
         for side, path in sides.items():
             if path is None:
                 what = "export the run first" if side == "tuned" else "no base GGUF for this model"
@@ -165,18 +200,27 @@ class ChatScreen(ReportsWorkerErrors, Screen):
             self.busy.add(side)
             self.generate(side, path, text, settings)
 
+    def session_for(self, side: str, gguf: Path, settings: ChatSpec):
+        session = self.sessions.get(side)
+        if session is None:
+            from localft.chat_session import ChatSession
+            from localft.feedback import ChatFeedback, FeedbackLog, feedback_path
+
+            # llama.cpp's own output goes to the run's chat.log, never to the screen. The base
+            # side is the embedded model's GGUF, which localft ships but did not write.
+            log = self.run.path / "chat.log" if self.run else None
+            session = ChatSession(gguf, settings, log_path=log, allow_foreign=side == "base")
+            self.sessions[side] = session
+            if side == "tuned":
+                self.feedback = ChatFeedback(
+                    session, FeedbackLog(feedback_path(self.run.path)) if self.run else None
+                )
+        return session
+
     @background("chat", exclusive=False)
     def generate(self, side: str, gguf: Path, text: str, settings: ChatSpec) -> None:
         try:
-            session = self.sessions.get(side)
-            if session is None:
-                from localft.chat_session import ChatSession
-
-                # llama.cpp's own output goes to the run's chat.log, never to the screen. The base
-                # side is the embedded model's GGUF, which localft ships but did not write.
-                log = self.run.path / "chat.log" if self.run else None
-                session = ChatSession(gguf, settings, log_path=log, allow_foreign=side == "base")
-                self.sessions[side] = session
+            session = self.session_for(side, gguf, settings)
             for piece in session.stream(text):
                 self.post_message(ChatText(side, piece))
         except LocalftError as exc:
@@ -188,6 +232,9 @@ class ChatScreen(ReportsWorkerErrors, Screen):
         self.query_one(f"#{message.side}", Transcript).add_text(message.text)
 
     def on_chat_done(self, message: ChatDone) -> None:
+        if message.side == "drafts":
+            self.query_one("#draft-picks").display = True
+            return
         self.busy.discard(message.side)
         note = f"\n[red]{escape(message.error)}[/red]" if message.error else ""
         self.query_one(f"#{message.side}", Transcript).end_reply(note)
@@ -202,6 +249,9 @@ class ChatScreen(ReportsWorkerErrors, Screen):
 
     def action_reset(self) -> None:
         self.action_stop()
+        if self.feedback is not None:
+            self.feedback.drafts = []
+        self.end_drafts()
         for session in self.sessions.values():
             session.reset()
         for transcript in self.query(Transcript):
@@ -215,6 +265,7 @@ class ChatScreen(ReportsWorkerErrors, Screen):
             if close:
                 close()
         self.sessions.clear()
+        self.feedback = None
 
     def action_back(self) -> None:
         if self.busy:  # the first escape stops the reply, the next one leaves

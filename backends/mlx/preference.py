@@ -1,0 +1,79 @@
+"""The MLX side of preference tuning: the array namespace the core's losses run in, and the
+per-sequence log-probabilities of a batch's completions (summed over their trained tokens)."""
+
+from __future__ import annotations
+
+import mlx.core as mx
+import mlx.nn as nn
+
+from localft.data.chat_tokens import IGNORE
+
+LOG_HALF = -0.6931471805599453
+
+
+class MlxOps:
+    sigmoid = staticmethod(mx.sigmoid)
+    where = staticmethod(mx.where)
+    stop_gradient = staticmethod(mx.stop_gradient)
+
+    @staticmethod
+    def log_sigmoid(x):
+        return -mx.logaddexp(mx.zeros_like(x), -x)
+
+    @staticmethod
+    def log1mexp(x):
+        # mx.where evaluates both sides: keep each formula's input inside its own safe range.
+        low = mx.minimum(x, LOG_HALF)
+        high = mx.maximum(x, LOG_HALF)
+        return mx.where(x < LOG_HALF, mx.log1p(-mx.exp(low)), mx.log(-mx.expm1(high)))
+
+    @staticmethod
+    def clip_min(x, low: float):
+        return mx.maximum(x, low)
+
+    @staticmethod
+    def asarray(values, like=None):
+        return mx.array(values)
+
+
+OPS = MlxOps()
+
+
+def sequence_logps(model: nn.Module, input_ids, labels):
+    """(summed log-prob of each row's trained tokens, their count) for right-padded numpy arrays
+    (B, T); labels are IGNORE where no log-prob is taken (padding comes after every real token, so
+    the causal mask keeps it out)."""
+    inputs = mx.array(input_ids[:, :-1], mx.int32)
+    targets = mx.array(labels[:, 1:], mx.int32)
+    mask = targets != IGNORE
+    logits = model(inputs).astype(mx.float32)
+    token_logps = -nn.losses.cross_entropy(logits, mx.where(mask, targets, 0))
+    return (token_logps * mask).sum(axis=1), mask.sum(axis=1).astype(mx.float32)
+
+
+def no_grad_logps(session, batch):
+    """(log-probs, token counts) of each row as numpy arrays: the reference, or validation."""
+    import numpy as np
+
+    session.model.eval()
+    try:
+        sums, counts = sequence_logps(session.model, batch.input_ids, batch.labels)
+        mx.eval(sums, counts)
+    finally:
+        session.model.train()
+    return np.array(sums, dtype=np.float64), np.array(counts, dtype=np.float64)
+
+
+def accumulate_objective(session, batch, objective, scale: float) -> float:
+    """Gradients of the core's `objective` over the micro-batch's log-probs, x `scale`, added to
+    the step's. Returns the loss."""
+    from mlx.utils import tree_map
+
+    def loss_of(model):
+        return objective(OPS, *sequence_logps(model, batch.input_ids, batch.labels)).loss
+
+    loss, grads = nn.value_and_grad(session.model, loss_of)(session.model)
+    grads = tree_map(lambda g: g * scale, grads)
+    session.grads = grads if session.grads is None else tree_map(mx.add, session.grads, grads)
+    mx.eval(session.grads, loss)
+    return loss.item()

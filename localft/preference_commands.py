@@ -1,0 +1,59 @@
+"""`localft train --method dpo --from RUN [--pairs self|feedback|FILE|DATASET]`: a preference
+round on a finished run, through localft.preference_round (what the dashboard calls too)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from localft.errors import ConfigError, RunError
+
+
+def preference_round_command(
+    from_run: str | None,
+    data: list[Path] | None,
+    options: dict,
+    sets: list[str],
+    name: str | None,
+    detach: bool,
+    plan_only: bool,
+) -> None:
+    from localft import runner
+    from localft.plan import check_plan, plan, read_plan
+    from localft.preference_round import prepare_round, round_spec
+    from localft.progress import watch_run
+    from localft.runs import discard_unstarted, open_run
+    from localft.train_commands import parse_sets, print_plan
+
+    if data:
+        raise ConfigError(
+            "a preference round takes its pairs from --pairs (self, feedback, a file or a dataset), not DATA"
+        )
+    if not from_run:
+        raise ConfigError(f"--method {options.get('method')} continues a finished run: add --from RUN")
+    source = open_run(from_run)
+    method, pairs = options.pop("method") or "dpo", options.pop("pairs")
+    overrides = {**{k: v for k, v in options.items() if v is not None}, **parse_sets(sets)}
+    if plan_only:
+        p = plan(round_spec(source, method, pairs, overrides))
+        print_plan(p)
+        check_plan(p)
+        return
+
+    def progress(split: str, done: int, total: int) -> None:
+        print(f"\rdrafting {split} requests with run {source.id}'s GGUF: {done}/{total}",
+              end="\n" if done == total else "", flush=True)  # fmt: skip
+
+    run = prepare_round(source, method, pairs, overrides, name=name, progress=progress)
+    try:
+        runner.start_worker(run)
+    except BaseException:
+        discard_unstarted(run)
+        raise
+    print(f"run {run.id} started ({method} from {source.id}): {run.path}")
+    print_plan(read_plan(run.path))
+    if detach:
+        return
+    finished = watch_run(run)
+    if finished.status == "failed":
+        raise RunError(finished.error or "training failed")
+    print(f"adapter: {run.adapter_dir}\nnext: localft export {run.id} --quant Q4_K_M")
