@@ -151,7 +151,7 @@ def turn_pieces(jinja_template: str, eos: str = "") -> TurnPieces | None:
     """Read the turn markup off the template's renderings of a few conversations; None when the
     template does not build a conversation out of per-message pieces (then a hand-written format
     is used, or none)."""
-    from localft.chat import render_chat
+    from localft.chat_template import render_chat
     from localft.errors import ExportError
 
     def conversation(system: bool, turns: list[str]) -> list[dict]:
