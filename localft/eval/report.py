@@ -14,6 +14,12 @@ HEADLINE = [
     ("valid_json_rate", "Valid JSON replies", False),
     ("key_match_rate", "Replies with exactly the expected keys", False),
     ("field_accuracy", "Field accuracy", False),
+    ("accuracy", "Accuracy", False),
+    ("macro_f1", "Macro-F1", False),
+    ("prompt_tokens", "Prompt tokens per query", True),
+    ("rouge_l", "ROUGE-L F1 against the real replies", False),
+    ("bleu", "BLEU against the real replies", False),
+    ("judge_score", "Judge's preference (wins + half the ties)", False),
 ]
 
 
@@ -58,6 +64,14 @@ def render_markdown(report: dict) -> str:
     ]
     lines += [f"| {label} | {b} | {t} | {v} |" for label, b, t, v in headline_rows(report)]
     lines.append("")
+    if "classification" in report:
+        from localft.eval.classify import classification_markdown
+
+        lines += classification_markdown(report)
+    if "judge" in report:
+        from localft.eval.judge import judge_markdown
+
+        lines += judge_markdown(report["judge"])
     if "fingerprints" in report:
         fps = report["fingerprints"]
         lines += ["## Style fingerprint", "", "| Feature | Real | Base | Tuned |", "|---|---|---|---|"]
@@ -77,7 +91,8 @@ def render_markdown(report: dict) -> str:
             )
             lines += [f'  - "{_md_escape(p)}"' for p in leak["flagged"]]
         lines.append("")
-    for title, name in (("Training curves", "training_curves"), ("Fingerprint comparison", "fingerprints")):
+    for title, name in (("Training curves", "training_curves"), ("Fingerprint comparison", "fingerprints"),
+                        ("Confusion matrices", "confusion")):  # fmt: skip
         if name in report.get("plots", {}):
             lines += [f"## {title}", "", f"![{title}]({Path(report['plots'][name]).name})", ""]
     lines += ["## Samples", ""]
