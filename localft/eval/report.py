@@ -43,6 +43,12 @@ def _fmt(value) -> str:
     return str(value)
 
 
+def _per_example(report: dict) -> str:
+    if "classification" in report:
+        return "one label each, held to the label set by a grammar"
+    return f"{report['generations']} generations each, up to {report['max_tokens']} tokens"
+
+
 def _md_escape(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", "<br>")
 
@@ -57,7 +63,7 @@ def render_markdown(report: dict) -> str:
         "",
         f"Base model `{report['model']}` vs the fine-tuned model, both as `{report['quant']}` GGUF "
         f"through llama.cpp, on {report['test_rows']} held-out test examples "
-        f"({report['generations']} generations each, up to {report['max_tokens']} tokens).",
+        f"({_per_example(report)}).",
         "",
         "| Metric | Base | Tuned | |",
         "|---|---|---|---|",
