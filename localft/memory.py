@@ -112,12 +112,14 @@ def estimate_memory(
     else:
         weights = int(s.params * act_bytes)
     full = spec.method == "full"
+    if full:  # fp32 master weights: the optimizer updates them while autocast computes in `dtype`
+        weights = int(s.params * WEIGHT_BYTES["fp32"])
     n_lora = 0 if full else lora_params(spec, s)
     lora = n_lora * 4  # adapters are kept in fp32
-    # AdamW: two fp32 moments (8-bit paged AdamW on CUDA QLoRA: two bytes) + an fp32 gradient;
-    # full fine-tuning keeps both moments in fp32 and a gradient of each weight at its dtype.
+    # AdamW: two fp32 moments (8-bit paged AdamW on CUDA QLoRA: two bytes) + an fp32 gradient, for
+    # each adapter weight or, in full fine-tuning, each weight of the model.
     state = 2 if (spec.quantize == "4bit" and device == "cuda") else 8
-    optimizer = s.params * (8 + int(act_bytes)) if full else n_lora * (state + 4)
+    optimizer = s.params * (8 + 4) if full else n_lora * (state + 4)
     seq = spec.max_seq_len
     if spec.gradient_checkpointing:  # one hidden state per layer kept, one layer recomputed
         per_token = (s.layers * s.hidden + ACTIVATION_FACTOR * s.hidden) * act_bytes
