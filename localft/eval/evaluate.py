@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
-from localft.errors import DataError, ExportError
+from localft.errors import ConfigError, DataError, ExportError
 from localft.eval.fingerprint import feature_distances, fingerprint, style_distance
 from localft.eval.json_shape import json_scores
 from localft.eval.leak import leak_check, leak_summary
@@ -131,6 +131,8 @@ def evaluate_run(
     if task == "classify":
         from localft.eval.classify import classify_report
 
+        if judge:
+            raise ConfigError("a classify run is scored against its labels; --judge compares generations")
         report = {
             **head,
             **classify_report(run, rows, train_rows, base_gguf, tuned_gguf, tokenizer, emit, samples),
