@@ -1,18 +1,21 @@
-"""The Backend protocol and a registry that maps names to modules without importing them."""
+"""The Backend protocol and a registry that maps names to modules without importing them. A backend
+is framework glue: it checks whether it can run, loads a model with adapters as a session of the
+one training loop (localft.train), and merges an adapter into its base."""
 
 from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from localft.config import TrainSpec
 from localft.errors import BackendUnavailable
-from localft.events import Emit
 from localft.runs import RunDir
+
+if TYPE_CHECKING:
+    from localft.train.session import LoadRequest, Session
 
 
 @dataclass(frozen=True)
@@ -27,7 +30,7 @@ class Backend(Protocol):
 
     def check(self) -> Availability: ...
 
-    def train(self, spec: TrainSpec, run: RunDir, emit: Emit, stop: Callable[[], bool]) -> None: ...
+    def load(self, request: LoadRequest) -> Session: ...
 
     def merge(self, run: RunDir, out: Path) -> Path: ...
 

@@ -30,9 +30,10 @@ def main() -> None:
     from train_throughput import build_model_dir, synthetic_rows
 
     from localft.backends.torch import modeling
-    from localft.backends.torch.data import collate, pack_examples
+    from localft.backends.torch.loss import token_loss_sum
     from localft.config import TrainSpec
     from localft.data.chat_tokens import tokenize_row
+    from localft.train.rows import collate, pack_examples
 
     p = argparse.ArgumentParser()
     p.add_argument("--model", default="qwen2.5-0.5b-random")
@@ -56,7 +57,7 @@ def main() -> None:
     spec = TrainSpec(
         model=str(model_dir), device=args.device, precision="bf16" if args.device == "cuda" else "fp32"
     )
-    where = modeling.placement(spec)
+    where = modeling.Placement(args.device, spec.precision)
     results = {}
     for label, env in (("masked", "sdpa"), ("varlen", "")):
         os.environ["LOCALFT_ATTENTION"] = env
@@ -67,7 +68,7 @@ def main() -> None:
             model.zero_grad(set_to_none=True)
             sync(args.device)
             start = time.perf_counter()
-            loss, n = modeling.token_loss_sum(model, batch, args.device)
+            loss, n = token_loss_sum(model, batch, args.device)
             (loss / n).backward()
             sync(args.device)
             if i >= 2:

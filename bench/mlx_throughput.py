@@ -93,10 +93,11 @@ def run_mlx_lm(args, model_dir: Path, data_dir: Path, work: Path) -> dict:
 def run_localft(args, model_dir: Path, data_dir: Path) -> dict:
     import shutil
 
-    from localft.backends import get_backend
     from localft.config import TrainSpec
     from localft.events import Step
     from localft.runs import new_run
+    from localft.train import train
+    from localft.worker import run_plan
 
     spec = TrainSpec(
         model=str(model_dir), backend="mlx", steps=args.steps, batch_size=args.batch_size,
@@ -109,7 +110,7 @@ def run_localft(args, model_dir: Path, data_dir: Path) -> dict:
     run.split_path("valid").unlink()  # scored below by the shared evaluator, like mlx-lm's adapter
     events = []
     tic = time.perf_counter()
-    get_backend("mlx").train(spec, run, events.append, lambda: False)
+    train(run, run_plan(run), events.append, lambda: False)
     wall = time.perf_counter() - tic
     state = json.loads((run.latest_checkpoint() / "state.json").read_text())
     steps = [e for e in events if isinstance(e, Step)]
@@ -122,17 +123,17 @@ def run_localft(args, model_dir: Path, data_dir: Path) -> dict:
 
 def validation_loss(model_dir: Path, adapter: Path, data_dir: Path, max_seq_len: int) -> float:
     """Completion-only loss over the whole validation split, one example per row."""
-    import mlx.core as mx
     from transformers import AutoTokenizer
 
-    from localft.backends.mlx.batches import collate, eval_rows, tokenize_split
-    from localft.backends.mlx.loop import masked_loss
+    from localft.backends.mlx.loss import masked_loss
     from localft.backends.mlx.modeling import (
         add_adapters,
         load_adapter_weights,
         load_base,
         read_adapter_config,
     )
+    from localft.backends.mlx.session import batch_arrays
+    from localft.train.rows import collate, eval_rows, tokenize_split
 
     tok = AutoTokenizer.from_pretrained(model_dir)
     examples = tokenize_split(tok, data_dir / "valid.jsonl", max_seq_len, "completions")
@@ -143,8 +144,7 @@ def validation_loss(model_dir: Path, adapter: Path, data_dir: Path, max_seq_len:
     total, count = 0.0, 0
     rows = eval_rows(examples, max_seq_len, packing=False)
     for i in range(0, len(rows), 4):
-        b = collate(rows[i : i + 4])
-        loss, n = masked_loss(model, mx.array(b.inputs), mx.array(b.targets), mx.array(b.segments))
+        loss, n = masked_loss(model, *batch_arrays(collate(rows[i : i + 4], 0)))
         total, count = total + loss.item(), count + n.item()
     return total / count
 
@@ -160,6 +160,9 @@ def main() -> None:
     parser.add_argument("--rank", type=int, default=8)
     parser.add_argument("--alpha", type=float, default=16.0)
     args = parser.parse_args()
+    from bench_home import use_temporary_home
+
+    use_temporary_home(Path(tempfile.mkdtemp(prefix="mlx-bench-home-")))  # never in the user's run list
 
     from localft.hardware import fmt_bytes, machine_info
 

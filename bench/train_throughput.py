@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import random
 import shutil
 import tempfile
@@ -24,6 +23,8 @@ RANDOM_CONFIGS = {
     "smollm2-135m-random": ("llama", 576, 1536, 30, 9, 3, 49152),
     "qwen2.5-0.5b-random": ("qwen2", 896, 4864, 24, 14, 2, 151936),
     "qwen2.5-1.5b-random": ("qwen2", 1536, 8960, 28, 12, 2, 151936),
+    # A tiny body under Gemma's 262k-token vocabulary: the logits dominate a step's memory.
+    "tiny-262k-vocab-random": ("llama", 256, 1024, 4, 4, 1, 262144),
 }
 SAMPLE_EXPORT = Path(__file__).resolve().parents[1] / "examples" / "linkedin-export.zip"
 WORDS = [
@@ -185,8 +186,8 @@ def val_loss(model, tokenizer, examples) -> float:
     """Token-weighted mean loss on the validation examples, the same function for both runs."""
     import torch
 
-    from localft.backends.torch.data import Row, collate
-    from localft.backends.torch.modeling import token_loss_sum
+    from localft.backends.torch.loss import token_loss_sum
+    from localft.train.rows import Row, collate
 
     device = next(model.parameters()).device.type
     model.eval()
@@ -260,24 +261,28 @@ def run_baseline(args, spec, model_dir, train_examples, valid_examples) -> dict:
 
 
 def run_localft(args, spec, model_dir, valid_examples) -> dict:
-    from localft.backends.torch.loop import Trainer
+    """localft's one training loop (localft.train) on the torch backend, on the run's plan."""
+    from localft.backends import get_backend
     from localft.events import Step
     from localft.runs import new_run
+    from localft.train.loop import Loop, load_tokenizer
+    from localft.worker import run_plan
 
     run = new_run(spec, root=Path(args.workdir) / "runs")
     run.data_dir.mkdir(parents=True)
     shutil.copy(Path(args.workdir) / "data" / "train.jsonl", run.split_path("train"))
     steps: list[Step] = []
-    trainer = Trainer(spec, run, lambda e: steps.append(e) if isinstance(e, Step) else None, lambda: False)
-    trainer.setup()
+    emit = lambda e: steps.append(e) if isinstance(e, Step) else None  # noqa: E731
+    loop = Loop(run, run_plan(run), emit, lambda: False, get_backend("torch"))
+    loop.setup()
     with measure_peak(args.device) as peak:
         start = time.perf_counter()
-        trainer.run()
+        loop.run()
         seconds = time.perf_counter() - start
     tokens = steps[-1].tokens
     return {
         "tokens": tokens, "seconds": seconds, "tok_per_s": tokens / seconds, "peak_mem": peak.peak,
-        "val_loss": val_loss(trainer.model, trainer.tokenizer, valid_examples),
+        "val_loss": val_loss(loop.session.model, load_tokenizer(model_dir), valid_examples),
     }  # fmt: skip
 
 
@@ -334,14 +339,16 @@ def main() -> None:
     p.add_argument("--tokenizer", default=None, help="tokenizer folder for random models (default: embedded)")
     args = p.parse_args()
     args.workdir = args.workdir or tempfile.mkdtemp(prefix="localft-bench-")
-    os.environ.setdefault("LOCALFT_HOME", str(Path(args.workdir) / "home"))
+    from bench_home import use_temporary_home
+
+    use_temporary_home(Path(args.workdir))  # the bench's runs never join the user's run list
 
     from transformers import AutoTokenizer
 
-    from localft.backends.torch.data import tokenize_split
-    from localft.backends.torch.loop import set_threads
+    from localft.backends.torch.session import set_threads
     from localft.config import TrainSpec
     from localft.hardware import fmt_bytes
+    from localft.train.rows import tokenize_split
 
     if args.device == "cpu":
         set_threads()  # the same thread count for both runs

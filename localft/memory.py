@@ -22,6 +22,11 @@ WEIGHT_BYTES = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "nf4": 0.5 + 0.127 / 8}
 # full training, LoRA keeps a little less, and we round up for allocator slack).
 ACTIVATION_FACTOR = 34
 OVERHEAD_BYTES = 400 * 1024**2  # CUDA context / torch runtime / tokenizer
+# Logits the loss holds at once, in fp32 elements (64 MiB; 64 positions of Gemma's 262k vocabulary):
+# both backends project to the vocabulary a chunk of positions at a time, never all of them.
+LOSS_CHUNK_ELEMENTS = 16 * 1024**2
+# A chunk's logits, their softmax gradient and the matmul's output: a constant, not per row.
+LOSS_BYTES = 3 * LOSS_CHUNK_ELEMENTS * 4
 
 
 @dataclass(frozen=True)
@@ -131,15 +136,13 @@ def estimate_memory(
         if device == "cuda"
         else s.heads * seq * seq * act_bytes * (1 if spec.gradient_checkpointing else s.layers)
     )
-    # fp32 logits for the trained positions and their gradient.
-    logits = seq * s.vocab * 4 * 2
-    per_row = int(per_token * seq + scores + logits)
+    per_row = int(per_token * seq + scores)
     return MemoryEstimate(
         weights=weights,
         lora=lora,
         optimizer=optimizer,
         activations=per_row * spec.batch_size,
-        overhead=OVERHEAD_BYTES,
+        overhead=OVERHEAD_BYTES + min(LOSS_BYTES, 3 * 4 * seq * spec.batch_size * s.vocab),
         batch_size=spec.batch_size,
         seq_len=seq,
         activation_per_row=per_row,

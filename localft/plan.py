@@ -101,14 +101,9 @@ class TrainingData:
         tokens (as training packs them), or one row each without packing."""
         if not packing:
             return len(self.lengths)
-        free: list[int] = []  # room left in each row
-        for n in sorted((min(n, max_seq_len) for n in self.lengths), reverse=True):
-            slot = next((i for i, room in enumerate(free) if room >= n), None)
-            if slot is None:
-                free.append(max_seq_len - n)
-            else:
-                free[slot] -= n
-        return len(free)
+        from localft.train.rows import first_fit_decreasing
+
+        return len(first_fit_decreasing([min(n, max_seq_len) for n in self.lengths], max_seq_len))
 
 
 def training_data(split: Path, spec: TrainSpec) -> TrainingData:

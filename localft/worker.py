@@ -1,6 +1,6 @@
 """The training worker: `python -m localft.worker RUN_DIR [--backend NAME]`.
 
-Runs one backend's `train` in its own process, so closing the CLI or the dashboard never stops
+Runs the training loop (localft.train) on the run's plan in its own process, so closing the CLI or the dashboard never stops
 training. Its stdout/stderr go to the run's train.log; it writes the Finished event itself. A stop
 request is the run's stop file (every OS) or SIGINT/SIGTERM (POSIX).
 """
@@ -12,10 +12,12 @@ import os
 import signal
 import sys
 import traceback
+from dataclasses import replace
 from pathlib import Path
 
 from localft.errors import LocalftError
 from localft.events import Eval, EventSink, Finished, Log, RunStarted, Step
+from localft.plan import Plan
 from localft.runs import RunDir, atomic_write_text, run_status
 
 
@@ -53,9 +55,18 @@ class Tracker:
         return Finished(status, self.step, self.best_step, self.best_loss, error)
 
 
+def run_plan(run: RunDir) -> Plan:
+    """The plan the run was created with (plan.json); a run made without one (older code, or a test
+    that writes only spec.json) is planned now on its imported data, once, and the plan stored."""
+    from localft.plan import plan_run, read_plan
+
+    return read_plan(run.path) or plan_run(run)
+
+
 def run_worker(run: RunDir, backend_name: str | None = None) -> int:
     from localft.backends import get_backend
     from localft.disk import user_os_error
+    from localft.train import train
 
     stop = StopFlag(run.stop_path)
     signal.signal(signal.SIGINT, stop.request)
@@ -64,9 +75,13 @@ def run_worker(run: RunDir, backend_name: str | None = None) -> int:
     with EventSink(run.events_path) as sink:
         emit = Tracker(sink, step=run_status(run).step)  # a resume that fails at once ends where it was
         try:
-            spec = run.read_spec()
-            backend = get_backend(backend_name or spec.backend)
-            backend.train(spec, run, emit, stop)
+            # A backend named on the command line (a plug-in) trains the same plan; an unknown name
+            # is the first thing said.
+            backend = get_backend(backend_name) if backend_name else None
+            plan = run_plan(run)
+            if backend_name:
+                plan = replace(plan, backend=backend_name)
+            train(run, plan, emit, stop, backend=backend)
         except Exception as exc:
             user_error = exc if isinstance(exc, LocalftError) else user_os_error(exc)
             if user_error is None:  # a bug: keep the traceback in train.log, tell the reader in one line

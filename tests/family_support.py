@@ -18,8 +18,6 @@ NAMES = list(FAMILIES)
 MASK_PENDING: dict[str, str] = {}
 # Vocabularies whose GGUF does not yet tokenize a chat exactly like HF.
 TOKENIZER_PENDING = {
-    "gemma3": "Gemma 2's template (the stand-in for Gemma 3's) refuses a system message: chat through the "
-    "GGUF must fold it into the first user turn as training does (the ChatSpec work of issue 14)",
     "phi4-mini": "stand-in tokenizer (Phi-3's SentencePiece vocabulary, not Phi-4-mini's 200k BPE): llama.cpp "
     "adds the BOS that HF's chat render leaves out",
 }
@@ -66,12 +64,12 @@ def merged(name: str) -> Path:
         import torch
 
         from localft.backends.torch import TorchBackend
-        from localft.backends.torch.modeling import build_lora_model, placement
+        from localft.backends.torch.modeling import Placement, build_lora_model
 
         base = family_model_dir(name)
         spec = TrainSpec(model=str(base), device="cpu", lora=LoraSpec(rank=4, alpha=8))
         run = new_run(spec)
-        model = build_lora_model(base, spec, placement(spec), fused=False)
+        model = build_lora_model(base, spec, Placement("cpu", "fp32"), fused=False)
         torch.manual_seed(1)
         with torch.no_grad():
             for n, p in model.named_parameters():

@@ -1,5 +1,6 @@
-"""A backend that emits scripted events at a steady pace: lets the runner/worker/dashboard tests
-exercise process control without a model. Real training is tested with the real backends."""
+"""A backend without a model, for the runner/worker/dashboard tests: its session steps at a steady
+pace with a scripted loss under the real training loop (localft.train), so process control, stops,
+checkpoints and resume are the real ones. Real training is tested with the real backends."""
 
 from __future__ import annotations
 
@@ -7,38 +8,66 @@ import time
 from pathlib import Path
 
 from localft.backends import Availability
-from localft.checkpoints import read_state, resume_checkpoint, write_state
-from localft.events import Checkpoint, Eval, RunStarted, Step
-from localft.runs import atomic_dir
+
+STATE_FILE = "scripted.bin"
+
+
+class ScriptedSession:
+    device = "cpu"
+    pad_multiple = 1
+    step_seconds = 0.05
+
+    def __init__(self, request) -> None:
+        self.step = 0  # optimizer steps taken
+
+    def packing_blocker(self) -> str | None:
+        return None
+
+    def seed(self, seed: int) -> None:
+        pass
+
+    def accumulate(self, batch, scale: float) -> float:
+        time.sleep(self.step_seconds)
+        return 3.0 / (self.step + 1) ** 0.5 * batch.trained_tokens  # the step's mean loss: 3/sqrt(step)
+
+    def apply_update(self, learning_rate: float) -> None:
+        self.step += 1
+
+    def discard_gradients(self) -> None:
+        pass
+
+    def eval_loss(self, batch) -> tuple[float, int]:
+        n = batch.trained_tokens
+        return (3.0 / max(self.step, 1) ** 0.5 + 0.1) * n, n
+
+    def save_adapter(self, folder: Path) -> None:
+        (Path(folder) / "adapter.bin").write_bytes(self.step.to_bytes(4, "little") * 256)
+
+    def save_training_state(self, folder: Path) -> None:
+        self.save_adapter(folder)
+        (Path(folder) / STATE_FILE).write_bytes(self.step.to_bytes(4, "little"))
+
+    def load_training_state(self, folder: Path) -> None:
+        # A test may hand-write a checkpoint with only the loop's state.json: the scripted loss then
+        # starts again from its first value, which nothing asserts.
+        saved = Path(folder) / STATE_FILE
+        self.step = int.from_bytes(saved.read_bytes(), "little") if saved.is_file() else 0
+
+    def trainable_bytes(self) -> int:
+        return 1024
+
+    def peak_memory(self) -> int:
+        return 1 << 20
 
 
 class ScriptedBackend:
     name = "scripted"
-    step_seconds = 0.05
 
     def check(self) -> Availability:
         return Availability(True, "cpu", "scripted events for tests")
 
-    def train(self, spec, run, emit, stop) -> None:
-        ckpt = resume_checkpoint(run, emit)
-        start = read_state(ckpt)["step"] if ckpt else 0
-        emit(RunStarted(run.id, self.name, spec.model, "cpu", spec.steps, resumed_from=start))
-        for step in range(start + 1, spec.steps + 1):
-            time.sleep(self.step_seconds)
-            loss = 3.0 / step**0.5
-            emit(Step(step, spec.steps, loss, spec.learning_rate, step * 100, 2000.0, 1 << 20))
-            if step % spec.eval_every == 0:
-                emit(Eval(step, loss + 0.1))
-            if step % spec.save_every == 0 or stop() or step == spec.steps:
-                self._save(run, step)
-                emit(Checkpoint(step, str(run.checkpoint_path(step))))
-            if stop():
-                return
-
-    def _save(self, run, step: int) -> None:
-        with atomic_dir(run.checkpoint_path(step)) as tmp:
-            (tmp / "adapter.bin").write_bytes(step.to_bytes(4, "little") * 256)
-            write_state(tmp, {"step": step})
+    def load(self, request) -> ScriptedSession:
+        return ScriptedSession(request)
 
     def merge(self, run, out: Path) -> Path:
         raise NotImplementedError("the scripted backend has no weights")

@@ -10,7 +10,7 @@ import pytest
 from localft.checkpoints import find_resume_checkpoint, verify_checkpoint
 from localft.events import Log, RunStarted, Step, read_events
 from tests.test_cli import run_cli
-from tests.test_torch_train import make_run, train_run
+from tests.training import make_run, train_run
 
 SPEC = dict(backend="torch", steps=12, save_every=4, eval_every=100, batch_size=2, lora={"dropout": 0.1})
 

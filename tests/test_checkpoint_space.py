@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from localft.events import Finished, read_events
-from tests.test_torch_train import make_run
+from tests.training import make_run
 
 TMPFS = "mount -t tmpfs -o size=64k none {folder}"
 

@@ -6,10 +6,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
+from localft.cli import main
 from localft.config import DataSpec
-from localft.data.commands import app
 from localft.data.load import import_posts
 from localft.errors import DataError
 
@@ -112,20 +111,21 @@ def test_zip_holding_a_cut_member(tmp_path):
 @pytest.mark.parametrize(
     "path", [BAD / "broken.zip", BAD / "truncated-x", BAD / "empty.csv"], ids=lambda p: p.name
 )
-def test_cli_prints_one_line_and_exits_2(tmp_path, path):
-    result = CliRunner().invoke(app, ["import", str(path), "-o", str(tmp_path / "out")])
-    assert result.exit_code == 2
-    assert "Traceback" not in result.output
-    assert result.output.startswith("error: ") and result.output.count("\n") == 1
+def test_cli_prints_one_line_and_exits_2(tmp_path, path, capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(["data", "import", str(path), "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert exit.value.code == 2
+    assert "Traceback" not in err
+    assert err.startswith("error: ") and err.count("\n") == 1 and path.name in err
     assert not (tmp_path / "out" / "train.jsonl").exists()
 
 
-def test_cli_rejects_a_bad_option_value(tmp_path):
-    result = CliRunner().invoke(
-        app, ["import", str(BAD.parent / "linkedin-small"), "-o", str(tmp_path), "--urls", "hide"]
-    )
-    assert result.exit_code == 2
-    assert "urls: Input should be 'keep', 'strip' or 'placeholder'" in result.output
+def test_cli_rejects_a_bad_option_value(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(["data", "import", str(BAD.parent / "linkedin-small"), "-o", str(tmp_path), "--urls", "hide"])
+    assert exit.value.code == 2
+    assert "urls: Input should be 'keep', 'strip' or 'placeholder'" in capsys.readouterr().err
 
 
 def test_text_decoding_boms_utf16_without_bom_and_binary():

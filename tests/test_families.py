@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from localft.config import LoraSpec, TrainSpec
-from localft.events import EventSink, Log, Step, read_events
+from localft.events import Log, Step
 from localft.runs import new_run
 from tests.family_support import (
     MASK_PENDING,
@@ -31,6 +31,7 @@ from tests.family_support import (
     training_rows,
 )  # fmt: skip
 from tests.tiny import FAMILIES, family_model_dir
+from tests.training import train_run
 
 
 @pytest.fixture(scope="module")
@@ -51,11 +52,7 @@ def make_run(model_dir: Path, name: str, backend: str, **overrides):
 
 
 def train(spec, run):
-    from localft.backends import get_backend
-
-    with EventSink(run.events_path) as sink:
-        get_backend(spec.backend).train(spec, run, sink, lambda: False)
-    return read_events(run.events_path)
+    return train_run(spec, run)
 
 
 def assert_learns(events, name: str) -> None:
@@ -143,14 +140,16 @@ def test_packed_examples_never_see_each_other(family, name):
     import torch
     from transformers import AutoTokenizer
 
-    from localft.backends.torch.data import Row, collate, pack_examples
-    from localft.backends.torch.modeling import build_lora_model, packing_for, placement, token_loss_sum
+    from localft.backends.torch.loss import token_loss_sum
+    from localft.backends.torch.modeling import Placement, build_lora_model
     from localft.data.chat_tokens import IGNORE, tokenize_row
+    from localft.train.loop import packing_for
+    from localft.train.rows import Row, collate, pack_examples
 
     folder = family(name)
     spec = TrainSpec(model=str(folder), device="cpu")
     tok = AutoTokenizer.from_pretrained(folder)
-    model = build_lora_model(folder, spec, placement(spec)).eval()
+    model = build_lora_model(folder, spec, Placement("cpu", "fp32")).eval()
     a, b = (tokenize_row(tok, row, 96) for row in text_rows(2))
     row = pack_examples([a, b], max_len=256)[0]
     assert row.position_ids.count(0) == 2
@@ -167,7 +166,7 @@ def test_packed_examples_never_see_each_other(family, name):
     packed = loss_of_b(row)
     leaky = loss_of_b(Row(row.input_ids, row.labels, list(range(len(row.input_ids)))))
     assert abs(leaky - alone) > 1e-4  # one long sequence: B sees A
-    packs, why_not = packing_for(folder, spec)
+    packs, why_not = packing_for(spec, folder)
     if name == "qwen3.5":
         assert not packs and "recurrent" in why_not
         assert abs(packed - alone) > 1e-5  # restarting positions do not reset the recurrent state
@@ -185,30 +184,30 @@ def test_mlx_runs_the_family_like_transformers_and_packs_exactly(family, name):
     import mlx.core as mx
     from transformers import AutoTokenizer
 
-    from localft.backends.mlx.batches import collate, eval_rows
-    from localft.backends.mlx.loop import masked_loss
-    from localft.backends.mlx.modeling import load_base, packing_supported
+    from localft.backends.mlx.loss import masked_loss
+    from localft.backends.mlx.modeling import load_base, packing_blocker
+    from localft.backends.mlx.session import batch_arrays
     from localft.data.chat_tokens import tokenize_row
+    from localft.train.loop import packing_for
+    from localft.train.rows import collate, eval_rows
 
     folder = family(name)
-    model, config = load_base(folder, mx.float32, quantize=False)
+    model, _ = load_base(folder, mx.float32, quantize=False)
     ids = sample_ids(name)
     got = np.array(model(mx.array([ids]))[0])
     assert np.abs(got - hf_logits(folder, ids)).max() < 1e-4
-    packs, why_not = packing_supported(model, config)
+    packs, why_not = packing_for(TrainSpec(model=str(folder), backend="mlx"), folder)
     if name == "qwen3.5":
         assert not packs and "recurrent" in why_not
         return
-    assert packs
+    assert packs and packing_blocker(model) is None
     tok = AutoTokenizer.from_pretrained(folder)
     examples = [tokenize_row(tok, r, 97) for r in text_rows(2)]
 
     def loss(packed: bool, trained_only: bool = False) -> float:
-        b = collate(eval_rows(examples, 256, packed))
-        arrays = [mx.array(b.inputs), mx.array(b.targets), mx.array(b.segments)]
-        if trained_only:  # the vocabulary projection on trained positions only, as training does
-            arrays.append(mx.array(np.flatnonzero(b.targets != -100).astype(np.int32)))
-        total, n = masked_loss(model, *arrays, packed=packed)
+        # trained_only: the vocabulary projection on trained positions only, as CPU training does
+        b = collate(eval_rows(examples, 256, packed), 0)
+        total, n = masked_loss(model, *batch_arrays(b, trained_only), packed=packed)
         return total.item() / n.item()
 
     assert loss(True) == pytest.approx(loss(False), rel=1e-5)

@@ -86,8 +86,8 @@ def test_gguf_f16_and_q8_0_run_in_llama_cpp_like_hf(name, tmp_path, monkeypatch)
     assert reader.fields["tokenizer.chat_template"].contents() == template
     eot = tok.convert_tokens_to_ids(family.end_of_turn)
     assert reader.fields["tokenizer.ggml.tokens"].contents(eot) == family.end_of_turn
-    # Gemma 2's template (the Gemma 3 stand-in) refuses a system message: issue 11 item 1 folds it.
-    assert_chat_stops_at(out.path, eot, system=None if name == "gemma3" else SYSTEM)
+    # Gemma 2's template (the Gemma 3 stand-in) refuses a system message: the chat folds it.
+    assert_chat_stops_at(out.path, eot, system=SYSTEM)
 
 
 def assert_chat_stops_at(gguf: Path, eot: int, system: str | None) -> None:
@@ -95,7 +95,7 @@ def assert_chat_stops_at(gguf: Path, eot: int, system: str | None) -> None:
     (the tiny random model is steered to it: what matters is that llama.cpp stops there)."""
     import llama_cpp
 
-    from localft.chat import ChatSession
+    from localft.chat_session import ChatSession
 
     session = ChatSession(gguf, system=system, temperature=0.0, max_tokens=8, n_ctx=256)
     try:
@@ -113,7 +113,8 @@ def assert_chat_stops_at(gguf: Path, eot: int, system: str | None) -> None:
 def test_gguf_tokenizes_like_hf(family, name, tmp_path):
     """llama.cpp's tokenizer in the GGUF gives HF's ids: on llama.cpp's own test strings for this
     vocabulary, and on a chat rendered with the family's template (special tokens included)."""
-    from localft.chat import ChatSession
+    from localft.chat_session import ChatSession
+    from localft.data.chat_render import fold_system
     from localft.export.gguf import convert_folder
     from tests.real_material import vocab_cases
 
@@ -131,7 +132,9 @@ def test_gguf_tokenizes_like_hf(family, name, tmp_path):
         for text in cases + ["The harbour town woke slowly. 1234 + 56 = 1290!"]:
             ids = session.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
             assert ids == tok(text, add_special_tokens=False)["input_ids"], text
-        messages = chat_rows(1)[0]["messages"][:2]
+        # The system prompt, folded into the first user turn where the template has no system
+        # role (Gemma 3), as training and the chat both do.
+        messages = fold_system(tok, chat_rows(1)[0]["messages"][:2])
         want = tok.apply_chat_template(messages, add_generation_prompt=True, return_dict=True)["input_ids"]
         assert session.prompt_tokens(messages) == list(want)
     finally:
@@ -147,7 +150,7 @@ def test_modelfile_template_renders_the_family_chat_format(family, name, tmp_pat
     system prompt, several turns), and its stop lines hold the family's end-of-turn token. Gemma 3
     (Gemma 2's template, which refuses a system message) folds the system prompt into the first
     user turn, as its card says."""
-    from localft.chat import render_chat
+    from localft.chat_template import render_chat
     from localft.export.ollama import write_modelfile
     from tests.go_template import render_go
 
@@ -227,7 +230,7 @@ def test_converter_refuses_what_llama_cpp_cannot_run(name, architecture, change,
 def test_modelfile_without_a_persona_keeps_the_template_default_system_prompt(tmp_path):
     """SmolLM3's template writes a metadata header and a default system prompt when a chat has none:
     with no persona the Modelfile sets no SYSTEM, so Ollama renders exactly that opening."""
-    from localft.chat import render_chat
+    from localft.chat_template import render_chat
     from localft.export.ollama import write_modelfile
     from tests.go_template import render_go
 

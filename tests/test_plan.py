@@ -103,8 +103,8 @@ def test_the_style_clone_plan_follows_the_size_of_the_export(tmp_path):
 
 def test_rows_are_counted_as_the_torch_backend_packs_them(tiny_models):
     """The epochs a plan shows are real: the same rows the backend packs."""
-    from localft.backends.torch.data import pack_examples, tokenize_split
     from localft.models import load_tokenizer
+    from localft.train.rows import pack_examples, tokenize_split
 
     run = new_run(TrainSpec(model=str(tiny_models("llama"))))
     run.data_dir.mkdir()

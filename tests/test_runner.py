@@ -26,10 +26,15 @@ def scripted(monkeypatch):
     monkeypatch.setenv("PYTHONPATH", os.getcwd())
 
 
+POST = '{"text": "Hello there, this is a short post about coffee and code."}\n'
+
+
 def _start(root, steps=400, save_every=10):
-    run = new_run(TrainSpec(steps=steps, save_every=save_every, eval_every=5), root=root)
+    spec = TrainSpec(steps=steps, save_every=save_every, eval_every=5, batch_size=1, max_seq_len=64)
+    run = new_run(spec, root=root)
     run.data_dir.mkdir()
-    run.split_path("train").write_text('{"text": "hello"}\n')
+    run.split_path("train").write_text(POST * 4)
+    run.split_path("valid").write_text(POST)
     runner.start_worker(run, backend="scripted")
     return run
 
@@ -48,7 +53,8 @@ def test_worker_streams_events_and_completes(tmp_path, scripted):
     events = list(runner.follow(run))
     assert isinstance(events[0], RunStarted)
     assert [e.step for e in events if isinstance(e, Step)] == list(range(1, 9))
-    assert events[-1] == Finished("completed", 8, 5, events[-1].best_val_loss, None, events[-1].time)
+    # Validation at step 5 and at the last step; the scripted loss falls, so the last is the best.
+    assert events[-1] == Finished("completed", 8, 8, events[-1].best_val_loss, None, events[-1].time)
     assert run_status(run).status == "completed"
 
 

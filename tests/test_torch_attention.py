@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from localft.config import TrainSpec
-from tests.test_torch_train import chat_rows
+from tests.training import chat_rows
 
 
 @pytest.fixture
@@ -45,8 +45,9 @@ def test_varlen_path_matches_the_masked_path(tiny_models, reference_kernel, arch
     from transformers import AutoTokenizer
 
     from localft.backends.torch import modeling
-    from localft.backends.torch.data import collate, pack_examples
+    from localft.backends.torch.loss import token_loss_sum
     from localft.data.chat_tokens import tokenize_row
+    from localft.train.rows import collate, pack_examples
 
     spec = TrainSpec(model=str(tiny_models(arch)), device="cpu")
     tok = AutoTokenizer.from_pretrained(spec.model)
@@ -59,11 +60,11 @@ def test_varlen_path_matches_the_masked_path(tiny_models, reference_kernel, arch
         original = modeling.attention_for
         modeling.attention_for = lambda *_: implementation  # noqa: B023 - used before the next loop
         try:
-            model = modeling.build_lora_model(Path(spec.model), spec, modeling.placement(spec))
+            model = modeling.build_lora_model(Path(spec.model), spec, modeling.Placement("cpu", "fp32"))
         finally:
             modeling.attention_for = original
         assert model.get_base_model().config._attn_implementation == implementation
-        loss, n = modeling.token_loss_sum(model, batch, "cpu")
+        loss, n = token_loss_sum(model, batch, "cpu")
         (loss / n).backward()
         grads = [p.grad.clone() for p in model.parameters() if p.requires_grad]
         results.append((float(loss.detach()), grads))

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.test_torch_train import make_run, train_run
+from tests.training import make_run, train_run
 
 
 @pytest.mark.parametrize("arch", ["llama", "qwen3"])

@@ -12,7 +12,7 @@ import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_flatten
 
-from localft.config import LoraSpec, TrainSpec
+from localft.config import LoraSpec
 from localft.errors import ModelError
 
 QUANT_GROUP_SIZE = 64
@@ -24,11 +24,9 @@ MEMORY_HEADROOM = 0.15
 MIN_HEADROOM_BYTES = 2 * 1024**3
 
 
-def compute_dtype(spec: TrainSpec, device: str) -> mx.Dtype:
-    """fp32 on the CPU (MLX's bf16 matmul is no faster there), bf16 on Apple GPUs."""
-    if spec.precision == "auto":
-        return mx.float32 if device == "cpu" else mx.bfloat16
-    return {"fp32": mx.float32, "bf16": mx.bfloat16, "fp16": mx.float16}[spec.precision]
+def mlx_dtype(precision: str) -> mx.Dtype:
+    """The plan's compute precision as an MLX dtype."""
+    return {"fp32": mx.float32, "bf16": mx.bfloat16, "fp16": mx.float16}[precision]
 
 
 def set_memory_limit() -> int:
@@ -229,17 +227,15 @@ def _mask_module(model: nn.Module):
     return sys.modules[type(body).__module__]
 
 
-def packing_supported(model: nn.Module, config: dict) -> tuple[bool, str | None]:
-    """(pack rows?, why not). Block-diagonal attention for packed rows works by swapping the body's
-    mask builder; recurrent layers cannot be kept apart that way (localft.model_shapes)."""
-    from localft.model_shapes import packing_blocker
-
-    if reason := packing_blocker(config):
-        return False, reason
+def packing_blocker(model: nn.Module) -> str | None:
+    """Why this framework cannot keep packed examples apart in this model, or None. Block-diagonal
+    attention works by swapping the body's mask builder (the architecture's own limits, such as
+    recurrent layers, are the training loop's: localft.model_shapes)."""
     module = _mask_module(model)
     if hasattr(module, "create_attention_mask") and hasattr(module, "scaled_dot_product_attention"):
-        return True, None
-    return False, f"{config.get('model_type')} builds its attention masks in a way localft cannot swap on MLX"
+        return None
+    kind = getattr(language_model(model), "model_type", type(model).__name__)
+    return f"{kind} builds its attention masks in a way localft cannot swap on MLX"
 
 
 @contextlib.contextmanager

@@ -1,15 +1,14 @@
-"""The torch backend: transformers + peft LoRA (QLoRA through bitsandbytes NF4), resumable, with merge."""
+"""The torch backend: transformers + peft LoRA (QLoRA through bitsandbytes NF4) as a session of the
+training loop (localft.train), and merge. Importing this does not load torch."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
 from localft.backends import Availability
-from localft.config import TrainSpec
-from localft.events import Emit
 from localft.runs import RunDir
+from localft.train.session import LoadRequest
 
 
 class TorchBackend:
@@ -29,10 +28,10 @@ class TorchBackend:
             return Availability(True, "mps", "Apple GPU through MPS")
         return Availability(True, "cpu", f"CPU, {torch.get_num_threads()} threads (slow, small models)")
 
-    def train(self, spec: TrainSpec, run: RunDir, emit: Emit, stop: Callable[[], bool]) -> None:
-        from .loop import train
+    def load(self, request: LoadRequest):
+        from .session import TorchSession
 
-        train(spec, run, emit, stop)
+        return TorchSession(request)
 
     def merge(self, run: RunDir, out: Path) -> Path:
         from .merge import merge

@@ -1,5 +1,4 @@
-"""Load the base model (full precision or NF4), wrap it with peft LoRA, and compute the loss with
-the output layer applied only where a label is set (most positions of a chat row are masked)."""
+"""Load the base model (full precision or NF4) on the plan's device and wrap it with peft LoRA."""
 
 from __future__ import annotations
 
@@ -7,11 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from localft.config import LoraSpec, TrainSpec
-from localft.data.chat_tokens import IGNORE
 from localft.errors import ConfigError, ModelError
 
 from . import attention
 from .fused_lora import register_fused_lora
+from .loss import apply_liger_kernels
 
 
 @dataclass(frozen=True)
@@ -20,32 +19,17 @@ class Placement:
     dtype_name: str  # "fp32" | "bf16" | "fp16": compute dtype
 
 
-def resolve_device(spec: TrainSpec) -> str:
+def check_device(device: str) -> str:
+    """The plan's device, if this torch can run on it."""
     import torch
 
-    if spec.device in ("cuda", "gpu"):
-        if not torch.cuda.is_available():
-            raise ConfigError("device 'cuda' asked for but torch sees no CUDA GPU; use --device cpu")
-        return "cuda"
-    if spec.device == "mps":
-        if not torch.backends.mps.is_available():
-            raise ConfigError("device 'mps' asked for but this torch has no MPS; use --device cpu")
-        return "mps"
-    if spec.device == "cpu":
-        return "cpu"
-    if torch.cuda.is_available():
-        return "cuda"
-    if torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
-
-
-def placement(spec: TrainSpec) -> Placement:
-    device = resolve_device(spec)
-    if spec.precision != "auto":
-        return Placement(device, spec.precision)
-    # bf16 matmul on a CPU without AMX runs ~50x slower than fp32: stay in fp32 there.
-    return Placement(device, "fp32" if device == "cpu" else "bf16")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("the plan trains on CUDA but this torch sees no CUDA GPU; use --device cpu")
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("the plan trains on MPS but this torch has no MPS; use --device cpu")
+    if device not in ("cuda", "mps", "cpu"):
+        raise ConfigError(f"device {device!r} is not a torch device; use --device auto, cuda, mps or cpu")
+    return device
 
 
 def torch_dtype(name: str):
@@ -72,22 +56,6 @@ def lora_config(lora: LoraSpec, n_layers: int):
     )
 
 
-def packing_for(model_dir: Path, spec: TrainSpec) -> tuple[bool, str | None]:
-    """(pack rows?, why not where packing was asked for but cannot be exact for this architecture)."""
-    import json
-
-    from localft.model_shapes import packing_blocker
-
-    if not spec.packing:
-        return False, None
-    try:
-        config = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return True, None  # loading the model reports what is wrong with the folder
-    reason = packing_blocker(config)
-    return reason is None, reason
-
-
 def attention_for(model_dir: Path, spec: TrainSpec, where: Placement) -> str:
     """The varlen kernel for packed rows where it runs (see attention.py), else SDPA;
     LOCALFT_ATTENTION=sdpa keeps the masked SDPA path everywhere."""
@@ -95,13 +63,15 @@ def attention_for(model_dir: Path, spec: TrainSpec, where: Placement) -> str:
 
     from transformers import AutoConfig
 
+    from localft.train.loop import packing_for
+
     if os.environ.get("LOCALFT_ATTENTION") == "sdpa":
         return "sdpa"
     try:
         config = AutoConfig.from_pretrained(model_dir)
     except (OSError, ValueError):
         return "sdpa"  # from_pretrained below reports the problem
-    if attention.supports(config, where.device, where.dtype_name, packing_for(model_dir, spec)[0]):
+    if attention.supports(config, where.device, where.dtype_name, packing_for(spec, model_dir)[0]):
         attention.register()
         return attention.NAME
     return "sdpa"
@@ -133,13 +103,18 @@ def load_base(model_dir: Path, spec: TrainSpec, where: Placement):
     return model
 
 
-def build_lora_model(model_dir: Path, spec: TrainSpec, where: Placement, fused: bool = True):
+def build_lora_model(
+    model_dir: Path, spec: TrainSpec, where: Placement, fused: bool = True, liger: bool = False
+):
     """The peft model with fresh adapters (seeded) and only the adapters trainable; `fused` adds
-    the LoRA update inside the base GEMM (same weights, same adapter files)."""
+    the LoRA update inside the base GEMM (same weights, same adapter files); `liger` swaps in
+    Liger-Kernel's RMSNorm, RoPE and SwiGLU first (CUDA)."""
     import torch
     from peft import get_peft_model, prepare_model_for_kbit_training
 
     model = load_base(model_dir, spec, where)
+    if liger:
+        apply_liger_kernels(model)
     if spec.quantize == "4bit":
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=spec.gradient_checkpointing)
     torch.manual_seed(spec.seed)
@@ -151,46 +126,3 @@ def build_lora_model(model_dir: Path, spec: TrainSpec, where: Placement, fused: 
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
     return model
-
-
-def _final_softcap(model) -> float | None:
-    cfg = model.config
-    return getattr(cfg, "final_logit_softcapping", None) or getattr(
-        getattr(cfg, "text_config", None), "final_logit_softcapping", None
-    )
-
-
-def token_loss_sum(model, batch, device: str):
-    """(sum of token cross-entropies, number of trained tokens) for one micro-batch.
-
-    The decoder runs on every position, but the vocabulary projection (the largest single
-    matmul for small models) runs only on positions whose next token is trained."""
-    import torch
-    import torch.nn.functional as F
-
-    ids = batch["input_ids"].to(device)
-    pos = batch["position_ids"].to(device)
-    labels = batch["labels"].to(device)
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    # attention_mask=None + restarting position_ids: transformers builds a per-example causal mask,
-    # or, with the varlen kernel, the examples' bounds go to the kernel instead.
-    extra = {}
-    if getattr(base.config, "_attn_implementation", None) == attention.NAME:
-        extra = attention.sequence_bounds(batch["position_ids"], device)
-    out = base.get_decoder()(input_ids=ids, position_ids=pos, use_cache=False, **extra)
-    hidden = out.last_hidden_state[:, :-1]
-    targets = labels[:, 1:]
-    keep = targets != IGNORE
-    picked = hidden[keep]
-    logits = base.get_output_embeddings()(picked).float()
-    cap = _final_softcap(base)
-    if cap:
-        logits = torch.tanh(logits / cap) * cap
-    loss_sum = F.cross_entropy(logits, targets[keep], reduction="sum")
-    return loss_sum, int(keep.sum())
-
-
-def trainable_state_dict(model) -> dict:
-    from peft import get_peft_model_state_dict
-
-    return get_peft_model_state_dict(model)

@@ -1,0 +1,174 @@
+"""The torch side of the training loop (localft.train): a peft model and its AdamW on the plan's
+device, one micro-batch's forward and backward, the optimizer step, and the tensors on disk."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from pathlib import Path
+
+from localft.events import Log
+from localft.train.rows import Batch
+from localft.train.session import LoadRequest, OutOfMemory
+
+from .loss import liger_available, token_loss_sum
+from .modeling import Placement, build_lora_model, check_device, torch_dtype
+
+OPTIMIZER_FILE = "optimizer.pt"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+
+
+def set_threads() -> None:
+    """One thread per physical core: hyper-threads only contend for the same FMA units."""
+    import psutil
+    import torch
+
+    cores = psutil.cpu_count(logical=False) or os.cpu_count() or 1
+    with contextlib.suppress(AttributeError):
+        cores = min(cores, len(os.sched_getaffinity(0)))
+    torch.set_num_threads(max(cores, 1))
+
+
+def peak_memory(device: str) -> int:
+    import torch
+
+    if device == "cuda":
+        return int(torch.cuda.max_memory_allocated())
+    if device == "mps":
+        return int(torch.mps.driver_allocated_memory())
+    if sys.platform == "win32":  # no `resource` module; psutil reads the peak working set
+        import psutil
+
+        return int(psutil.Process().memory_info().peak_wset)
+    import resource
+
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(rss if sys.platform == "darwin" else rss * 1024)
+
+
+def is_oom(exc: BaseException) -> bool:
+    """CUDA/MPS out-of-memory, or the CPU allocator refusing an allocation."""
+    import torch
+
+    text = str(exc).lower()
+    return (
+        isinstance(exc, torch.OutOfMemoryError) or "out of memory" in text or "can't allocate memory" in text
+    )
+
+
+def make_optimizer(model, spec, where: Placement):
+    import torch
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    if where.device == "cuda" and spec.quantize == "4bit":
+        import bitsandbytes as bnb
+
+        return bnb.optim.PagedAdamW8bit(params, lr=spec.learning_rate, weight_decay=spec.weight_decay)
+    return torch.optim.AdamW(params, lr=spec.learning_rate, weight_decay=spec.weight_decay)
+
+
+def autocast(where: Placement):
+    import torch
+
+    if where.device == "cpu" or where.dtype_name == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(where.device, dtype=torch_dtype(where.dtype_name))
+
+
+class TorchSession:
+    pad_multiple = 1
+
+    def __init__(self, request: LoadRequest) -> None:
+        spec, plan = request.spec, request.plan
+        self.where = Placement(check_device(plan.device), plan.precision)
+        self.device = self.where.device
+        if self.device == "cpu":
+            set_threads()
+        self.liger = liger_available(self.device)
+        spec = spec.model_copy(update={"quantize": plan.quantize})
+        self.model = build_lora_model(request.model_dir, spec, self.where, liger=self.liger)
+        self.model.train()
+        self.optimizer = make_optimizer(self.model, spec, self.where)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.max_grad_norm = spec.max_grad_norm
+        loss = "Liger-Kernel's fused linear cross-entropy" if self.liger else "chunked cross-entropy"
+        request.emit(Log(f"torch on {self.device} ({plan.precision}{', 4-bit base' if plan.quantize == '4bit' else ''}): "
+                         f"{sum(p.numel() for p in self.params):,} trainable parameters, {loss}"))  # fmt: skip
+
+    def packing_blocker(self) -> str | None:
+        return None  # restarting position ids keep packed examples apart in every attention kernel used
+
+    def seed(self, seed: int) -> None:
+        import torch
+
+        torch.manual_seed(seed)
+
+    def accumulate(self, batch: Batch, scale: float) -> float:
+        try:
+            with autocast(self.where):
+                loss_sum, _ = token_loss_sum(self.model, batch, self.device, self.liger)
+            (loss_sum * scale).backward()
+        except Exception as exc:
+            if not is_oom(exc):
+                raise
+            raise OutOfMemory(str(exc).splitlines()[0]) from None
+        return float(loss_sum.detach())
+
+    def apply_update(self, learning_rate: float) -> None:
+        import torch
+
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate
+        if self.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(self.params, self.max_grad_norm)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def discard_gradients(self) -> None:
+        import torch
+
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.device == "cuda":
+            torch.cuda.empty_cache()
+
+    def eval_loss(self, batch: Batch) -> tuple[float, int]:
+        import torch
+
+        self.model.eval()
+        try:
+            with torch.no_grad(), autocast(self.where):
+                loss_sum, n = token_loss_sum(self.model, batch, self.device, self.liger)
+        except Exception as exc:
+            if not is_oom(exc):
+                raise
+            raise OutOfMemory(str(exc).splitlines()[0]) from None
+        finally:
+            self.model.train()
+        return float(loss_sum), n
+
+    def save_adapter(self, folder: Path) -> None:
+        """A peft adapter folder (adapter_config.json + adapter_model.safetensors)."""
+        self.model.save_pretrained(folder, safe_serialization=True)
+
+    def save_training_state(self, folder: Path) -> None:
+        import torch
+
+        self.save_adapter(folder)
+        torch.save(self.optimizer.state_dict(), Path(folder) / OPTIMIZER_FILE)
+
+    def load_training_state(self, folder: Path) -> None:
+        import torch
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        device = str(self.params[0].device)
+        set_peft_model_state_dict(self.model, load_file(Path(folder) / ADAPTER_WEIGHTS, device=device))
+        state = torch.load(Path(folder) / OPTIMIZER_FILE, map_location=device, weights_only=True)
+        self.optimizer.load_state_dict(state)
+
+    def trainable_bytes(self) -> int:
+        return sum(p.numel() * p.element_size() for p in self.params)
+
+    def peak_memory(self) -> int:
+        return peak_memory(self.device)

@@ -1,0 +1,242 @@
+"""The training loop, written once for every backend: rows in a seeded order, accumulation and
+out-of-memory halving, the non-finite-loss stop, evaluation and early stopping, stop requests,
+checkpoints a resumed run continues from exactly, and the events that report all of it."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from localft.checkpoints import find_resume_checkpoint, read_state, require_checkpoint_space, write_state
+from localft.config import TrainSpec
+from localft.errors import DoesNotFit, RunError
+from localft.events import Checkpoint, Emit, Eval, Log, RunStarted, Step
+from localft.plan import Plan
+from localft.runs import RunDir, atomic_dir
+
+from .rows import Row, RowStream, collate, eval_rows, tokenize_split
+from .session import LoadRequest, OutOfMemory, Session
+from .state import LoopState, learning_rate, step_seed
+
+
+def packing_for(spec: TrainSpec, model_dir: Path, session: Session | None = None) -> tuple[bool, str | None]:
+    """(pack rows?, why not where packing was asked for): the architecture must let packed
+    examples be kept apart (localft.model_shapes), and so must the backend's framework."""
+    from localft.model_shapes import packing_blocker
+
+    if not spec.packing:
+        return False, None
+    try:
+        config = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        config = {}  # loading the model reports what is wrong with the folder
+    reason = packing_blocker(config) or (session.packing_blocker() if session is not None else None)
+    return reason is None, reason
+
+
+def load_tokenizer(model_dir: Path):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(model_dir)
+
+
+def pad_token(tokenizer) -> int:
+    for candidate in (tokenizer.pad_token_id, tokenizer.eos_token_id):
+        if candidate is not None:
+            return int(candidate)
+    return 0
+
+
+class StopRequested(Exception):
+    """A stop request or early stopping: the loop ends with a checkpoint and the adapter."""
+
+
+class Loop:
+    """One run's loop over a backend session; `run()` trains from the current state to the plan's
+    last step, an early stop or a stop request."""
+
+    def __init__(self, run: RunDir, plan: Plan, emit: Emit, stop: Callable[[], bool], backend) -> None:
+        self.run_dir, self.plan, self.emit, self.stop, self.backend = run, plan, emit, stop, backend
+        self.spec = run.read_spec()
+        self.eval_every = plan.eval_every or self.spec.eval_every  # the plan's, once it sized the run
+
+    def setup(self) -> None:
+        from localft.checkpoints import resume_checkpoint
+        from localft.models import resolve_model
+        from localft.plan import check_plan
+
+        spec, plan, run = self.spec, self.plan, self.run_dir
+        check_plan(plan)  # a run that cannot fit is refused before any weights load
+        model_dir = resolve_model(spec.model)
+        tokenizer = load_tokenizer(model_dir)
+        self.pad_id = pad_token(tokenizer)
+        train_ex = tokenize_split(tokenizer, run.split_path("train"), plan.max_seq_len, spec.train_on)
+        valid_ex = tokenize_split(tokenizer, run.split_path("valid"), plan.max_seq_len, spec.train_on)
+        RowStream(train_ex, plan.max_seq_len, False, spec.seed)  # an empty split fails here, before loading
+        self.state = LoopState(micro_batch=plan.micro_batch)
+        self.saved_step: int | None = None  # the newest checkpoint this attempt can rely on
+        folder = resume_checkpoint(run, self.emit)
+        if folder is not None:
+            self.state = LoopState.from_dict(read_state(folder))
+            self.state.micro_batch = self.state.micro_batch or plan.micro_batch
+            self.saved_step = self.state.step
+        # The attempt's first event (after any damaged checkpoint skipped); what loading says follows it.
+        self.emit(RunStarted(run.id, plan.backend, spec.model, plan.device, plan.steps, self.state.step))
+        self.session: Session = self.backend.load(LoadRequest(model_dir, spec, plan, self.emit))
+        if folder is not None:
+            self.session.load_training_state(folder)
+        packing, why_not = packing_for(spec, model_dir, self.session)
+        if why_not:
+            self.emit(Log(f"packing is off: {why_not}", "warning"))
+        self.valid_rows = eval_rows(valid_ex, plan.max_seq_len, packing)
+        self.stream = RowStream(train_ex, plan.max_seq_len, packing, spec.seed, self.state.position)
+        self.emit(Log(f"{len(train_ex)} train / {len(valid_ex)} valid examples, "
+                      f"{self.stream.rows_per_epoch} rows per epoch ({'packed' if packing else 'one example a row'})"))  # fmt: skip
+
+    def run(self) -> None:
+        plan, state = self.plan, self.state
+        if state.step < plan.steps and not state.stopped_early:  # a finished run trains no further
+            try:
+                self._train_to_end()
+            except StopRequested as reason:
+                self.emit(Log(f"training {reason} at step {state.step}; writing a checkpoint"))
+        self.finish()
+
+    def _train_to_end(self) -> None:
+        spec, plan, state = self.spec, self.plan, self.state
+        window_start, window_tokens = time.perf_counter(), 0
+        while state.step < plan.steps:
+            if self.stop():  # checked before each step: a stop lands between steps, never inside one
+                raise StopRequested("stopped")
+            tic = time.perf_counter()
+            loss, real, trained = self.train_step()
+            state.train_seconds += time.perf_counter() - tic
+            state.step += 1
+            state.tokens += real
+            state.trained_tokens += trained
+            window_tokens += real
+            last = state.step == plan.steps
+            if state.step % spec.log_every == 0 or last:
+                elapsed = max(time.perf_counter() - window_start, 1e-9)
+                lr = learning_rate(spec, plan.steps, state.step - 1)
+                peak = self.session.peak_memory()
+                self.emit(Step(state.step, plan.steps, loss, lr, state.tokens, window_tokens / elapsed, peak))
+                window_start, window_tokens = time.perf_counter(), 0
+            if self.valid_rows and (state.step % self.eval_every == 0 or last):
+                self.evaluate()
+            if state.step % spec.save_every == 0 and not last:
+                self.checkpoint()
+
+    def train_step(self) -> tuple[float, int, int]:
+        """One optimizer step over the next rows: (mean token loss, real tokens, trained tokens)."""
+        rows = self.stream.take(self.plan.micro_batch * self.plan.grad_accum)
+        n_trained = sum(r.trained_tokens for r in rows)
+        while True:
+            try:
+                loss_sum = self._accumulate(rows, n_trained)
+                break
+            except OutOfMemory as exc:
+                self.session.discard_gradients()
+                self._halve_micro_batch(exc)
+        loss = loss_sum / max(n_trained, 1)
+        if not math.isfinite(loss):
+            self.session.discard_gradients()
+            ckpt, _ = find_resume_checkpoint(self.run_dir, hashes=False)
+            kept = f"the last good checkpoint is {ckpt.name}" if ckpt else "no checkpoint was written yet"
+            raise RunError(
+                f"loss became {loss} at step {self.state.step + 1}; {kept}. Lower --learning-rate, use "
+                "fp32/bf16 instead of fp16, or check the data"
+            )
+        self.session.apply_update(learning_rate(self.spec, self.plan.steps, self.state.step))
+        self.state.position = self.stream.position
+        return loss, sum(len(r) for r in rows), n_trained
+
+    def _accumulate(self, rows: list[Row], n_trained: int) -> float:
+        self.session.seed(step_seed(self.spec.seed, self.state.step))
+        micro, total = self.state.micro_batch, 0.0
+        for i in range(0, len(rows), micro):
+            batch = collate(rows[i : i + micro], self.pad_id, self.session.pad_multiple)
+            total += self.session.accumulate(batch, 1.0 / max(n_trained, 1))
+        return total
+
+    def _halve_micro_batch(self, exc: OutOfMemory) -> None:
+        """Out of memory: the same rows again in micro-batches half as large (the loss is normalised
+        by the step's trained tokens, so the step is the same), or a refusal saying what to try."""
+        s, plan = self.state, self.plan
+        accum = -(-plan.micro_batch * plan.grad_accum // s.micro_batch)
+        if not self.spec.auto_batch or s.micro_batch == 1:
+            raise DoesNotFit(
+                f"out of memory at step {s.step + 1} with micro-batch {s.micro_batch} x {plan.max_seq_len} "
+                f"tokens ({exc}); try --batch-size {max(s.micro_batch // 2, 1)} --grad-accum {accum * 2}, "
+                "a shorter --max-seq-len, --gradient-checkpointing or --auto-batch"
+            ) from None
+        s.micro_batch //= 2
+        accum = -(-plan.micro_batch * plan.grad_accum // s.micro_batch)
+        self.emit(Log(f"out of memory: retrying with micro-batch {s.micro_batch} x {accum} steps", "warning"))
+
+    def evaluate(self) -> None:
+        """Validation loss over the first eval_batches micro-batches (of the planned size); the best
+        adapter so far is kept; patience runs out into early stopping."""
+        s, spec = self.state, self.spec
+        rows = self.valid_rows[: spec.eval_batches * self.plan.micro_batch]
+        total, count = 0.0, 0
+        for i in range(0, len(rows), s.micro_batch):
+            loss_sum, n = self.session.eval_loss(
+                collate(rows[i : i + s.micro_batch], self.pad_id, self.session.pad_multiple)
+            )
+            total, count = total + loss_sum, count + n
+        val = total / max(count, 1)
+        s.last_val_loss = val
+        self.emit(Eval(s.step, val))
+        if s.best_val_loss is None or val < s.best_val_loss:
+            s.best_val_loss, s.best_step, s.evals_without_improvement = val, s.step, 0
+            with atomic_dir(self.run_dir.best_adapter_dir) as tmp:
+                self.session.save_adapter(tmp)
+            return
+        s.evals_without_improvement += 1
+        patience = spec.early_stopping_patience
+        if patience is not None and s.evals_without_improvement >= patience:
+            s.stopped_early = True
+            raise StopRequested(
+                f"early-stopped ({patience} evaluations without improvement; best step {s.best_step})"
+            )
+
+    def checkpoint(self) -> None:
+        step = self.state.step
+        require_checkpoint_space(self.run_dir, step, self.session.trainable_bytes())
+        path = self.run_dir.checkpoint_path(step)
+        with atomic_dir(path) as tmp:
+            self.session.save_training_state(tmp)
+            write_state(tmp, self.state.to_dict())  # last: marks the folder complete
+        self.saved_step = step
+        self.emit(Checkpoint(step, str(path)))
+
+    def finish(self) -> None:
+        """The last checkpoint, then the adapter to export: the best by validation loss, else the last."""
+        if self.saved_step != self.state.step:
+            self.checkpoint()
+        best = self.run_dir.best_adapter_dir
+        with atomic_dir(self.run_dir.adapter_dir) as tmp:
+            if self.state.best_step is not None and best.is_dir():
+                for f in best.iterdir():
+                    shutil.copy2(f, tmp / f.name)
+            else:
+                self.session.save_adapter(tmp)
+
+
+def train(run: RunDir, plan: Plan, emit: Emit, stop: Callable[[], bool], backend=None) -> None:
+    """Train `run` as `plan` says on the plan's backend (or `backend`, a Backend object)."""
+    from localft.backends import get_backend
+
+    loop = Loop(run, plan, emit, stop, backend or get_backend(plan.backend))
+    loop.setup()
+    try:
+        loop.run()
+    except OutOfMemory as exc:  # outside a training step (evaluation): nothing to halve
+        raise DoesNotFit(
+            f"out of memory ({exc}); lower --batch-size or --max-seq-len, or use --gradient-checkpointing"
+        ) from None

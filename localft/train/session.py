@@ -1,0 +1,76 @@
+"""What a backend gives the training loop: a `Session` over one loaded model with adapters. Only
+framework work lives behind it; every decision (order, schedule, when to evaluate, save or stop)
+is the loop's."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from localft.config import TrainSpec
+from localft.events import Emit
+from localft.plan import Plan
+
+from .rows import Batch
+
+
+class OutOfMemory(Exception):
+    """A backend's out-of-memory error, in the loop's terms (the loop halves the micro-batch)."""
+
+
+@dataclass(frozen=True)
+class LoadRequest:
+    """What a backend needs to build a session: the model folder, the run's settings (LoRA,
+    optimizer, seed) and its plan (device, precision, quantization)."""
+
+    model_dir: Path
+    spec: TrainSpec
+    plan: Plan
+    emit: Emit
+
+
+class Session(Protocol):
+    pad_multiple: int  # micro-batch widths are rounded up to this (a compiled step sees few shapes)
+
+    def packing_blocker(self) -> str | None:
+        """Why packed rows cannot be kept apart by this framework for this model, or None."""
+        ...
+
+    def seed(self, seed: int) -> None:
+        """Seed the framework's random generator (LoRA dropout) before a step."""
+        ...
+
+    def accumulate(self, batch: Batch, scale: float) -> float:
+        """Forward and backward of one micro-batch; gradients of (summed token loss x `scale`) add
+        to those of earlier micro-batches of the step. Returns the summed token loss. Raises
+        OutOfMemory for the framework's out-of-memory error."""
+        ...
+
+    def apply_update(self, learning_rate: float) -> None:
+        """Clip the accumulated gradients, take one optimizer step at `learning_rate`, clear them."""
+        ...
+
+    def discard_gradients(self) -> None:
+        """Drop the accumulated gradients without an update (a failed or retried step)."""
+        ...
+
+    def eval_loss(self, batch: Batch) -> tuple[float, int]:
+        """(summed token loss, trained tokens) of a batch, without gradients."""
+        ...
+
+    def save_adapter(self, folder: Path) -> None:
+        """The adapter in the backend's export format (what `merge` reads)."""
+        ...
+
+    def save_training_state(self, folder: Path) -> None:
+        """Adapter and optimizer state: what a checkpoint holds besides the loop's counters."""
+        ...
+
+    def load_training_state(self, folder: Path) -> None: ...
+
+    def trainable_bytes(self) -> int: ...
+
+    def peak_memory(self) -> int:
+        """Bytes: the device's peak allocation, or the process's peak RSS on a CPU."""
+        ...
