@@ -133,10 +133,6 @@ def plan(
     from localft.memory import check_fits, compute_dtype, estimate_memory
 
     machine = machine or this_machine()
-    if spec.method == "full":  # the estimate knows it; the backends' sessions do not train it yet
-        raise ConfigError(
-            "full fine-tuning (method = full) is not wired into the backends yet; use method = lora"
-        )
     backend = pick_backend(spec, machine.backends)
     device = _device(spec, backend, machine)
     precision = compute_dtype(spec, device)

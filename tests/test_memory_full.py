@@ -36,10 +36,3 @@ def test_a_full_run_that_does_not_fit_is_refused_with_the_numbers():
 def test_full_fine_tuning_of_a_4bit_base_is_a_config_error():
     with pytest.raises(ConfigError, match="method full"):
         merge_overrides(TrainSpec(), {"method": "full", "quantize": "4bit"})
-
-
-def test_until_the_backends_train_it_a_full_run_is_refused_before_anything_is_written():
-    from localft.plan import plan
-
-    with pytest.raises(ConfigError, match="method = full"):
-        plan(TrainSpec(model="embedded", method="full"))
