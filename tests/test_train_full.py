@@ -4,21 +4,14 @@ run merges into an HF folder that converts to a GGUF llama.cpp loads."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
-
 import numpy as np
 import pytest
 
-from localft.events import Checkpoint, Log, RunStarted, Step, read_events
-from tests.training import make_run, train_run
+from localft.events import Log, RunStarted, Step
+from tests.training import kill_9_after_first_checkpoint, make_run, train_run
 
 BACKENDS = ["torch", pytest.param("mlx", marks=pytest.mark.mlx)]
 WEIGHTS = {"torch": "model.safetensors", "mlx": "adapters.safetensors"}
-WORKER = [sys.executable, "-m", "localft.worker"]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -53,17 +46,7 @@ def test_full_fine_tuning_survives_kill_9_and_exports(tmp_path, tiny_models, bac
     assert f"{n_params:,} trainable parameters" in said  # every weight, not adapters
 
     spec, run = make_run(tmp_path / "b", model, **settings)
-    env = {**os.environ, "PYTHONPATH": os.getcwd()}
-    with open(run.log_path, "wb") as log:
-        worker = subprocess.Popen([*WORKER, str(run.path)], stdout=log, stderr=subprocess.STDOUT, env=env)
-    deadline = time.monotonic() + 240
-    while not [e for e in read_events(run.events_path) if isinstance(e, Checkpoint)]:
-        assert worker.poll() is None, run.log_path.read_text()[-2000:]
-        assert time.monotonic() < deadline, "no checkpoint within 240 s"
-        time.sleep(0.02)
-    os.kill(worker.pid, signal.SIGKILL)
-    assert worker.wait(timeout=30) == -signal.SIGKILL
-    killed_at = run.latest_checkpoint()
+    killed_at = kill_9_after_first_checkpoint(run)
     assert killed_at is not None and killed_at != run.checkpoint_path(8), "finished before the kill"
 
     events = train_run(spec, run)
