@@ -1,4 +1,5 @@
-"""Rebuild the sample exports byte for byte: the LinkedIn demo archive and the test fixtures.
+"""Rebuild the sample exports byte for byte: the LinkedIn demo archive, the labelled sets and notes
+for the classify and domain-adapt recipes, and the test fixtures.
 
     python examples/make_samples.py
 
@@ -27,6 +28,7 @@ from sample_exports import (  # noqa: E402
     write_text_notes,
     write_x,
 )
+from sample_labelled import write_domain_notes, write_emails_jsonl, write_reviews_csv  # noqa: E402
 from sample_platforms import (  # noqa: E402
     write_bluesky,
     write_facebook,
@@ -221,6 +223,9 @@ def write_bad_cases(out: Path) -> None:
 
 def main() -> None:
     write_linkedin_demo()
+    write_reviews_csv(EXAMPLES / "reviews.csv")
+    write_emails_jsonl(EXAMPLES / "emails.jsonl")
+    write_domain_notes(EXAMPLES / "workshop-notes")
     if FIXTURES.exists():
         shutil.rmtree(FIXTURES)
     write_linkedin_small(FIXTURES / "linkedin-small")
@@ -247,7 +252,9 @@ def main() -> None:
     truncated.mkdir(parents=True)
     full = (FIXTURES / "x-archive" / "data" / "tweets.js").read_bytes()
     (truncated / "tweets.js").write_bytes(full[: len(full) * 2 // 3])  # a download cut short
-    print(f"wrote {EXAMPLES / 'linkedin-export.zip'} and {FIXTURES}")
+    print(
+        f"wrote {EXAMPLES / 'linkedin-export.zip'}, reviews.csv, emails.jsonl, workshop-notes/ and {FIXTURES}"
+    )
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from localft.errors import ConfigError
 
@@ -85,6 +85,10 @@ class TrainSpec(_Spec):
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         "auto", description="Compute dtype; auto = fp32 on CPU, bf16 on CUDA/MPS/MLX."
     )
+    weights: Literal["lora", "full"] = Field(
+        "lora",
+        description="Which weights train: lora (low-rank adapters) or full (every weight; models that fit).",
+    )
     lora: LoraSpec = Field(default_factory=LoraSpec)
     max_seq_len: int = Field(512, ge=16, le=131072, description="Longest training sequence in tokens.")
     batch_size: int = Field(4, ge=1, description="Examples per micro-batch (rows when packing).")
@@ -141,6 +145,12 @@ class TrainSpec(_Spec):
     start_adapter: str | None = Field(
         None, description="An adapter folder to continue from (a finished run's, with --from)."
     )
+
+    @model_validator(mode="after")
+    def _full_needs_full_precision(self) -> TrainSpec:
+        if self.weights == "full" and self.quantize == "4bit":
+            raise ValueError("weights full trains every weight, which a 4-bit base cannot; use quantize none")
+        return self
 
 
 QuantName = Literal["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_K_M", "Q5_K_M", "Q6_K", "Q3_K_M", "Q2_K"]

@@ -1,5 +1,6 @@
-"""A memory estimate for a LoRA/QLoRA run (weights + adapters + optimizer + activations), made
-before loading anything, so a run that cannot fit is refused with the numbers and a smaller plan."""
+"""A memory estimate for a LoRA/QLoRA or full fine-tuning run (weights + adapters + optimizer +
+activations), made before loading anything, so a run that cannot fit is refused with the numbers
+and a smaller plan."""
 
 from __future__ import annotations
 
@@ -32,13 +33,14 @@ LOSS_BYTES = 3 * LOSS_CHUNK_ELEMENTS * 4
 class MemoryEstimate:
     weights: int
     lora: int
-    optimizer: int  # optimizer states + adapter gradients
+    optimizer: int  # optimizer states + gradients of what is trained (adapters, or every weight)
     activations: int
     overhead: int
     # What the activation term is made of, so check_fits can suggest a smaller run.
     batch_size: int
     seq_len: int
     activation_per_row: int
+    full: bool = False  # full fine-tuning: the optimizer term covers every weight
 
     @property
     def total(self) -> int:
@@ -57,9 +59,13 @@ class MemoryEstimate:
         )
 
     def describe(self) -> str:
+        trained = (
+            f"optimizer states and gradients of all weights {fmt_bytes(self.optimizer)}"
+            if self.full
+            else f"LoRA {fmt_bytes(self.lora)} + optimizer {fmt_bytes(self.optimizer)}"
+        )
         return (
-            f"weights {fmt_bytes(self.weights)} + LoRA {fmt_bytes(self.lora)} + optimizer "
-            f"{fmt_bytes(self.optimizer)} + activations {fmt_bytes(self.activations)} "
+            f"weights {fmt_bytes(self.weights)} + {trained} + activations {fmt_bytes(self.activations)} "
             f"(batch {self.batch_size} x {self.seq_len} tokens) + runtime {fmt_bytes(self.overhead)} "
             f"= {fmt_bytes(self.total)}"
         )
@@ -110,11 +116,15 @@ def estimate_memory(
         weights = int(body * WEIGHT_BYTES["nf4"] + s.embedding_params * act_bytes)
     else:
         weights = int(s.params * act_bytes)
-    n_lora = lora_params(spec, s)
+    full = spec.weights == "full"
+    if full:  # fp32 master weights: the optimizer updates them while autocast computes in `dtype`
+        weights = int(s.params * WEIGHT_BYTES["fp32"])
+    n_lora = 0 if full else lora_params(spec, s)
     lora = n_lora * 4  # adapters are kept in fp32
-    # AdamW: two fp32 moments (8-bit paged AdamW on CUDA QLoRA: two bytes) + an fp32 gradient.
+    # AdamW: two fp32 moments (8-bit paged AdamW on CUDA QLoRA: two bytes) + an fp32 gradient, for
+    # each adapter weight or, in full fine-tuning, each weight of the model.
     state = 2 if (spec.quantize == "4bit" and device == "cuda") else 8
-    optimizer = n_lora * (state + 4)
+    optimizer = s.params * (8 + 4) if full else n_lora * (state + 4)
     seq = spec.max_seq_len
     if spec.gradient_checkpointing:  # one hidden state per layer kept, one layer recomputed
         per_token = (s.layers * s.hidden + ACTIVATION_FACTOR * s.hidden) * act_bytes
@@ -139,6 +149,7 @@ def estimate_memory(
         batch_size=spec.batch_size,
         seq_len=seq,
         activation_per_row=per_row,
+        full=full,
     )
 
 
@@ -170,6 +181,8 @@ def suggest_smaller(estimate: MemoryEstimate, available_bytes: int) -> str:
         trial = estimate.with_batch(1, seq)
         if trial.total <= available_bytes:
             return f"try --batch-size 1 --max-seq-len {seq} (needs {fmt_bytes(trial.total)})"
+    if estimate.full:
+        return "full fine-tuning keeps optimizer states for every weight: pick a smaller model or LoRA (--set weights=lora)"
     return "the weights alone do not fit: pick a smaller model or --quantize 4bit"
 
 

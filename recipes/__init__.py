@@ -10,6 +10,8 @@ from localft.errors import ConfigError
 REGISTRY: dict[str, str] = {
     "style-clone": "localft.recipes.style_clone:RECIPE",
     "json-extractor": "localft.recipes.json_extractor:RECIPE",
+    "classify": "localft.recipes.classify:RECIPE",
+    "domain-adapt": "localft.recipes.domain_adapt:RECIPE",
 }
 
 

@@ -82,4 +82,6 @@ def summary_lines(result: RecipeResult, elapsed: float | None = None) -> list[st
         width = max(len(r[0]) for r in rows)
         lines += ["", f"  {'':<{width}}  {'base':>9}  {'tuned':>9}"]
         lines += [f"  {label:<{width}}  {b:>9}  {t:>9}  {v}" for label, b, t, v in rows]
+    if result.report.get("verdict"):
+        lines += ["", f"  {result.report['verdict']}"]
     return lines

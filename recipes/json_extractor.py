@@ -6,13 +6,12 @@ Input: a JSONL file of {"input": text, "output": {...}} rows (also "text"/"json"
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
 from localft.errors import DataError
 from localft.events import Emit, Stage
-from localft.recipes.base import Recipe, RecipeInput
-from localft.runs import RunDir, atomic_write_json, atomic_write_text
+from localft.recipes.base import Recipe, RecipeInput, holdout_split, write_splits
+from localft.runs import RunDir
 
 
 def read_examples(source: Path) -> list[tuple[str, dict]]:
@@ -63,23 +62,8 @@ def prepare_data(source: Path, run: RunDir, emit: Emit) -> None:
         ]}
         for text, out in pairs
     ]  # fmt: skip
-    random.Random(spec.seed).shuffle(rows)
-    n_test = max(1, round(len(rows) * spec.test_fraction))
-    n_valid = max(1, round(len(rows) * spec.valid_fraction))
-    splits = {
-        "test": rows[:n_test],
-        "valid": rows[n_test : n_test + n_valid],
-        "train": rows[n_test + n_valid :],
-    }
-    for name, part in splits.items():
-        atomic_write_text(
-            run.split_path(name), "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in part)
-        )
-    counts = {name: len(part) for name, part in splits.items()}
-    atomic_write_json(
-        run.data_dir / "report.json", {"source": str(source), "examples": len(rows), "splits": counts}
-    )
-    emit(Stage("import", 1, 1, ", ".join(f"{k} {v}" for k, v in counts.items())))
+    splits = holdout_split(rows, spec.seed, spec.valid_fraction, spec.test_fraction)
+    write_splits(run, splits, {"source": str(source), "examples": len(rows)}, emit)
 
 
 RECIPE = Recipe(

@@ -8,18 +8,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
 
 from localft.errors import DoesNotFit, RunError
 from localft.events import Checkpoint, Eval, Log, RunStarted, Step, read_events
-from tests.training import Hooked, chat_rows, make_run, train_run, write_jsonl
+from tests.training import Hooked, chat_rows, kill_9_after_first_checkpoint, make_run, train_run, write_jsonl
 
 BACKENDS = ["torch", pytest.param("mlx", marks=pytest.mark.mlx)]
 # Files of the exported adapter, per backend.
@@ -113,10 +108,6 @@ def _record_batches(session, fed: list) -> None:
     session.accumulate = recording
 
 
-# Trains the run given on the command line as the worker does, in its own process.
-WORKER = [sys.executable, "-m", "localft.worker"]
-
-
 @pytest.mark.slow
 def test_kill_9_then_resume_reproduces_the_uninterrupted_loss_curve(tmp_path, tiny_models, backend):
     settings = dict(backend=backend, steps=12, save_every=4, eval_every=100, n_valid=0, lora={"dropout": 0.1},
@@ -125,17 +116,7 @@ def test_kill_9_then_resume_reproduces_the_uninterrupted_loss_curve(tmp_path, ti
     expected = losses(train_run(spec, reference))
 
     spec, run = make_run(tmp_path / "b", tiny_models("llama"), **settings)
-    env = {**os.environ, "PYTHONPATH": os.getcwd()}
-    with open(run.log_path, "wb") as log:
-        worker = subprocess.Popen([*WORKER, str(run.path)], stdout=log, stderr=subprocess.STDOUT, env=env)
-    deadline = time.monotonic() + 240
-    while not [e for e in read_events(run.events_path) if isinstance(e, Checkpoint)]:
-        assert worker.poll() is None, run.log_path.read_text()[-2000:]
-        assert time.monotonic() < deadline, "no checkpoint within 240 s"
-        time.sleep(0.02)
-    os.kill(worker.pid, signal.SIGKILL)
-    assert worker.wait(timeout=30) == -signal.SIGKILL
-    killed_at = run.latest_checkpoint()
+    killed_at = kill_9_after_first_checkpoint(run)
     assert killed_at is not None and killed_at != run.checkpoint_path(12), "finished before the kill"
 
     events = train_run(spec, run)  # appends to the same events.jsonl, from the newest checkpoint

@@ -82,3 +82,32 @@ class Hooked:
 
     def merge(self, run, out):
         return self.inner.merge(run, out)
+
+
+def kill_9_after_first_checkpoint(run, timeout: float = 240):
+    """Train `run` in a worker process as localft does, kill -9 it once a checkpoint is written, and
+    return the newest checkpoint folder it left."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from localft.events import Checkpoint
+
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    with open(run.log_path, "wb") as log:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "localft.worker", str(run.path)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    deadline = time.monotonic() + timeout
+    while not [e for e in read_events(run.events_path) if isinstance(e, Checkpoint)]:
+        assert worker.poll() is None, run.log_path.read_text()[-2000:]
+        assert time.monotonic() < deadline, f"no checkpoint within {timeout:.0f} s"
+        time.sleep(0.02)
+    os.kill(worker.pid, signal.SIGKILL)
+    assert worker.wait(timeout=30) == -signal.SIGKILL
+    return run.latest_checkpoint()

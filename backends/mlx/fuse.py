@@ -41,7 +41,12 @@ def load_fused(base_dir: Path, adapter_dir: Path):
     if "quantization" in config or "quantization_config" in config:
         model = dequantize_model(model)
         config = {k: v for k, v in config.items() if k not in ("quantization", "quantization_config")}
-    add_adapters(model, read_adapter_config(adapter_dir))
+    adapter = read_adapter_config(adapter_dir)
+    if adapter["fine_tune_type"] == "full":  # every weight was trained: each one replaces the base's
+        load_adapter_weights(model, adapter_dir)
+        mx.eval(model.parameters())
+        return model, config, sorted({k.rsplit(".", 1)[0] for k, _ in tree_flatten(model.parameters())})
+    add_adapters(model, adapter)
     load_adapter_weights(model, adapter_dir)
     fused = [(name, m.fuse(dequantize=True)) for name, m in model.named_modules() if hasattr(m, "fuse")]
     if fused:

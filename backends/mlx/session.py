@@ -79,8 +79,16 @@ class MlxSession:
         quantize = plan.quantize == "4bit" or (entry is not None and spec.model == entry.mlx_id)
         self.model, config = load_base(request.model_dir, mlx_dtype(plan.precision), quantize=quantize)
         mx.random.seed(spec.seed)  # LoRA initialisation
-        self.adapter_cfg = adapter_config(self.model, spec.lora)
-        add_adapters(self.model, self.adapter_cfg)
+        if spec.weights == "full":  # mlx-lm's own layout: every weight trains and is saved as the "adapter"
+            if quantize or "quantization" in config:
+                raise ConfigError(
+                    "full fine-tuning needs a full-precision base; use --set weights=lora for a 4-bit one"
+                )
+            self.adapter_cfg = {"fine_tune_type": "full", "num_layers": len(self.model.layers)}
+            self.model.unfreeze()
+        else:
+            self.adapter_cfg = adapter_config(self.model, spec.lora)
+            add_adapters(self.model, self.adapter_cfg)
         if spec.gradient_checkpointing:
             enable_grad_checkpoint(self.model)
         self.model.train()

@@ -24,11 +24,13 @@ def merge_adapter(base_dir: Path, adapter_dir: Path, out: Path, dtype=None) -> P
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    if not (adapter_dir / "adapter_config.json").is_file():
+    if (adapter_dir / "adapter_config.json").is_file():
+        model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=dtype or torch.float32)
+        merged = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
+    elif (adapter_dir / "config.json").is_file():  # full fine-tuning saved every weight
+        merged = AutoModelForCausalLM.from_pretrained(adapter_dir, dtype=dtype or torch.float32)
+    else:
         raise ExportError(f"no adapter in {adapter_dir}; train the run first (localft train / runs resume)")
-    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=dtype or torch.float32)
-    model = PeftModel.from_pretrained(model, adapter_dir)
-    merged = model.merge_and_unload()
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
     out = Path(out)
     with atomic_dir(out) as tmp:

@@ -103,6 +103,19 @@ def load_base(model_dir: Path, spec: TrainSpec, where: Placement):
     return model
 
 
+def build_full_model(model_dir: Path, spec: TrainSpec, where: Placement, liger: bool = False):
+    """The base with every weight trainable (full fine-tuning): fp32 weights, so the optimizer
+    updates master weights while autocast computes in the plan's precision."""
+    model = load_base(model_dir, spec, Placement(where.device, "fp32"))
+    if liger:
+        apply_liger_kernels(model)
+    for p in model.parameters():
+        p.requires_grad_(True)
+    if spec.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    return model
+
+
 def build_lora_model(
     model_dir: Path, spec: TrainSpec, where: Placement, fused: bool = True, liger: bool = False
 ):

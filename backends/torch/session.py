@@ -13,7 +13,7 @@ from localft.train.rows import Batch
 from localft.train.session import LoadRequest, OutOfMemory
 
 from .loss import liger_available, token_loss_sum
-from .modeling import Placement, build_lora_model, check_device, torch_dtype
+from .modeling import Placement, build_full_model, build_lora_model, check_device, torch_dtype
 
 OPTIMIZER_FILE = "optimizer.pt"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
@@ -57,6 +57,21 @@ def is_oom(exc: BaseException) -> bool:
     )
 
 
+def load_full_weights(model, folder: Path, device: str) -> None:
+    """Every weight of a full fine-tuning checkpoint; only tied output weights may be absent."""
+    from safetensors.torch import load_file
+
+    from localft.errors import RunError
+
+    state: dict = {}
+    for f in sorted(folder.glob("model*.safetensors")):
+        state.update(load_file(f, device=device))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    tied = {n for n, p in model.named_parameters() if p is model.get_input_embeddings().weight}
+    if unexpected or set(missing) - tied - {"lm_head.weight"}:
+        raise RunError(f"checkpoint {folder.name} does not hold this model's weights; start a new run")
+
+
 def make_optimizer(model, spec, where: Placement):
     import torch
 
@@ -87,7 +102,11 @@ class TorchSession:
             set_threads()
         self.liger = liger_available(self.device)
         spec = spec.model_copy(update={"quantize": plan.quantize})
-        self.model = build_lora_model(request.model_dir, spec, self.where, liger=self.liger)
+        self.full = spec.weights == "full"
+        if self.full:  # every weight trains; what is saved is the whole model (an HF folder)
+            self.model = build_full_model(request.model_dir, spec, self.where, liger=self.liger)
+        else:
+            self.model = build_lora_model(request.model_dir, spec, self.where, liger=self.liger)
         self.model.train()
         self.optimizer = make_optimizer(self.model, spec, self.where)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
@@ -148,7 +167,8 @@ class TorchSession:
         return float(loss_sum), n
 
     def save_adapter(self, folder: Path) -> None:
-        """A peft adapter folder (adapter_config.json + adapter_model.safetensors)."""
+        """A peft adapter folder (adapter_config.json + adapter_model.safetensors); with full
+        fine-tuning, the whole model as an HF folder (config.json + model*.safetensors)."""
         self.model.save_pretrained(folder, safe_serialization=True)
 
     def save_training_state(self, folder: Path) -> None:
@@ -163,7 +183,10 @@ class TorchSession:
         from safetensors.torch import load_file
 
         device = str(self.params[0].device)
-        set_peft_model_state_dict(self.model, load_file(Path(folder) / ADAPTER_WEIGHTS, device=device))
+        if self.full:
+            load_full_weights(self.model, Path(folder), device)
+        else:
+            set_peft_model_state_dict(self.model, load_file(Path(folder) / ADAPTER_WEIGHTS, device=device))
         state = torch.load(Path(folder) / OPTIMIZER_FILE, map_location=device, weights_only=True)
         self.optimizer.load_state_dict(state)
 

@@ -18,8 +18,12 @@ def eval_command(
     blind: bool = typer.Option(
         False, "--blind", help="Which one is you? Pick the real post from the model's draft, blind."
     ),
+    judge: Path = typer.Option(
+        None, "--judge", help="A local GGUF that judges base vs tuned replies pairwise, in both orders."
+    ),
 ) -> None:
-    """Evaluate a run on its test split: perplexity, style fingerprint, leak check, samples."""
+    """Evaluate a run on its test split: perplexity, ROUGE-L/BLEU, the task's own figures (style
+    fingerprint and leak check, JSON shape, classification scores), samples, and an optional judge."""
     from localft.eval.evaluate import evaluate_run, tuned_gguf_path
     from localft.eval.report import headline_rows, sft_values
     from localft.run_state import describe
@@ -37,7 +41,7 @@ def eval_command(
 
     report = evaluate_run(
         r, base_gguf=base_gguf, tuned_gguf=tuned_gguf_path(r, quant), samples=samples,
-        max_tokens=max_tokens, emit=show,
+        max_tokens=max_tokens, judge=judge, emit=show,
     )  # fmt: skip
     rows = headline_rows(report)
     sft = sft_values(report)  # a preference round: its SFT run's column between base and tuned

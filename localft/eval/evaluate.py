@@ -7,16 +7,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
-from localft.errors import DataError, ExportError
+from localft.errors import ConfigError, DataError, ExportError
 from localft.eval.fingerprint import feature_distances, fingerprint, style_distance
 from localft.eval.json_shape import json_scores
 from localft.eval.leak import leak_check, leak_summary
+from localft.eval.overlap import overlap_scores
 from localft.eval.plots import plot_fingerprints, plot_training_curves
 from localft.eval.report import write_report
 from localft.events import Emit, Stage
 from localft.runs import RunDir
 
-Task = Literal["style", "json"]
+Task = Literal["style", "json", "classify", "domain"]
 DEFAULT_QUANT = "Q4_K_M"
 
 
@@ -24,6 +25,17 @@ def read_rows(path: Path) -> list[dict]:
     if not path.is_file():
         return []
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def passage_prompt(text: str, opening_words: int = 12, rest_words: int = 60) -> tuple[str, str]:
+    """A held-out passage cut into its opening (the prompt) and what follows (the real continuation)."""
+    words = text.split()
+    return " ".join(words[:opening_words]), " ".join(words[opening_words : opening_words + rest_words])
+
+
+def reference_text(row: dict) -> str:
+    """What a model is scored on in `row`: the last reply of a chat row, all of a text row."""
+    return row["text"] if "text" in row else split_prompt(row)[1]
 
 
 def split_prompt(row: dict) -> tuple[list[dict], str]:
@@ -67,13 +79,13 @@ def tokenizer_for(run: RunDir, model: str):
 
 
 def score_model(
-    gguf: Path, tokenizer, rows: list[dict], prompts: list[list[dict]], max_tokens: int, seed: int,
+    gguf: Path, tokenizer, rows: list[dict], prompts: list[list[dict]] | list[str], max_tokens: int, seed: int,
     on_progress: Callable[[str], None] = lambda _: None,
 ) -> tuple[float, list[str]]:  # fmt: skip
     """Perplexity of the replies in `rows`, and one generation per prompt."""
     from localft.eval.gguf_model import GgufModel
 
-    longest = max((len(tokenizer(split_prompt(r)[1])["input_ids"]) for r in rows), default=0)
+    longest = max((len(tokenizer(reference_text(r))["input_ids"]) for r in rows), default=0)
     n_ctx = max(512, min(4096, 256 * (longest // 256 + 2)))
     with GgufModel(gguf, tokenizer, n_ctx=n_ctx, seed=seed) as model:
         on_progress("perplexity")
@@ -93,16 +105,18 @@ def evaluate_run(
     samples: int = 8,
     max_tokens: int = 120,
     max_rows: int = 64,
+    judge: Path | None = None,
     emit: Emit | None = None,
 ) -> dict:
-    """Base vs tuned on the test split; writes eval/report.{json,md} and PNGs; returns the report."""
+    """Base vs tuned on the test split; writes eval/report.{json,md} and PNGs; returns the report.
+    `judge`: a GGUF that also compares the base and tuned generations pairwise."""
     emit = emit or (lambda _e: None)
     spec = run.read_spec()
     task = task or run_task(run)
     rows = (read_rows(run.split_path("test")) or read_rows(run.split_path("valid")))[:max_rows]
     if not rows:
         raise DataError(f"run {run.id} has no test or validation examples to evaluate on")
-    train_replies = [split_prompt(r)[1] for r in read_rows(run.split_path("train"))]
+    train_rows = read_rows(run.split_path("train"))
     tuned_gguf = Path(tuned_gguf) if tuned_gguf else tuned_gguf_path(run)
     quant = quant_of(tuned_gguf)
     if base_gguf is None:
@@ -111,9 +125,24 @@ def evaluate_run(
         emit(Stage("eval", 0, 4, f"base model as {quant} GGUF"))
         base_gguf = base_gguf_path(spec.model, quant)
     tokenizer = tokenizer_for(run, spec.model)
+    head = {"run": run.id, "model": spec.model, "task": task, "quant": quant, "base_gguf": str(base_gguf),
+            "tuned_gguf": str(tuned_gguf), "max_tokens": max_tokens}  # fmt: skip
+    if task == "classify":
+        from localft.eval.classify import classify_report
+
+        if judge:
+            raise ConfigError("a classify run is scored against its labels; --judge compares generations")
+        report = {
+            **head,
+            **classify_report(run, rows, train_rows, base_gguf, tuned_gguf, tokenizer, emit, samples),
+        }
+        return _finish(report, run, emit)
     picked = rows[:samples]
-    prompts = [split_prompt(r)[0] for r in picked]
-    real = [split_prompt(r)[1] for r in picked]
+    if task == "domain":  # continue the opening of each held-out passage
+        prompts, real = (list(x) for x in zip(*(passage_prompt(r["text"]) for r in picked), strict=True))
+    else:
+        prompts = [split_prompt(r)[0] for r in picked]
+        real = [split_prompt(r)[1] for r in picked]
 
     models = [("base", base_gguf), *_sft_model(spec, quant), ("tuned", tuned_gguf)]
     stages = len(models) + 2
@@ -124,25 +153,39 @@ def evaluate_run(
             emit(Stage("eval", 1 + i, stages, f"{who}: {what}"))
 
         results[who] = score_model(gguf, tokenizer, rows, prompts, max_tokens, spec.seed, progress)
-    emit(Stage("eval", stages - 1, stages, "report"))
-
+    shown = [p if isinstance(p, str) else p[-1]["content"] for p in prompts]
     report: dict = {
-        "run": run.id, "model": spec.model, "task": task, "quant": quant,
-        "base_gguf": str(base_gguf), "tuned_gguf": str(tuned_gguf),
-        "test_rows": len(rows), "generations": len(prompts), "max_tokens": max_tokens,
+        **head, "test_rows": len(rows), "generations": len(prompts),
         "metrics": {"perplexity": {w: results[w][0] for w in results}},
         "samples": [
-            {"prompt": msgs[-1]["content"], "real": r} | {w: results[w][1][j] for w in results}
-            for j, (msgs, r) in enumerate(zip(prompts, real, strict=True))
+            {"prompt": p, "real": r} | {w: results[w][1][j] for w in results}
+            for j, (p, r) in enumerate(zip(shown, real, strict=True))
         ],
         "plots": {},
     }  # fmt: skip
+    overlap = {w: overlap_scores(results[w][1], real) for w in results}
+    for key in ("rouge_l", "bleu"):
+        report["metrics"][key] = {w: overlap[w][key] for w in results}
     if task == "json":
         scores = {w: json_scores(results[w][1], real) for w in results}
         for key in ("valid_json_rate", "key_match_rate", "field_accuracy"):
             report["metrics"][key] = {w: scores[w][key] for w in results}
-    else:
+    elif task == "style":
+        train_replies = [split_prompt(r)[1] for r in train_rows]
         _add_style(report, results, [split_prompt(r)[1] for r in rows], train_replies)
+    if judge:
+        from localft.eval.judge import judge_pairs
+
+        report["judge"] = judge_pairs(
+            Path(judge), shown, results["base"][1], results["tuned"][1],
+            lambda what: emit(Stage("eval", stages - 1, stages, what)),
+        )  # fmt: skip
+        report["metrics"]["judge_score"] = report["judge"]["score"]
+    return _finish(report, run, emit, stages)
+
+
+def _finish(report: dict, run: RunDir, emit: Emit, stages: int = 4) -> dict:
+    emit(Stage("eval", stages - 1, stages, "report"))
     _add_plots(report, run)
     from localft.eval.blind import blind_summary
 

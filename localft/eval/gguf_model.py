@@ -63,11 +63,15 @@ class GgufModel:
         return math.exp(total / count)
 
     def generate(
-        self, messages: list[dict], max_tokens: int = 96, temperature: float = 0.7, seed: int = 0
+        self, messages: list[dict] | str, max_tokens: int = 96, temperature: float = 0.7, seed: int = 0
     ) -> str:
-        """The model's reply to `messages` (system/user turns), sampled with a fixed seed."""
-        prompt = render(self.tokenizer, messages, add_generation_prompt=True)
-        ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        """The model's reply to `messages` (system/user turns), or its continuation of a plain text,
+        sampled with a fixed seed."""
+        if isinstance(messages, str):
+            ids = self.tokenizer(messages, add_special_tokens=True)["input_ids"]
+        else:
+            prompt = render(self.tokenizer, messages, add_generation_prompt=True)
+            ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
         ids = ids[-(self.n_ctx - max_tokens) :]
         stop = [s for s in (self.tokenizer.eos_token, "<|im_end|>", "<|eot_id|>", "<end_of_turn>") if s]
         self.llm.reset()

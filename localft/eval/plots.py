@@ -1,4 +1,4 @@
-"""PNG plots for the report: training curves, and the style fingerprints side by side."""
+"""PNG plots for the report: training curves, the style fingerprints side by side, confusion matrices."""
 
 from __future__ import annotations
 
@@ -73,6 +73,30 @@ def plot_fingerprints(fingerprints: dict[str, Fingerprint], out: Path, reference
     ax2.set_xticklabels(top, rotation=35, ha="right", fontsize=8)
     ax2.set_ylabel("share of function words")
     ax2.set_title("Top function words")
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+def plot_confusions(labels: list[str], results: dict[str, dict], out: Path) -> Path:
+    """One confusion matrix per model side by side (rows: true label, columns: the answer), counts written in."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(results), figsize=(5.2 * len(results), 4.6), dpi=100, squeeze=False)
+    for ax, (title, scores) in zip(axes[0], results.items(), strict=True):
+        matrix, cols = scores["confusion"], scores["columns"]
+        ax.imshow(matrix, cmap="Blues", vmin=0)
+        top = max((n for row in matrix for n in row), default=0)
+        for i, row in enumerate(matrix):
+            for j, n in enumerate(row):
+                ax.text(j, i, str(n), ha="center", va="center", color="white" if n > top / 2 else "black")
+        ax.set_xticks(range(len(cols)), cols, rotation=30, ha="right", fontsize=8)
+        ax.set_yticks(range(len(labels)), labels, fontsize=8)
+        ax.set_xlabel("answered")
+        ax.set_ylabel("true label")
+        ax.set_title(
+            f"{title}: accuracy {scores['accuracy']:.2f}, macro-F1 {scores['macro_f1']:.2f}", fontsize=9
+        )
     fig.tight_layout()
     fig.savefig(out)
     plt.close(fig)

@@ -14,6 +14,12 @@ HEADLINE = [
     ("valid_json_rate", "Valid JSON replies", False),
     ("key_match_rate", "Replies with exactly the expected keys", False),
     ("field_accuracy", "Field accuracy", False),
+    ("accuracy", "Accuracy", False),
+    ("macro_f1", "Macro-F1", False),
+    ("prompt_tokens", "Prompt tokens per query", True),
+    ("rouge_l", "ROUGE-L F1 against the real replies", False),
+    ("bleu", "BLEU against the real replies", False),
+    ("judge_score", "Judge's preference (wins + half the ties)", False),
 ]
 
 
@@ -43,6 +49,12 @@ def _fmt(value) -> str:
     return str(value)
 
 
+def _per_example(report: dict) -> str:
+    if "classification" in report:
+        return "one label each, held to the label set by a grammar"
+    return f"{report['generations']} generations each, up to {report['max_tokens']} tokens"
+
+
 def _md_escape(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", "<br>")
 
@@ -57,7 +69,7 @@ def render_markdown(report: dict) -> str:
         "",
         f"Base model `{report['model']}` vs the fine-tuned model, both as `{report['quant']}` GGUF "
         f"through llama.cpp, on {report['test_rows']} held-out test examples "
-        f"({report['generations']} generations each, up to {report['max_tokens']} tokens).",
+        f"({_per_example(report)}).",
         "",
     ]
     sft = sft_values(report)
@@ -72,6 +84,14 @@ def render_markdown(report: dict) -> str:
         blind = report["blind"]
         lines += [f"Which one is you? (blind test): the tuned model's draft was taken for the real post in "
                   f"{blind['drafts_taken_for_real']} of {blind['answers']} answers ({blind['share']:.0%}).", ""]  # fmt: skip
+    if "classification" in report:
+        from localft.eval.classify import classification_markdown
+
+        lines += classification_markdown(report)
+    if "judge" in report:
+        from localft.eval.judge import judge_markdown
+
+        lines += judge_markdown(report["judge"])
     if "fingerprints" in report:
         fps = report["fingerprints"]
         lines += ["## Style fingerprint", "", "| Feature | Real | Base | Tuned |", "|---|---|---|---|"]
@@ -91,7 +111,8 @@ def render_markdown(report: dict) -> str:
             )
             lines += [f'  - "{_md_escape(p)}"' for p in leak["flagged"]]
         lines.append("")
-    for title, name in (("Training curves", "training_curves"), ("Fingerprint comparison", "fingerprints")):
+    for title, name in (("Training curves", "training_curves"), ("Fingerprint comparison", "fingerprints"),
+                        ("Confusion matrices", "confusion")):  # fmt: skip
         if name in report.get("plots", {}):
             lines += [f"## {title}", "", f"![{title}]({Path(report['plots'][name]).name})", ""]
     lines += ["## Samples", ""]
