@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from localft.errors import ConfigError, RunError
+from localft.errors import ConfigError
 
 
 def preference_round_command(
@@ -18,11 +18,10 @@ def preference_round_command(
     plan_only: bool,
 ) -> None:
     from localft import runner
-    from localft.plan import check_plan, plan, read_plan
+    from localft.plan import check_plan, plan
     from localft.preference_round import prepare_round, round_spec
-    from localft.progress import watch_run
     from localft.runs import discard_unstarted, open_run
-    from localft.train_commands import parse_sets, print_plan
+    from localft.train_commands import follow_started_run, parse_sets, print_plan
 
     if data:
         raise ConfigError(
@@ -49,11 +48,4 @@ def preference_round_command(
     except BaseException:
         discard_unstarted(run)
         raise
-    print(f"run {run.id} started ({method} from {source.id}): {run.path}")
-    print_plan(read_plan(run.path))
-    if detach:
-        return
-    finished = watch_run(run)
-    if finished.status == "failed":
-        raise RunError(finished.error or "training failed")
-    print(f"adapter: {run.adapter_dir}\nnext: localft export {run.id} --quant Q4_K_M")
+    follow_started_run(run, f"run {run.id} started ({method} from {source.id}): {run.path}", detach)

@@ -107,8 +107,7 @@ def train_command(
     """Import DATA (one export or several, merged) into a new run and train a LoRA adapter on it;
     or, with --from RUN --method dpo, a preference round on that run's feedback or own drafts."""
     from localft import runner
-    from localft.plan import check_plan, plan, read_plan
-    from localft.progress import watch_run
+    from localft.plan import check_plan, plan
 
     options = dict(
         model=model, backend=backend, epochs=epochs, steps=steps, time_budget_min=parse_minutes(time_budget),
@@ -130,7 +129,16 @@ def train_command(
         check_plan(p)
         return
     run = runner.launch_run(spec, source, name=name)
-    print(f"run {run.id} started: {run.path}")
+    follow_started_run(run, f"run {run.id} started: {run.path}", detach)
+
+
+def follow_started_run(run, started: str, detach: bool) -> None:
+    """Say the run started and its plan; unless detached, follow it to the end (a failure is a
+    RunError) and name the adapter and the next command."""
+    from localft.plan import read_plan
+    from localft.progress import watch_run
+
+    print(started)
     print_plan(read_plan(run.path))
     if detach:
         return

@@ -58,33 +58,21 @@ def load_adapter(session, folder) -> None:
 
 def no_grad_logps(session, batch):
     """(log-probs, token counts) of each row as numpy arrays: the reference, or validation."""
-    from .session import OutOfMemory, autocast, is_oom
+    from .session import evaluating
 
-    session.model.eval()
-    try:
-        with torch.no_grad(), autocast(session.where):
-            sums, counts = sequence_logps(session.model, batch, session.device, session.liger)
-    except Exception as exc:
-        if not is_oom(exc):
-            raise
-        raise OutOfMemory(str(exc).splitlines()[0]) from None
-    finally:
-        session.model.train()
+    with evaluating(session):
+        sums, counts = sequence_logps(session.model, batch, session.device, session.liger)
     return sums.double().cpu().numpy(), counts.double().cpu().numpy()
 
 
 def accumulate_objective(session, batch, objective, scale: float) -> float:
     """Forward and backward of a preference micro-batch: the core's `objective` turns the rows'
     log-probs into the loss; its gradient x `scale` adds to the step's. Returns the loss."""
-    from .session import OutOfMemory, autocast, is_oom
+    from .session import autocast, oom_as_core_error
 
-    try:
+    with oom_as_core_error():
         with autocast(session.where):
             sums, counts = sequence_logps(session.model, batch, session.device, session.liger)
         loss = objective(OPS, sums, counts).loss
         (loss * scale).backward()
-    except Exception as exc:
-        if not is_oom(exc):
-            raise
-        raise OutOfMemory(str(exc).splitlines()[0]) from None
     return float(loss.detach())

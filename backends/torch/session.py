@@ -57,6 +57,30 @@ def is_oom(exc: BaseException) -> bool:
     )
 
 
+@contextlib.contextmanager
+def oom_as_core_error():
+    """The framework's out-of-memory error raised as the core's OutOfMemory; others pass."""
+    try:
+        yield
+    except Exception as exc:
+        if not is_oom(exc):
+            raise
+        raise OutOfMemory(str(exc).splitlines()[0]) from None
+
+
+@contextlib.contextmanager
+def evaluating(session):
+    """A forward without gradients in eval mode (dropout off), back in train mode after."""
+    import torch
+
+    session.model.eval()
+    try:
+        with oom_as_core_error(), torch.no_grad(), autocast(session.where):
+            yield
+    finally:
+        session.model.train()
+
+
 def load_full_weights(model, folder: Path, device: str) -> None:
     """Every weight of a full fine-tuning checkpoint; only tied output weights may be absent."""
     from safetensors.torch import load_file
@@ -124,14 +148,10 @@ class TorchSession:
         torch.manual_seed(seed)
 
     def accumulate(self, batch: Batch, scale: float) -> float:
-        try:
+        with oom_as_core_error():
             with autocast(self.where):
                 loss_sum, _ = token_loss_sum(self.model, batch, self.device, self.liger)
             (loss_sum * scale).backward()
-        except Exception as exc:
-            if not is_oom(exc):
-                raise
-            raise OutOfMemory(str(exc).splitlines()[0]) from None
         return float(loss_sum.detach())
 
     def apply_update(self, learning_rate: float) -> None:
@@ -152,18 +172,8 @@ class TorchSession:
             torch.cuda.empty_cache()
 
     def eval_loss(self, batch: Batch) -> tuple[float, int]:
-        import torch
-
-        self.model.eval()
-        try:
-            with torch.no_grad(), autocast(self.where):
-                loss_sum, n = token_loss_sum(self.model, batch, self.device, self.liger)
-        except Exception as exc:
-            if not is_oom(exc):
-                raise
-            raise OutOfMemory(str(exc).splitlines()[0]) from None
-        finally:
-            self.model.train()
+        with evaluating(self):
+            loss_sum, n = token_loss_sum(self.model, batch, self.device, self.liger)
         return float(loss_sum), n
 
     def save_adapter(self, folder: Path) -> None:
