@@ -77,3 +77,21 @@ def test_a_cpu_box_trains_the_embedded_model_even_where_larger_ones_fit():
 def test_a_machine_where_nothing_fits_is_refused_with_the_numbers(machine, message):
     with pytest.raises(DoesNotFit, match=message):
         recipe_spec(get_recipe("style-clone"), None, machine=machine)
+
+
+@pytest.mark.parametrize(
+    ("preset", "machine", "backend", "device"),
+    [
+        ("cuda-qlora", cuda_pc(8), "torch", "cuda"),  # "a 1.5B model in 4-bit on an 8-12 GB GPU"
+        ("cuda-qlora", cuda_pc(12), "torch", "cuda"),
+        ("mac-mlx", mac(12), "mlx", "gpu"),  # "an Apple-silicon Mac (16 GB unified memory)"
+        ("cpu-small", cpu_box(6), "torch", "cpu"),  # an 8 GiB laptop with 6 GiB free
+    ],
+    ids=["cuda-qlora-8GiB", "cuda-qlora-12GiB", "mac-mlx-16GiB", "cpu-small-8GiB"],
+)
+def test_each_builtin_preset_fits_the_machine_it_is_written_for(preset, machine, backend, device):
+    from localft.config import load_preset
+
+    chosen = plan(load_preset(preset), machine)
+    assert (chosen.backend, chosen.device) == (backend, device)
+    assert chosen.fits, chosen.verdict
