@@ -13,7 +13,7 @@ from localft.tui.screens.export import ExportScreen
 from tests.training import make_run, train_run
 from tests.tui_support import MACHINE, wait_until
 
-pytestmark = [pytest.mark.anyio, pytest.mark.llama]
+pytestmark = [pytest.mark.anyio, pytest.mark.llama, pytest.mark.slow]
 
 
 @pytest.fixture

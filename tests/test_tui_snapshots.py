@@ -104,6 +104,7 @@ def exported(runs, embedded_q8) -> RunDir:
     return run
 
 
+@pytest.mark.slow  # the embedded model's conversion: ~15 s
 def test_export_snapshot_with_a_gguf(snap_compare, exported):
     def lists_it(screen):
         return f"{exported.id}-Q8_0.gguf" in str(screen.query_one("#export-result").content)
@@ -112,6 +113,7 @@ def test_export_snapshot_with_a_gguf(snap_compare, exported):
     assert snap_compare(app, terminal_size=(100, 30), run_before=screen_ready("export", lists_it))
 
 
+@pytest.mark.slow
 @pytest.mark.llama
 def test_chat_snapshot_with_a_streamed_reply(snap_compare, exported):
     async def run_before(pilot):
