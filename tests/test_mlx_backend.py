@@ -113,3 +113,51 @@ def test_resume_skips_a_damaged_checkpoint_and_matches_an_uninterrupted_run(tmp_
     losses = {e.step: e.loss for e in attempt if isinstance(e, Step)}
     assert sorted(losses) == [2, 3, 4]
     assert all(abs(losses[s] - expected[s]) < 1e-5 for s in (2, 3, 4)), (losses, expected)
+
+
+@pytest.fixture
+def mlx_memory_limit():
+    """MLX's memory limit as it was, restored after the test."""
+    import mlx.core as mx
+
+    before = mx.get_memory_limit()
+    yield
+    mx.set_memory_limit(before)
+
+
+@pytest.mark.parametrize(
+    ("unified_gib", "limit_gib"),
+    [(8, 6.0), (16, 13.6), (64, 54.4)],  # headroom: 2 GiB, or 15% where that is more
+    ids=["mac-8GiB", "mac-16GiB", "mac-64GiB"],
+)
+def test_the_memory_limit_is_unified_memory_less_headroom(
+    monkeypatch, mlx_memory_limit, unified_gib, limit_gib
+):
+    import mlx.core as mx
+
+    from localft.backends.mlx import modeling
+
+    # What Metal reports on a Mac of that size (mlx[cpu] reports no memory size).
+    info = {"architecture": "applegpu_g15s", "memory_size": unified_gib * 2**30}
+    monkeypatch.setattr(modeling.mx, "device_info", lambda: info)
+    limit = modeling.set_memory_limit()
+    assert limit / 2**30 == pytest.approx(limit_gib, abs=1e-6)
+    assert mx.get_memory_limit() == limit  # really set on MLX, not only computed
+
+
+@pytest.mark.slow
+def test_on_mlx_cpu_the_limit_comes_from_the_ram_and_the_run_log_says_it(
+    tmp_path, tiny_models, mlx_memory_limit
+):
+    import mlx.core as mx
+
+    from localft.backends.mlx.modeling import set_memory_limit
+    from localft.hardware import fmt_bytes, machine_info
+
+    ram = machine_info().ram_bytes
+    limit = set_memory_limit()
+    assert limit == int(ram - max(2 * 2**30, ram * 0.15)) and mx.get_memory_limit() == limit
+
+    spec, run = make_run(tmp_path, tiny_models("llama"), steps=1, n_valid=0, **MLX)
+    said = [e.message for e in train_run(spec, run) if isinstance(e, Log)]
+    assert any(m.startswith("MLX on cpu: ") and f"memory limit {fmt_bytes(limit)}" in m for m in said), said

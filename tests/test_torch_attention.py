@@ -85,3 +85,35 @@ def test_varlen_is_chosen_only_where_it_runs(tiny_models):
     assert not supports(config, "cuda", "bf16", packing=False)  # unpacked rows need no bounds
     config.sliding_window, config.use_sliding_window = 16, True
     assert not supports(config, "cuda", "bf16", packing=True)
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+def test_varlen_is_chosen_for_packed_rows_on_cuda_in_half_precision(tiny_models, arch):
+    from transformers import AutoConfig
+
+    from localft.backends.torch.attention import supports, varlen_kernel
+
+    assert varlen_kernel() is not None  # this torch has the kernel (it runs on CUDA only)
+    config = AutoConfig.from_pretrained(tiny_models(arch))
+    assert supports(config, "cuda", "bf16", packing=True)
+    assert supports(config, "cuda", "fp16", packing=True)
+    assert not supports(config, "cuda", "fp32", packing=True)  # the flash kernel has no fp32
+
+
+def test_the_training_model_gets_varlen_unless_sdpa_is_asked_for(tiny_models, monkeypatch):
+    from transformers import AttentionInterface
+
+    from localft.backends.torch import attention, modeling
+
+    model_dir = tiny_models("llama")
+    cuda_bf16 = modeling.Placement("cuda", "bf16")
+    monkeypatch.delenv("LOCALFT_ATTENTION", raising=False)
+    try:
+        assert modeling.attention_for(model_dir, TrainSpec(model=str(model_dir)), cuda_bf16) == attention.NAME
+        assert attention.NAME in AttentionInterface._global_mapping  # registered, so transformers takes it
+        unpacked = TrainSpec(model=str(model_dir), packing=False)
+        assert modeling.attention_for(model_dir, unpacked, cuda_bf16) == "sdpa"
+        monkeypatch.setenv("LOCALFT_ATTENTION", "sdpa")
+        assert modeling.attention_for(model_dir, TrainSpec(model=str(model_dir)), cuda_bf16) == "sdpa"
+    finally:
+        AttentionInterface._global_mapping.pop(attention.NAME, None)

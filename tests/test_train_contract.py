@@ -14,7 +14,7 @@ import pytest
 
 from localft.errors import DoesNotFit, RunError
 from localft.events import Checkpoint, Eval, Log, RunStarted, Step, read_events
-from tests.training import Hooked, chat_rows, kill_9_after_first_checkpoint, make_run, train_run, write_jsonl
+from tests.training import Hooked, chat_rows, kill_9_after_checkpoint, make_run, train_run, write_jsonl
 
 BACKENDS = ["torch", pytest.param("mlx", marks=pytest.mark.mlx)]
 # Files of the exported adapter, per backend.
@@ -116,8 +116,8 @@ def test_kill_9_then_resume_reproduces_the_uninterrupted_loss_curve(tmp_path, ti
     expected = losses(train_run(spec, reference))
 
     spec, run = make_run(tmp_path / "b", tiny_models("llama"), **settings)
-    killed_at = kill_9_after_first_checkpoint(run)
-    assert killed_at is not None and killed_at != run.checkpoint_path(12), "finished before the kill"
+    killed_at = kill_9_after_checkpoint(run, step=4)
+    assert killed_at == run.checkpoint_path(4)
 
     events = train_run(spec, run)  # appends to the same events.jsonl, from the newest checkpoint
     assert since_last_start(events)[0].resumed_from == int(killed_at.name.split("-")[1])

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from localft.events import Log, RunStarted, Step
-from tests.training import kill_9_after_first_checkpoint, make_run, train_run
+from tests.training import kill_9_after_checkpoint, make_run, train_run
 
 BACKENDS = ["torch", pytest.param("mlx", marks=pytest.mark.mlx)]
 WEIGHTS = {"torch": "model.safetensors", "mlx": "adapters.safetensors"}
@@ -46,8 +46,8 @@ def test_full_fine_tuning_survives_kill_9_and_exports(tmp_path, tiny_models, bac
     assert f"{n_params:,} trainable parameters" in said  # every weight, not adapters
 
     spec, run = make_run(tmp_path / "b", model, **settings)
-    killed_at = kill_9_after_first_checkpoint(run)
-    assert killed_at is not None and killed_at != run.checkpoint_path(8), "finished before the kill"
+    killed_at = kill_9_after_checkpoint(run, step=3)
+    assert killed_at == run.checkpoint_path(3)
 
     events = train_run(spec, run)
     started = [e for e in events if isinstance(e, RunStarted)]

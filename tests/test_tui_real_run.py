@@ -4,7 +4,9 @@ it, watch it finish, export a GGUF and chat with it."""
 from __future__ import annotations
 
 import json
+import os
 import random
+import signal
 
 import pytest
 
@@ -15,12 +17,13 @@ from localft.tui.screens.chat import ChatScreen
 from localft.tui.screens.export import ExportScreen
 from localft.tui.screens.training import TrainingScreen
 from localft.tui.widgets.loss_chart import LossChart
+from tests.training import pause_env
 from tests.tui_support import MACHINE, wait_until
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
-# Enough steps (a tiny model does ~30 a second on an idle machine) that the screen attaches and a
-# stop pressed at step 2 lands well before the end.
-STEPS = 300
+# The worker pauses itself after step STOP_AT until the dashboard's stop request is in: the stop
+# lands there whatever the machine's speed (a tiny model does ~30 steps a second when idle).
+STEPS, STOP_AT = 12, 2
 
 WORDS = ["garden", "river", "coffee", "bicycle", "library", "winter", "market", "violin", "harbor", "recipe", "kettle", "lantern", "mountain", "notebook", "orchard", "ferry", "pottery", "meadow", "compass", "biscuit"]  # fmt: skip
 
@@ -43,7 +46,9 @@ def write_chat_data(path, n=40, seed=1):
             f.write(json.dumps(row) + "\n")
 
 
-async def test_train_stop_resume_export_and_chat_from_the_dashboard(tmp_path, tiny_models):
+async def test_train_stop_resume_export_and_chat_from_the_dashboard(tmp_path, tiny_models, monkeypatch):
+    for name, value in pause_env("step", STOP_AT, tmp_path / "pause-once").items():
+        monkeypatch.setenv(name, value)  # the dashboard's workers inherit its environment
     data = tmp_path / "chat.jsonl"
     write_chat_data(data)
     app = LocalftApp(machine=MACHINE, attach=False)
@@ -67,16 +72,20 @@ async def test_train_stop_resume_export_and_chat_from_the_dashboard(tmp_path, ti
             await wait_until(pilot, lambda: isinstance(app.screen, TrainingScreen), timeout=120)
             screen = app.screen
             run = screen.run
-            await wait_until(pilot, lambda: screen.view.step >= 2, timeout=120)
+            await wait_until(pilot, lambda: screen.view.step == STOP_AT, timeout=120)
             await pilot.press("s")  # graceful stop: the worker checkpoints, then says "stopped"
+            await wait_until(pilot, lambda: run.stop_path.is_file(), timeout=10)
+            os.kill(
+                run.worker_pid(), signal.SIGCONT
+            )  # the paused worker reads the request before its next step
             await wait_until(pilot, lambda: screen.view.status == "stopped", timeout=60)
-            assert run.latest_checkpoint() is not None
+            assert run.latest_checkpoint() == run.checkpoint_path(STOP_AT)
             stopped_at = screen.view.step
-            await wait_until(pilot, lambda: not screen.query_one("#resume").disabled)
+            await wait_until(pilot, lambda: not screen.query_one("#resume").disabled, timeout=60)
             await pilot.press("r")
             await wait_until(pilot, lambda: screen.view.status == "completed", timeout=120)
             steps = [s for s, _ in screen.query_one(LossChart).train]
-            assert steps == list(range(1, STEPS + 1)) and stopped_at < STEPS
+            assert steps == list(range(1, STEPS + 1)) and stopped_at == STOP_AT
             assert screen.query_one("#progress").progress == STEPS
             assert f"resumed from step {stopped_at}" in "\n".join(screen.view.logs)
 
@@ -107,4 +116,5 @@ async def test_train_stop_resume_export_and_chat_from_the_dashboard(tmp_path, ti
             assert app.worker_failures == []  # no background job failed along the way
     finally:
         if run is not None and not wait_worker(RunDir(run.path), timeout=1):
+            os.kill(run.worker_pid(), signal.SIGCONT)  # a worker left paused cannot read a stop request
             stop_worker(RunDir(run.path), timeout=30)

@@ -1,9 +1,14 @@
-"""Snapshots of every dashboard screen at a laptop terminal (100x30) and a large one (160x48)."""
+"""Snapshots of every dashboard screen at a laptop terminal (100x30) and a large one (160x48), and
+of the Export and Chat screens with a real GGUF (the embedded model's) and a greedy streamed reply."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
+from localft.paths import runs_dir
+from localft.runs import RunDir
 from localft.tui.app import LocalftApp
 from localft.tui.screens.chat import ChatScreen
 from localft.tui.screens.export import ExportScreen
@@ -75,6 +80,56 @@ def test_training_snapshot_light_theme(snap_compare, runs):
     async def run_before(pilot):
         await pilot.press("f2")
         await screen_ready("training", training_done)(pilot)
+
+    app = LocalftApp(machine=MACHINE, attach=False)
+    assert snap_compare(app, terminal_size=(100, 30), run_before=run_before)
+
+
+@pytest.fixture(scope="module")
+def embedded_q8(tmp_path_factory):
+    """The embedded model as a Q8_0 GGUF written by localft's converter (what an export leaves)."""
+    from localft.export.gguf import convert_folder
+    from localft.models import embedded_model_dir
+
+    out = tmp_path_factory.mktemp("gguf") / "embedded-Q8_0.gguf"
+    return convert_folder(embedded_model_dir(), out, "Q8_0", name="embedded").path
+
+
+@pytest.fixture
+def exported(runs, embedded_q8) -> RunDir:
+    """The recorded, completed run with its exported GGUF."""
+    run = RunDir(runs_dir() / "20261122-120000-demo")
+    run.gguf_dir.mkdir()
+    os.link(embedded_q8, run.gguf_dir / f"{run.id}-Q8_0.gguf")
+    return run
+
+
+@pytest.mark.slow  # the embedded model's conversion: ~15 s
+def test_export_snapshot_with_a_gguf(snap_compare, exported):
+    def lists_it(screen):
+        return f"{exported.id}-Q8_0.gguf" in str(screen.query_one("#export-result").content)
+
+    app = LocalftApp(machine=MACHINE, attach=False)
+    assert snap_compare(app, terminal_size=(100, 30), run_before=screen_ready("export", lists_it))
+
+
+@pytest.mark.slow
+@pytest.mark.llama
+def test_chat_snapshot_with_a_streamed_reply(snap_compare, exported):
+    async def run_before(pilot):
+        await screen_ready("chat")(pilot)
+        chat = pilot.app.screen
+        chat.query_one("#system").value = "You are a helpful assistant."
+        chat.query_one("#temperature").value = "0"  # greedy: the same reply every time
+        chat.query_one("#max_tokens").value = "24"
+        chat.query_one("#prompt").value = "What is the capital of France?"
+        await pilot.press("enter")
+        tuned = chat.query_one("#tuned")
+        await wait_until(pilot, lambda: len(tuned.turns) == 2 and not chat.busy, timeout=120)
+        assert "Paris" in tuned.turns[1]
+        chat.close_sessions()  # llama.cpp's model is freed here, not at interpreter exit
+        still_cursors(pilot.app)
+        await pilot.pause(0.2)
 
     app = LocalftApp(machine=MACHINE, attach=False)
     assert snap_compare(app, terminal_size=(100, 30), run_before=run_before)

@@ -1,5 +1,6 @@
 """End to end in a real terminal: the `localft` binary in tmux starts the embedded demo, shows it
-training, and re-attaches to it after being closed and reopened."""
+training, and re-attaches to it after being closed and reopened; `kill -USR1` dumps its threads'
+stacks into dashboard.log."""
 
 from __future__ import annotations
 
@@ -109,4 +110,41 @@ def test_demo_from_the_dashboard_and_reattach(localft_home):
         again.close()
         for pid in processes_with_home(localft_home):  # the recipe and its worker: no need to be gentle
             with contextlib.suppress(ProcessLookupError):  # it may have exited since it was listed
+                os.kill(pid, signal.SIGKILL)
+
+
+def is_localft(pid: int) -> bool:
+    """The `localft` binary itself (not the tmux server, which shares the test's environment)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[1:2] == [bytes(LOCALFT)]
+    except OSError:
+        return False
+
+
+def test_kill_usr1_writes_every_threads_stack_to_the_dashboard_log(localft_home):
+    env = f"env -u COLUMNS -u LINES LOCALFT_HOME={localft_home} HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false"
+    term = Terminal("usr1", localft_home)
+    log = localft_home / "logs" / "dashboard.log"
+    try:
+        term.open(f"cd {Path(__file__).parent.parent} && {env} {LOCALFT}")
+        term.wait_for("No runs yet", 30)
+        (dashboard,) = [p for p in processes_with_home(localft_home) if is_localft(p)]
+        os.kill(dashboard, signal.SIGUSR1)
+        deadline = time.monotonic() + 10
+        while "most recent call first" not in (log.read_text(errors="replace") if log.is_file() else ""):
+            assert time.monotonic() < deadline, "no stack dump in dashboard.log"
+            time.sleep(0.2)
+        dump = log.read_text(errors="replace")
+        assert re.search(r"Current thread 0x[0-9a-f]+ \(most recent call first\)", dump)
+        assert "in run_dashboard" in dump and "textual" in dump  # the main thread, inside the app
+        assert "most recent call first" not in term.screen()  # in the log, never on the screen
+        term.keys("C-q")  # the dashboard is still up and quits normally
+        deadline = time.monotonic() + 15
+        while dashboard in processes_with_home(localft_home):
+            assert time.monotonic() < deadline, "the dashboard did not quit after the dump"
+            time.sleep(0.2)
+    finally:
+        term.close()
+        for pid in processes_with_home(localft_home):
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)

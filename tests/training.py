@@ -84,9 +84,23 @@ class Hooked:
         return self.inner.merge(run, out)
 
 
-def kill_9_after_first_checkpoint(run, timeout: float = 240):
-    """Train `run` in a worker process as localft does, kill -9 it once a checkpoint is written, and
-    return the newest checkpoint folder it left."""
+def pause_env(kind: str, step: int, flag: Path) -> dict:
+    """Environment under which a worker process pauses itself (SIGSTOP) right after recording the
+    "step" or "checkpoint" event of `step`, once, while `flag` exists (tests/worker_pause)."""
+    import os
+
+    flag.write_text("pause once\n")
+    paths = [str(Path(__file__).parent / "worker_pause"), os.getcwd(), os.environ.get("PYTHONPATH", "")]
+    return {
+        "PYTHONPATH": os.pathsep.join(p for p in paths if p),
+        "LOCALFT_TEST_PAUSE": f"{kind}:{step}:{flag}",
+    }
+
+
+def kill_9_after_checkpoint(run, step: int, timeout: float = 240):
+    """Train `run` in a real worker process, kill -9 it once the checkpoint of `step` is written
+    (the worker pauses itself there, so the kill never races the next steps) and return the newest
+    checkpoint folder it left. The worker is killed whatever happens."""
     import os
     import signal
     import subprocess
@@ -95,7 +109,7 @@ def kill_9_after_first_checkpoint(run, timeout: float = 240):
 
     from localft.events import Checkpoint
 
-    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    env = {**os.environ, **pause_env("checkpoint", step, run.path / "pause-once")}
     with open(run.log_path, "wb") as log:
         worker = subprocess.Popen(
             [sys.executable, "-m", "localft.worker", str(run.path)],
@@ -103,11 +117,14 @@ def kill_9_after_first_checkpoint(run, timeout: float = 240):
             stderr=subprocess.STDOUT,
             env=env,
         )
-    deadline = time.monotonic() + timeout
-    while not [e for e in read_events(run.events_path) if isinstance(e, Checkpoint)]:
-        assert worker.poll() is None, run.log_path.read_text()[-2000:]
-        assert time.monotonic() < deadline, f"no checkpoint within {timeout:.0f} s"
-        time.sleep(0.02)
-    os.kill(worker.pid, signal.SIGKILL)
-    assert worker.wait(timeout=30) == -signal.SIGKILL
+    try:
+        deadline = time.monotonic() + timeout
+        while step not in [e.step for e in read_events(run.events_path) if isinstance(e, Checkpoint)]:
+            assert worker.poll() is None, run.log_path.read_text()[-2000:]
+            assert time.monotonic() < deadline, f"no checkpoint of step {step} within {timeout:.0f} s"
+            time.sleep(0.05)
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=30)
+    assert worker.returncode == -signal.SIGKILL, "the worker ended before the kill"
     return run.latest_checkpoint()
