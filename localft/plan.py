@@ -35,6 +35,8 @@ class Plan:
     memory_where: str = "RAM"  # what `memory_available` counts: "RAM", "GPU memory", "unified memory"
     fits: bool = True
     world_size: int = 1  # processes training together (one per device)
+    hosts: str | None = None  # a host-list file for a launcher that spans machines (MLX)
+    sharding: str = "none"  # "none" (each process holds the whole model: DDP) | "fsdp" (torch FSDP2)
     notes: list[str] = field(default_factory=list)  # one line per choice made for the user, and why
     model: str = ""  # the spec's model, as the user named it
     train_examples: int | None = None  # training examples the rows were packed from
@@ -137,8 +139,12 @@ def plan(
     a `verdict`; `check_plan` refuses it. `pace` defaults to what an earlier run measured here."""
     from localft.backends import pick_backend
     from localft.memory import check_fits, compute_dtype, estimate_memory
+    from localft.train.world import several_process_blocker
 
     machine = machine or this_machine()
+    blocker = several_process_blocker(spec.method) if spec.nproc > 1 else None
+    if blocker:
+        raise ConfigError(blocker)
     backend = pick_backend(spec, machine.backends)
     device = _device(spec, backend, machine)
     precision = compute_dtype(spec, device)
@@ -161,6 +167,7 @@ def plan(
         early_stopping_patience=spec.early_stopping_patience, eval_every=spec.eval_every,
         pace=pace.tok_per_s if pace else None, pace_from=pace.run_id if pace else None,
         time_budget_s=spec.time_budget_min * 60 if spec.time_budget_min else None,
+        world_size=spec.nproc, hosts=spec.hosts, sharding=spec.sharding,
     )  # fmt: skip
     if data is None:
         if not spec.steps:
