@@ -116,13 +116,18 @@ def format_doctor(report: dict) -> list[str]:
     return lines
 
 
+def device_count(backends: dict) -> tuple[int, str]:
+    """(devices, kind): the most devices one usable backend can give a process each (GPUs; a CPU
+    counts as one), from a report's backends."""
+    counts = [(a.get("devices", 1), a["device"]) for a in backends.values() if a["ok"]]
+    return max(counts, default=(1, "cpu"))
+
+
 def devices_line(backends: dict) -> str:
-    """How many processes `--nproc` can give one device each (a CPU counts as one device)."""
-    counts = {a["device"]: a.get("devices", 1) for a in backends.values() if a["ok"]}
-    most = max(counts.values(), default=1)
-    if most > 1:
-        device = next(d for d, n in counts.items() if n == most)
-        return f"Devices   {most} {device} devices: `localft train ... --nproc {most}` trains on all of them"
+    """How many processes `--nproc` can give one device each."""
+    count, kind = device_count(backends)
+    if count > 1:
+        return f"Devices   {count} {kind} devices: `localft train ... --nproc {count}` trains on all of them"
     return "Devices   1 (--nproc N on a CPU runs N processes sharing it, for testing several-device runs)"
 
 
