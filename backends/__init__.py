@@ -23,6 +23,7 @@ class Availability:
     ok: bool
     device: str  # "cuda", "mps", "cpu", "gpu" (MLX Metal), or "" when not available
     reason: str  # why not, or a short description of what it will use
+    devices: int = 1  # devices of that kind a several-process run can use (GPUs; a CPU counts as 1)
 
 
 class Backend(Protocol):
@@ -33,6 +34,13 @@ class Backend(Protocol):
     def load(self, request: LoadRequest) -> Session: ...
 
     def merge(self, run: RunDir, out: Path) -> Path: ...
+
+    # Several processes (optional: a backend without it trains on one process). The command the
+    # run's worker starts as its child for `world_size` processes (over `hosts`, a host-list file,
+    # where the framework spans machines); it must start `python -m localft.worker RUN_DIR
+    # --rank-worker` (localft.train.world.RANK_WORKER_FLAG) once per rank, with the launcher's
+    # rank variables set (localft.train.world.World.from_env reads them).
+    def launch_command(self, run_dir: Path, world_size: int, hosts: Path | None) -> list[str]: ...
 
 
 # name -> "module:Class"; importing happens in get_backend only.

@@ -145,6 +145,13 @@ class TrainSpec(_Spec):
     start_adapter: str | None = Field(
         None, description="An adapter folder to continue from (a finished run's, with --from)."
     )
+    nproc: int = Field(
+        1, ge=1, le=1024, description="Processes training together, one per device (--nproc; CPU: gloo/ring)."
+    )
+    hosts: str | None = Field(None, description="MLX: a hosts.json of the machines training together.")
+    sharding: Literal["none", "fsdp"] = Field(
+        "none", description="torch, several processes: none (DDP, each holds the model) or fsdp (FSDP2)."
+    )
 
     @model_validator(mode="after")
     def _full_needs_full_precision(self) -> TrainSpec:

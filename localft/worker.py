@@ -2,7 +2,8 @@
 
 Runs the training loop (localft.train) on the run's plan in its own process, so closing the CLI or the dashboard never stops
 training. Its stdout/stderr go to the run's train.log; it writes the Finished event itself. A stop
-request is the run's stop file (every OS) or SIGINT/SIGTERM (POSIX).
+request is the run's stop file (every OS) or SIGINT/SIGTERM (POSIX). A plan for several processes
+is trained by the backend's launcher, started as this worker's child (localft.rank_group).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from localft.errors import LocalftError
-from localft.events import Eval, EventSink, Finished, Log, RunStarted, Step
+from localft.events import Eval, EventSink, Finished, Log, RunStarted, Step, read_events
 from localft.plan import Plan
 from localft.runs import RunDir, atomic_write_text, run_status
 
@@ -43,13 +44,16 @@ class Tracker:
         self.sink, self.step, self.best_step, self.best_loss = sink, step, None, None
 
     def __call__(self, event) -> None:
+        self.note(event)
+        self.sink(event)
+
+    def note(self, event) -> None:
         if isinstance(event, RunStarted):
             self.step = event.resumed_from
         elif isinstance(event, Step):
             self.step = event.step
         elif isinstance(event, Eval) and (self.best_loss is None or event.val_loss < self.best_loss):
             self.best_step, self.best_loss = event.step, event.val_loss
-        self.sink(event)
 
     def finished(self, status: str, error: str | None = None) -> Finished:
         return Finished(status, self.step, self.best_step, self.best_loss, error)
@@ -81,7 +85,17 @@ def run_worker(run: RunDir, backend_name: str | None = None) -> int:
             plan = run_plan(run)
             if backend_name:
                 plan = replace(plan, backend=backend_name)
-            train(run, plan, emit, stop, backend=backend)
+            if plan.world_size > 1:
+                from localft.rank_group import run_group
+
+                events_before = len(read_events(run.events_path)) if run.events_path.exists() else 0
+                try:
+                    run_group(run, plan, plan.backend, stop)
+                finally:  # rank 0 wrote the steps: Finished reports where they ended
+                    for event in read_events(run.events_path)[events_before:]:
+                        emit.note(event)
+            else:
+                train(run, plan, emit, stop, backend=backend)
         except Exception as exc:
             user_error = exc if isinstance(exc, LocalftError) else user_os_error(exc)
             if user_error is None:  # a bug: keep the traceback in train.log, tell the reader in one line
@@ -101,8 +115,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="localft.worker")
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--backend", default=None)
+    parser.add_argument("--rank-worker", action="store_true", help="one rank of a several-process run")
     args = parser.parse_args(argv)
-    code = run_worker(RunDir(args.run_dir), args.backend)
+    if args.rank_worker:
+        from localft.rank_group import run_rank
+
+        run = RunDir(args.run_dir)
+        code = run_rank(run, run_plan(run), args.backend)
+    else:
+        code = run_worker(RunDir(args.run_dir), args.backend)
     sys.stdout.flush()
     sys.stderr.flush()
     return code

@@ -4,23 +4,33 @@ checkpoints a resumed run continues from exactly, and the events that report all
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from localft.checkpoints import find_resume_checkpoint, read_state, require_checkpoint_space, write_state
 from localft.config import TrainSpec
-from localft.errors import DoesNotFit, RunError
+from localft.errors import ConfigError, DoesNotFit, RunError
 from localft.events import Checkpoint, Emit, Eval, Log, RunStarted, Step
 from localft.plan import Plan
-from localft.runs import RunDir, atomic_dir
+from localft.runs import RunDir, atomic_dir, atomic_write_json
 
 from .rows import Row, RowStream, collate, eval_rows, tokenize_split
 from .session import LoadRequest, OutOfMemory, Session
 from .state import LoopState, learning_rate, step_seed
+from .world import (
+    RANK_FILE,
+    World,
+    check_world_size,
+    rank_seed,
+    rank_state,
+    read_rank_state,
+    several_process_blocker,
+)
 
 
 def packing_for(spec: TrainSpec, model_dir: Path, session: Session | None = None) -> tuple[bool, str | None]:
@@ -82,14 +92,22 @@ class Loop:
             self.state = LoopState.from_dict(read_state(folder))
             self.state.micro_batch = self.state.micro_batch or plan.micro_batch
             self.saved_step = self.state.step
+            check_world_size(self.state.world_size, plan.world_size, run.id)
+        self.state.world_size = plan.world_size
         # The attempt's first event (after any damaged checkpoint skipped); what loading says follows it.
         self.emit(RunStarted(run.id, plan.backend, spec.model, plan.device, plan.steps, self.state.step))
         self.session: Session = self.backend.load(LoadRequest(model_dir, spec, plan, self.emit))
+        self.world: World = getattr(self.session, "world", None) or World()
+        check_world_size(plan.world_size, self.world.size, run.id)  # launched as planned
         if spec.start_adapter:  # a preference round continues from a finished run's adapter
             self.session.load_adapter(Path(spec.start_adapter))
         self.prepare_session(model_dir)  # before a checkpoint's weights: a reference is the start's
         if folder is not None:
             self.session.load_training_state(folder)
+            mine = read_rank_state(folder, self.world)
+            if mine and mine.get("position") != self.state.position:
+                raise RunError(f"checkpoint {folder.name}: rank {self.world.rank}'s data position differs; "
+                               "resume from an earlier checkpoint or start a new run")  # fmt: skip
         self.stream = self.make_stream(self.state.position)
         self.emit(Log(self.describe_data()))
 
@@ -127,7 +145,7 @@ class Loop:
         spec, plan, state = self.spec, self.plan, self.state
         window_start, window_tokens = time.perf_counter(), 0
         while state.step < plan.steps:
-            if self.stop():  # checked before each step: a stop lands between steps, never inside one
+            if self.stop_requested():  # before each step: a stop lands between steps, never inside one
                 raise StopRequested("stopped")
             tic = time.perf_counter()
             loss, real, trained = self.train_step()
@@ -149,12 +167,13 @@ class Loop:
                 self.checkpoint()
 
     def train_step(self) -> tuple[float, int, int]:
-        """One optimizer step over the next rows: (mean token loss, real tokens, trained tokens)."""
-        rows = self.stream.take(self.plan.micro_batch * self.plan.grad_accum)
+        """One optimizer step over the next rows: (mean token loss, real tokens, trained tokens).
+        Every rank draws the same global rows and trains its shard of them."""
+        rows = self.stream.take(self.plan.global_batch)
         n_trained = sum(r.trained_tokens for r in rows)
         while True:
             try:
-                loss = self._accumulate(rows, n_trained)
+                loss = self.all_reduce_sum([self._accumulate(self.world.shard(rows), n_trained)])[0]
                 break
             except OutOfMemory as exc:
                 self.session.discard_gradients()
@@ -172,12 +191,15 @@ class Loop:
         return loss, sum(len(r) for r in rows), n_trained
 
     def _accumulate(self, rows: list[Row], n_trained: int) -> float:
-        """Gradients of the step's rows, micro-batch by micro-batch; returns the step's loss."""
-        self.session.seed(step_seed(self.spec.seed, self.state.step))
+        """Gradients of this rank's rows of the step, micro-batch by micro-batch; returns its share
+        of the step's loss (the shares sum to the step's loss). `n_trained` counts the whole step's
+        trained tokens: scaled by the world size, the backend's average over ranks of these
+        gradients is the one-process gradient of the global batch."""
+        self.session.seed(rank_seed(step_seed(self.spec.seed, self.state.step), self.world))
         micro, total = self.state.micro_batch, 0.0
         for i in range(0, len(rows), micro):
             batch = collate(rows[i : i + micro], self.pad_id, self.session.pad_multiple)
-            total += self.session.accumulate(batch, 1.0 / max(n_trained, 1))
+            total += self.session.accumulate(batch, self.world.size / max(n_trained, 1))
         return total / max(n_trained, 1)
 
     def _halve_micro_batch(self, exc: OutOfMemory) -> None:
@@ -185,6 +207,13 @@ class Loop:
         by the step's trained tokens, so the step is the same), or a refusal saying what to try."""
         s, plan = self.state, self.plan
         accum = -(-plan.micro_batch * plan.grad_accum // s.micro_batch)
+        if self.world.several:  # ranks would halve apart and disagree on the step; this one ends the group
+            raise DoesNotFit(
+                f"out of memory on rank {self.world.rank} at step {s.step + 1} with micro-batch {s.micro_batch} x "
+                f"{plan.max_seq_len} tokens ({exc}); several processes do not halve it: resume is not possible "
+                f"with a smaller one, start again with --batch-size {max(s.micro_batch // 2, 1)} "
+                f"--grad-accum {accum * 2} or --gradient-checkpointing"
+            ) from None
         if not self.spec.auto_batch or s.micro_batch == 1:
             raise DoesNotFit(
                 f"out of memory at step {s.step + 1} with micro-batch {s.micro_batch} x {plan.max_seq_len} "
@@ -204,7 +233,7 @@ class Loop:
         self.emit(Eval(s.step, val))
         if s.best_val_loss is None or val < s.best_val_loss:
             s.best_val_loss, s.best_step, s.evals_without_improvement = val, s.step, 0
-            with atomic_dir(self.run_dir.best_adapter_dir) as tmp:
+            with self.written_dir(self.run_dir.best_adapter_dir) as tmp:
                 self.session.save_adapter(tmp)
             return
         s.evals_without_improvement += 1
@@ -216,22 +245,59 @@ class Loop:
             )
 
     def validation_loss(self) -> float:
-        rows = self.valid_rows[: self.spec.eval_batches * self.plan.micro_batch]
+        """The mean token loss over the same validation rows whatever the world size: each rank
+        takes its shard, the sums are summed over ranks."""
+        rows = self.world.shard(self.valid_rows[: self.spec.eval_batches * self.plan.micro_batch])
         total, count, micro = 0.0, 0, self.state.micro_batch
         for i in range(0, len(rows), micro):
             loss_sum, n = self.session.eval_loss(
                 collate(rows[i : i + micro], self.pad_id, self.session.pad_multiple)
             )
             total, count = total + loss_sum, count + n
+        total, count = self.all_reduce_sum([total, float(count)])
         return total / max(count, 1)
 
+    # Several processes: every rank calls these at the same points (they may be collectives).
+    def all_reduce_sum(self, values: list[float]) -> list[float]:
+        return self.session.all_reduce_sum(values) if self.world.several else list(values)
+
+    def stop_requested(self) -> bool:
+        """Rank 0's stop flag, shared so every rank stops before the same step."""
+        flag = bool(self.world.is_writer and self.stop())
+        return self.all_reduce_sum([float(flag)])[0] > 0 if self.world.several else flag
+
+    @contextlib.contextmanager
+    def written_dir(self, target: Path) -> Iterator[Path]:
+        """Rank 0: a temporary folder renamed to `target` when complete. Other ranks: `target`
+        itself, for a collective save that writes nothing there."""
+        if not self.world.is_writer:
+            yield target
+            return
+        with atomic_dir(target) as tmp:
+            yield tmp
+
     def checkpoint(self) -> None:
-        step = self.state.step
-        require_checkpoint_space(self.run_dir, step, self.session.trainable_bytes())
+        step, world = self.state.step, self.world
         path = self.run_dir.checkpoint_path(step)
-        with atomic_dir(path) as tmp:
+        staged = (
+            self.run_dir.checkpoints_dir / f".ranks-{path.name}"
+        )  # each rank's file until rank 0 moves it
+        if world.several:
+            seed = rank_seed(step_seed(self.spec.seed, step), world)
+            atomic_write_json(
+                staged / RANK_FILE.format(rank=world.rank), rank_state(world, self.state.position, seed)
+            )
+            self.all_reduce_sum([0.0])  # every rank's file is written
+        if world.is_writer:
+            require_checkpoint_space(self.run_dir, step, self.session.trainable_bytes())
+        with self.written_dir(path) as tmp:
             self.session.save_training_state(tmp)
-            write_state(tmp, self.state.to_dict())  # last: marks the folder complete
+            if world.is_writer:
+                for f in sorted(staged.glob("rank-*.json")):
+                    shutil.move(f, tmp / f.name)
+                write_state(tmp, self.state.to_dict())  # last: marks the folder complete
+        if world.is_writer:
+            shutil.rmtree(staged, ignore_errors=True)
         self.saved_step = step
         self.emit(Checkpoint(step, str(path)))
 
@@ -240,8 +306,11 @@ class Loop:
         if self.saved_step != self.state.step:
             self.checkpoint()
         best = self.run_dir.best_adapter_dir
-        with atomic_dir(self.run_dir.adapter_dir) as tmp:
-            if self.state.best_step is not None and best.is_dir():
+        use_best = self.state.best_step is not None and best.is_dir()
+        if use_best and not self.world.is_writer:
+            return  # rank 0 copies the best adapter; nothing collective to take part in
+        with self.written_dir(self.run_dir.adapter_dir) as tmp:
+            if use_best:
                 for f in best.iterdir():
                     shutil.copy2(f, tmp / f.name)
             else:
@@ -253,6 +322,9 @@ def train(run: RunDir, plan: Plan, emit: Emit, stop: Callable[[], bool], backend
     from localft.backends import get_backend
 
     loop_class = Loop
+    blocker = several_process_blocker(run.read_spec().method) if plan.world_size > 1 else None
+    if blocker:
+        raise ConfigError(blocker)
     if run.read_spec().method != "sft":
         from .preference_loop import PreferenceLoop as loop_class
     loop = loop_class(run, plan, emit, stop, backend or get_backend(plan.backend))

@@ -13,6 +13,7 @@ from localft.events import Emit
 from localft.plan import Plan
 
 from .rows import Batch
+from .world import World
 
 
 class OutOfMemory(Exception):
@@ -30,8 +31,27 @@ class LoadRequest:
     emit: Emit
 
 
+class OneProcess:
+    """The several-process part of a Session for a backend that trains on one process only."""
+
+    world = World()
+
+    def all_reduce_sum(self, values: list[float]) -> list[float]:
+        return list(values)
+
+
 class Session(Protocol):
     pad_multiple: int  # micro-batch widths are rounded up to this (a compiled step sees few shapes)
+    # The processes training together; load() joins them (process group init is the backend's).
+    # Several processes: apply_update AVERAGES gradients over ranks before clipping and stepping,
+    # and save_adapter / save_training_state are called on every rank (a collective gather may
+    # need all of them) but only `world.is_writer` writes files.
+    world: World
+
+    def all_reduce_sum(self, values: list[float]) -> list[float]:
+        """Each value summed over the ranks (every rank gets the sums); the values themselves
+        for one process."""
+        ...
 
     def packing_blocker(self) -> str | None:
         """Why packed rows cannot be kept apart by this framework for this model, or None."""

@@ -27,6 +27,7 @@ class LoopState:
     evals_without_improvement: int = 0
     last_val_loss: float | None = None
     stopped_early: bool = False  # a resumed run does not train past early stopping
+    world_size: int = 1  # processes that trained it: a resume continues with as many
 
     def to_dict(self) -> dict:
         return asdict(self)
