@@ -1,0 +1,107 @@
+"""An MLX run's processes through mlx.launch (ring over TCP, JACCL where the hosts file says so).
+`python -m localft.backends.mlx.launcher ARGS` runs mlx.launch and gives it the exit status it
+lacks (it exits 0 when a rank dies), naming the rank that failed first. No mlx import."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from localft.errors import BackendUnavailable, RunError
+
+from .hosts import read_hosts
+
+FIRST_PORT = 32323  # mlx.launch's default; rank r's ring listens on FIRST_PORT + r
+# mlx.launch's report of each rank that ended, and the line localft.rank_group reads a dead rank from
+NODE_EXIT = re.compile(rb"Node with rank (\d+) exited with code (-?\d+)")
+ROOT_CAUSE_LINE = "Root Cause (first observed failure): rank: {rank} exitcode: {code} (mlx.launch)"
+
+
+def launcher_path() -> str:
+    """mlx.launch, installed beside this interpreter by the mlx package."""
+    script = Path(sys.executable).parent / ("mlx.launch.exe" if os.name == "nt" else "mlx.launch")
+    if not script.is_file():
+        raise BackendUnavailable(f"mlx.launch is not beside {sys.executable}; pip install 'localft[mlx]'")
+    return str(script)
+
+
+def free_ports(count: int, start: int = FIRST_PORT, tries: int = 200) -> int:
+    """The first port from `start` up where `count` consecutive ports are free here (two runs, or
+    two test sessions, must not meet on mlx.launch's default ports)."""
+    for base in range(start, start + tries * count, count):
+        if all(_port_free(base + i) for i in range(count)):
+            return base
+    raise RunError(f"no {count} free TCP ports from {start} up for MLX's ring backend; end other runs")
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def launch_command(worker: list[str], world_size: int, hosts: Path | None) -> list[str]:
+    """The command that starts `worker` (python's arguments) once per rank: `world_size` processes
+    on this machine over 127.0.0.1, or one per host of a hosts file, each with the same interpreter
+    path and the same LOCALFT_HOME (the run folder must be at the same path on every host)."""
+    launch = [sys.executable, "-m", __name__, "--python", sys.executable]
+    if hosts is None:
+        launch += ["--backend", "ring", "-n", str(world_size), "--starting-port", str(free_ports(world_size))]
+    else:
+        hostfile = read_hosts(hosts, world_size)
+        launch += ["--backend", hostfile.backend, "--hostfile", str(Path(hosts).resolve())]
+        if os.environ.get("LOCALFT_HOME"):
+            launch += ["--env", f"LOCALFT_HOME={os.environ['LOCALFT_HOME']}"]
+    return [*launch, "--", *worker]
+
+
+def first_failure(ends: list[tuple[int, int]]) -> tuple[int, int] | None:
+    """The rank to blame among (rank, exit code) in the order mlx.launch reported them: one killed
+    by a signal other than the launcher's SIGTERM, else one that exited with an error (a rank that
+    lost its peer fails too, often first), else one the launcher stopped."""
+    failed = [(r, c) for r, c in ends if c != 0]
+    for wanted in (lambda c: c < 0 and c != -signal.SIGTERM, lambda c: c > 0, lambda c: True):
+        for rank, code in failed:
+            if wanted(code):
+                return rank, code
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    # A pipe nobody writes as stdin: mlx.launch forwards its stdin to every rank.
+    stdin_read, stdin_write = os.pipe()
+    child = subprocess.Popen(
+        [launcher_path(), *args], stdin=stdin_read, stderr=subprocess.PIPE, start_new_session=True
+    )
+    os.close(stdin_read)
+
+    def end_group(signum, frame) -> None:  # the run's worker ends: the launcher and its ranks end too
+        os.killpg(child.pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, end_group)
+    signal.signal(signal.SIGINT, end_group)
+    ends = []
+    for line in child.stderr:
+        sys.stderr.buffer.write(line)
+        sys.stderr.buffer.flush()
+        ends += [(int(r), int(c)) for r, c in NODE_EXIT.findall(line)]
+    code = child.wait()
+    os.close(stdin_write)
+    failure = first_failure(ends)
+    if failure is None:
+        return code
+    print(ROOT_CAUSE_LINE.format(rank=failure[0], code=failure[1]), file=sys.stderr, flush=True)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
