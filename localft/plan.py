@@ -138,7 +138,7 @@ def plan(
     once the data is imported). Never raises for memory: a run that cannot fit has fits=False and
     a `verdict`; `check_plan` refuses it. `pace` defaults to what an earlier run measured here."""
     from localft.backends import pick_backend
-    from localft.memory import check_fits, compute_dtype, estimate_memory
+    from localft.memory import check_fits, compute_dtype, estimate_memory, per_process
     from localft.train.world import several_process_blocker
 
     machine = machine or this_machine()
@@ -150,7 +150,11 @@ def plan(
     precision = compute_dtype(spec, device)
     # localft.memory's device names: MLX on Metal materializes attention scores as MPS does.
     estimate = estimate_memory(spec, _model_source(spec.model), "mps" if device == "gpu" else device)
+    estimate = per_process(estimate, spec.nproc, spec.sharding)
     available, where = machine.memory_for(device)
+    notes_world = world_notes(spec, backend, device, machine)
+    if spec.nproc > 1 and device != "cuda" and not spec.hosts:  # the processes share this memory
+        available, where = available // spec.nproc, f"{where} (1/{spec.nproc} per process)"
     try:
         check_fits(estimate, available, where)
         verdict = ""
@@ -158,7 +162,7 @@ def plan(
         verdict = str(exc)
     if pace is None and (data is not None or spec.steps):  # only a known step count has a duration
         pace = measured_pace(spec.model, backend, device, params=_parameters)
-    notes = list(machine.notes_for(backend, device))
+    notes = list(machine.notes_for(backend, device)) + notes_world
     base = Plan(
         backend=backend, device=device, precision=precision, quantize=spec.quantize,
         micro_batch=spec.batch_size, grad_accum=spec.grad_accum, steps=spec.steps or 0,
@@ -212,6 +216,23 @@ def _size_to_data(spec: TrainSpec, base: Plan, data: TrainingData, notes: list[s
         train_examples=data.examples, eval_every=min(eval_every, steps), tokens_per_step=tokens_per_step,
         notes=notes,
     )  # fmt: skip
+
+
+def world_notes(spec: TrainSpec, backend: str, device: str, machine: Machine) -> list[str]:
+    """What several processes mean for this run (a note for the plan), or a refusal: more
+    processes than GPUs, or sharding a backend does not have."""
+    if spec.sharding == "fsdp" and backend != "torch":
+        raise ConfigError(f"sharding fsdp is torch's (FSDP2); {backend} trains with sharding=none")
+    if spec.nproc == 1:
+        return ["processes: 1, sharded with FSDP2"] if spec.sharding == "fsdp" else []
+    found = machine.backends[backend].devices
+    if device != "cpu" and spec.nproc > found and not spec.hosts:
+        raise ConfigError(
+            f"--nproc {spec.nproc} asks for more processes than the {found} {device} device(s) here"
+        )
+    how = "FSDP2, each process holds 1/N of the weights" if spec.sharding == "fsdp" else "data-parallel"
+    global_batch = spec.batch_size * spec.grad_accum * spec.nproc
+    return [f"processes: {spec.nproc} ({how}), {global_batch} rows a step in all"]
 
 
 def _device(spec: TrainSpec, backend: str, machine: Machine) -> str:

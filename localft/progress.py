@@ -6,7 +6,7 @@ import sys
 
 from localft.events import Finished, Step
 from localft.hardware import fmt_bytes
-from localft.run_state import describe
+from localft.run_state import describe, throughput
 from localft.runs import RunDir
 
 
@@ -17,6 +17,7 @@ def watch_run(run: RunDir, start: int = 0, stop_on_interrupt: bool = True) -> Fi
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from localft import runner
+    from localft.plan import read_plan
 
     console = Console(stderr=True)
     progress = Progress(
@@ -25,6 +26,8 @@ def watch_run(run: RunDir, start: int = 0, stop_on_interrupt: bool = True) -> Fi
         console=console, transient=False, disable=not console.is_terminal,
     )  # fmt: skip
     task = progress.add_task("train", total=None, info="starting…")
+    plan = read_plan(run.path)
+    world_size = plan.world_size if plan else 1
     finished = None
     stopping = False
     with progress:
@@ -45,7 +48,7 @@ def watch_run(run: RunDir, start: int = 0, stop_on_interrupt: bool = True) -> Fi
                 events = follower.events()
                 continue
             if isinstance(event, Step):
-                info = f"loss {event.loss:.3f}  {event.tok_per_s:.0f} tok/s  peak {fmt_bytes(event.peak_mem)}"
+                info = f"loss {event.loss:.3f}  {throughput(event.tok_per_s, world_size)}  peak {fmt_bytes(event.peak_mem)}"
                 progress.update(task, total=event.total, completed=event.step, info=info)
                 if not console.is_terminal and event.step % 10 == 0:
                     print(f"step {event.step}/{event.total} {info}", file=sys.stderr)

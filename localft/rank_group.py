@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -41,7 +42,8 @@ def run_group(run: RunDir, plan: Plan, backend_name: str, stop: Callable[[], boo
         old.unlink()
     hosts = Path(plan.hosts) if plan.hosts else None
     log_start = run.log_path.stat().st_size if run.log_path.exists() else 0
-    child = subprocess.Popen(launch(run.path.resolve(), plan.world_size, hosts), stdin=subprocess.DEVNULL)
+    command = launch(run.path.resolve(), plan.world_size, hosts)
+    child = subprocess.Popen(command, stdin=subprocess.DEVNULL, preexec_fn=_end_with_parent())
     try:
         while child.poll() is None:
             if stop() and not run.stop_path.exists():
@@ -53,6 +55,19 @@ def run_group(run: RunDir, plan: Plan, backend_name: str, stop: Callable[[], boo
             child.wait()
     if child.returncode != 0:
         raise RunError(dead_rank_message(run, child.returncode, log_start))
+
+
+def _end_with_parent():
+    """Linux: the launcher gets SIGTERM if this worker dies (even by kill -9), and ends its ranks,
+    so no rank trains on unwatched. Elsewhere None (the worker's own exit path ends the group)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    def set_parent_death_signal() -> None:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+    return set_parent_death_signal
 
 
 def dead_rank_message(run: RunDir, code: int, log_start: int = 0) -> str:

@@ -9,6 +9,15 @@ from dataclasses import dataclass, field
 from localft.events import Checkpoint, Eval, Event, Finished, Log, RunStarted, Stage, Step
 
 
+def throughput(tok_per_s: float | None, world_size: int = 1) -> str:
+    """Tokens a second in all, and each process's share when several train together."""
+    if tok_per_s is None:
+        return "tok/s -"
+    if world_size > 1:
+        return f"{tok_per_s:.0f} tok/s ({tok_per_s / world_size:.0f} per rank x {world_size})"
+    return f"{tok_per_s:.0f} tok/s"
+
+
 def describe(event: Event) -> str | None:
     """One line for the events worth a line of their own (steps go to a progress bar)."""
     if isinstance(event, RunStarted):

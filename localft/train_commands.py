@@ -103,6 +103,8 @@ def train_command(
     ),
     pairs: str = typer.Option(None, "--pairs", help=_H["pairs"]),
     beta: float = typer.Option(None, "--beta", help=_H["beta"]),
+    nproc: int = typer.Option(None, "--nproc", help=_H["nproc"]),
+    hosts: Path = typer.Option(None, "--hosts", help=_H["hosts"]),
 ) -> None:
     """Import DATA (one export or several, merged) into a new run and train a LoRA adapter on it;
     or, with --from RUN --method dpo, a preference round on that run's feedback or own drafts."""
@@ -112,6 +114,7 @@ def train_command(
     options = dict(
         model=model, backend=backend, epochs=epochs, steps=steps, time_budget_min=parse_minutes(time_budget),
         batch_size=batch_size, learning_rate=learning_rate, max_seq_len=max_seq_len, quantize=quantize,
+        nproc=nproc, hosts=str(hosts) if hosts else None,
     )  # fmt: skip
     preference = dict(method=method, pairs=pairs, beta=beta)
     if from_run or (method and method != "sft"):

@@ -23,7 +23,9 @@ class TorchBackend:
         import torch
 
         if torch.cuda.is_available():
-            return Availability(True, "cuda", f"CUDA: {torch.cuda.get_device_name(0)}")
+            count = torch.cuda.device_count()
+            many = f" (x{count})" if count > 1 else ""
+            return Availability(True, "cuda", f"CUDA: {torch.cuda.get_device_name(0)}{many}", count)
         if torch.backends.mps.is_available():
             return Availability(True, "mps", "Apple GPU through MPS")
         return Availability(True, "cpu", f"CPU, {torch.get_num_threads()} threads (slow, small models)")
@@ -37,6 +39,11 @@ class TorchBackend:
         from .merge import merge
 
         return merge(run, out)
+
+    def launch_command(self, run_dir: Path, world_size: int, hosts: Path | None) -> list[str]:
+        from .distributed import launch_command
+
+        return launch_command(run_dir, world_size, hosts)
 
 
 __all__ = ["TorchBackend"]

@@ -77,6 +77,13 @@ def attention_for(model_dir: Path, spec: TrainSpec, where: Placement) -> str:
     return "sdpa"
 
 
+def current_cuda_device() -> int:
+    """The GPU this process uses: its rank's, once a several-process run set it (else 0)."""
+    import torch
+
+    return torch.cuda.current_device()
+
+
 def load_base(model_dir: Path, spec: TrainSpec, where: Placement):
     """The frozen base, on its device, at the compute dtype or in NF4 when spec.quantize == '4bit'."""
     from transformers import AutoModelForCausalLM
@@ -91,8 +98,10 @@ def load_base(model_dir: Path, spec: TrainSpec, where: Placement):
             bnb_4bit_quant_type="nf4",
             bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=dtype,
+            # FSDP shards flat storage of one dtype: the packed 4-bit weights must be stored in it.
+            **({"bnb_4bit_quant_storage": dtype} if spec.sharding == "fsdp" else {}),
         )
-        kwargs["device_map"] = {"": where.device if where.device != "cuda" else 0}
+        kwargs["device_map"] = {"": where.device if where.device != "cuda" else current_cuda_device()}
     try:
         model = AutoModelForCausalLM.from_pretrained(model_dir, **kwargs)
     except (OSError, ValueError) as exc:

@@ -1,5 +1,6 @@
 """The torch side of the training loop (localft.train): a peft model and its AdamW on the plan's
-device, one micro-batch's forward and backward, the optimizer step, and the tensors on disk."""
+device, one micro-batch's forward and backward, the optimizer step, and the tensors on disk; on
+several processes the model runs under DDP or FSDP2 (.distributed)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ import os
 import sys
 from pathlib import Path
 
+from localft.errors import ConfigError
 from localft.events import Log
 from localft.train.rows import Batch
 from localft.train.session import LoadRequest, OutOfMemory
 
+from . import distributed
 from .loss import liger_available, token_loss_sum
 from .modeling import Placement, build_full_model, build_lora_model, check_device, torch_dtype
 
@@ -19,15 +22,16 @@ OPTIMIZER_FILE = "optimizer.pt"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 
 
-def set_threads() -> None:
-    """One thread per physical core: hyper-threads only contend for the same FMA units."""
+def set_threads(processes: int = 1) -> None:
+    """One thread per physical core (hyper-threads only contend for the same FMA units), shared
+    among the processes training together on this machine."""
     import psutil
     import torch
 
     cores = psutil.cpu_count(logical=False) or os.cpu_count() or 1
     with contextlib.suppress(AttributeError):
         cores = min(cores, len(os.sched_getaffinity(0)))
-    torch.set_num_threads(max(cores, 1))
+    torch.set_num_threads(max(cores // processes, 1))
 
 
 def peak_memory(device: str) -> int:
@@ -100,7 +104,9 @@ def make_optimizer(model, spec, where: Placement):
     import torch
 
     params = [p for p in model.parameters() if p.requires_grad]
-    if where.device == "cuda" and spec.quantize == "4bit":
+    if (
+        where.device == "cuda" and spec.quantize == "4bit" and spec.sharding == "none"
+    ):  # paged: not for shards
         import bitsandbytes as bnb
 
         return bnb.optim.PagedAdamW8bit(params, lr=spec.learning_rate, weight_decay=spec.weight_decay)
@@ -122,22 +128,45 @@ class TorchSession:
         spec, plan = request.spec, request.plan
         self.where = Placement(check_device(plan.device), plan.precision)
         self.device = self.where.device
+        self.sharded = plan.sharding == "fsdp"
+        if self.sharded and spec.method != "sft":
+            raise ConfigError(f"{spec.method} (preference tuning) is not sharded; use --set sharding=none")
+        self.world = distributed.join_group(self.device, self.sharded)
         if self.device == "cpu":
-            set_threads()
+            set_threads(self.world.size)
         self.liger = liger_available(self.device)
-        spec = spec.model_copy(update={"quantize": plan.quantize})
+        spec = spec.model_copy(update={"quantize": plan.quantize, "sharding": plan.sharding})
         self.full = spec.weights == "full"
         if self.full:  # every weight trains; what is saved is the whole model (an HF folder)
             self.model = build_full_model(request.model_dir, spec, self.where, liger=self.liger)
         else:
             self.model = build_lora_model(request.model_dir, spec, self.where, liger=self.liger)
         self.model.train()
+        # Several processes (or FSDP): the loss runs as a DDP/FSDP module; else the model directly.
+        self.runner = None
+        if self.world.several or self.sharded:
+            self.runner = distributed.wrap(self.model, self.world, self.device, plan.sharding, self.liger)
         self.optimizer = make_optimizer(self.model, spec, self.where)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.max_grad_norm = spec.max_grad_norm
         loss = "Liger-Kernel's fused linear cross-entropy" if self.liger else "chunked cross-entropy"
         request.emit(Log(f"torch on {self.device} ({plan.precision}{', 4-bit base' if plan.quantize == '4bit' else ''}): "
-                         f"{sum(p.numel() for p in self.params):,} trainable parameters, {loss}"))  # fmt: skip
+                         f"{sum(p.numel() for p in self.params):,} trainable parameters, {loss}"
+                         f"{self.describe_world()}"))  # fmt: skip
+
+    def describe_world(self) -> str:
+        if self.runner is None:
+            return ""
+        how = "FSDP2 (fully_shard)" if self.sharded else "DDP"
+        return f"; {self.world.size} process{'es' if self.world.several else ''} with {how}"
+
+    def all_reduce_sum(self, values: list[float]) -> list[float]:
+        return distributed.all_reduce_sum(values, self.device) if self.world.several else list(values)
+
+    def _loss_sum(self, batch: Batch):
+        if self.runner is not None:
+            return self.runner(batch)
+        return token_loss_sum(self.model, batch, self.device, self.liger)
 
     def packing_blocker(self) -> str | None:
         return None  # restarting position ids keep packed examples apart in every attention kernel used
@@ -150,7 +179,7 @@ class TorchSession:
     def accumulate(self, batch: Batch, scale: float) -> float:
         with oom_as_core_error():
             with autocast(self.where):
-                loss_sum, _ = token_loss_sum(self.model, batch, self.device, self.liger)
+                loss_sum, _ = self._loss_sum(batch)
             (loss_sum * scale).backward()
         return float(loss_sum.detach())
 
@@ -173,25 +202,41 @@ class TorchSession:
 
     def eval_loss(self, batch: Batch) -> tuple[float, int]:
         with evaluating(self):
-            loss_sum, n = token_loss_sum(self.model, batch, self.device, self.liger)
+            loss_sum, n = self._loss_sum(batch)
         return float(loss_sum), n
 
     def save_adapter(self, folder: Path) -> None:
         """A peft adapter folder (adapter_config.json + adapter_model.safetensors); with full
-        fine-tuning, the whole model as an HF folder (config.json + model*.safetensors)."""
-        self.model.save_pretrained(folder, safe_serialization=True)
+        fine-tuning, the whole model as an HF folder (config.json + model*.safetensors). Sharded:
+        gathered on every rank, written by rank 0."""
+        if self.sharded:
+            state = distributed.full_state_dict(self.runner, trainable_only=not self.full)
+            if self.world.is_writer:
+                self.model.save_pretrained(folder, state_dict=state, safe_serialization=True)
+        elif self.world.is_writer:
+            self.model.save_pretrained(folder, safe_serialization=True)
 
     def save_training_state(self, folder: Path) -> None:
         import torch
 
         self.save_adapter(folder)
-        torch.save(self.optimizer.state_dict(), Path(folder) / OPTIMIZER_FILE)
+        if self.sharded:  # full state dicts: every rank gathers, rank 0 writes
+            weights = distributed.full_state_dict(self.runner, trainable_only=True)
+            optimizer = distributed.full_optimizer_state(self.runner, self.optimizer)
+            if self.world.is_writer:
+                torch.save(weights, Path(folder) / distributed.TRAINABLE_FILE)
+                torch.save(optimizer, Path(folder) / OPTIMIZER_FILE)
+        elif self.world.is_writer:
+            torch.save(self.optimizer.state_dict(), Path(folder) / OPTIMIZER_FILE)
 
     def load_training_state(self, folder: Path) -> None:
         import torch
         from peft import set_peft_model_state_dict
         from safetensors.torch import load_file
 
+        if self.sharded:
+            distributed.load_full_state(self.runner, self.optimizer, Path(folder))
+            return
         device = str(self.params[0].device)
         if self.full:
             load_full_weights(self.model, Path(folder), device)

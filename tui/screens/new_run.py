@@ -14,6 +14,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
 
 from localft.config import TrainSpec, merge_overrides
+from localft.doctor import device_count
 from localft.errors import LocalftError
 from localft.models import CATALOG
 from localft.tui.messages import (
@@ -68,6 +69,9 @@ class NewRunScreen(ReportsWorkerErrors, Screen):
                 yield Select([("auto", "auto"), ("torch", "torch"), ("mlx", "mlx")], value="auto",
                              allow_blank=False, id="backend", compact=True)  # fmt: skip
                 yield Static("", id="backend-info", classes="help")
+                with Vertical(id="devices-field"):  # shown where more than one device is found
+                    yield Label("Devices (processes, one per device)", classes="label")
+                    yield Select([("1", 1)], value=1, allow_blank=False, id="nproc", compact=True)
                 names = list(FIELDS)
                 for pair in (names[i : i + 2] for i in range(0, len(names), 2)):
                     with Horizontal(classes="field-row"):
@@ -99,6 +103,7 @@ class NewRunScreen(ReportsWorkerErrors, Screen):
         self.starting = False
         self.plan = None  # the Plan the form shows, once made
         self.machine: dict | None = None
+        self.query_one("#devices-field").display = False
         self.app.load_machine(self)
         self.validate_form()
 
@@ -109,7 +114,13 @@ class NewRunScreen(ReportsWorkerErrors, Screen):
     def overrides(self) -> dict:
         """The form as TrainSpec overrides of `self.base` (every field, changed or not)."""
         backend = self.query_one("#backend", Select).value
-        return {"model": self.model_name(), "backend": backend, **form_overrides(self.values())}
+        nproc = self.query_one("#nproc", Select).value
+        return {
+            "model": self.model_name(),
+            "backend": backend,
+            "nproc": nproc,
+            **form_overrides(self.values()),
+        }
 
     def model_name(self) -> str:
         return self.query_one("#model-path", Input).value.strip() or str(
@@ -186,6 +197,10 @@ class NewRunScreen(ReportsWorkerErrors, Screen):
             f"{'ok' if a['ok'] else 'no'} {n}: {a['reason']}" for n, a in self.machine["backends"].items()
         ]
         self.query_one("#backend-info", Static).update(escape("\n".join(lines)), layout=True)
+        count, kind = device_count(self.machine["backends"])
+        self.query_one("#devices-field").display = count > 1
+        if count > 1:
+            self.query_one("#nproc", Select).set_options([(f"{n} {kind}", n) for n in range(1, count + 1)])
 
     @background("recipe")
     def plan_recipe(self, name: str, model: str, backend: str) -> None:

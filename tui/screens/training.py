@@ -13,7 +13,8 @@ from textual.worker import get_current_worker
 
 from localft.errors import LocalftError
 from localft.hardware import fmt_bytes
-from localft.run_state import RunState
+from localft.plan import read_plan
+from localft.run_state import RunState, throughput
 from localft.runs import RunDir, run_writing
 from localft.tui.messages import RunEvents, TailEnded, WorkFailed
 from localft.tui.widgets.loss_chart import LossChart
@@ -35,6 +36,7 @@ class TrainingScreen(ReportsWorkerErrors, Screen):
         self.view = RunState()
         self.resume_on_mount = resume
         self.batches = 0  # messages handled, to show coalescing in tests
+        self.world_size = 1  # processes training the run (its plan's), read on mount
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -61,6 +63,8 @@ class TrainingScreen(ReportsWorkerErrors, Screen):
         self.query_one("#stages").display = False
         machine = self.app.machine or {}
         self.total_ram = machine.get("machine", machine).get("ram_bytes") or _total_ram()
+        plan = read_plan(self.run.path) if self.run.path.is_dir() else None
+        self.world_size = plan.world_size if plan else 1
         self.render_view()
         if self.resume_on_mount:
             self.action_resume()
@@ -116,6 +120,7 @@ class TrainingScreen(ReportsWorkerErrors, Screen):
         v = self.view
         self.query_one("#run-title", Static).update(
             f"{self.run.id}  {v.model or ''} {f'· {v.backend} on {v.device}' if v.backend else ''}"
+            + (f" · {self.world_size} processes" if self.world_size > 1 else "")
         )
         self.query_one("#status", Static).update(self.status_text())
         lines = [
@@ -123,7 +128,7 @@ class TrainingScreen(ReportsWorkerErrors, Screen):
             f"loss {v.loss:.4f}" if v.loss is not None else "loss -",
             f"best val {v.best_val_loss:.4f} @ {v.best_step}" if v.best_val_loss is not None else "val -",
             f"lr {v.lr:.2e}" if v.lr is not None else "lr -",
-            f"{v.tok_per_s:.0f} tok/s" if v.tok_per_s is not None else "tok/s -",
+            throughput(v.tok_per_s, self.world_size),
             f"peak mem {fmt_bytes(v.peak_mem)}" if v.peak_mem else "peak mem -",
         ]
         if v.last_checkpoint is not None:
