@@ -56,10 +56,11 @@ def launch_command(worker: list[str], world_size: int, hosts: Path | None) -> li
     if hosts is None:
         launch += ["--backend", "ring", "-n", str(world_size), "--starting-port", str(free_ports(world_size))]
     else:
+        from localft.paths import localft_home
+
         hostfile = read_hosts(hosts, world_size)
         launch += ["--backend", hostfile.backend, "--hostfile", str(Path(hosts).resolve())]
-        if os.environ.get("LOCALFT_HOME"):
-            launch += ["--env", f"LOCALFT_HOME={os.environ['LOCALFT_HOME']}"]
+        launch += ["--env", f"LOCALFT_HOME={localft_home().resolve()}"]  # ssh passes no environment
     return [*launch, "--", *worker]
 
 
