@@ -21,6 +21,7 @@ def join_group(world: World):
     """The global group of a several-process world (None for one process: nothing to talk to)."""
     if not world.several:
         return None
+    release_launcher_stdin()
     backend = launcher_backend()
     try:
         group = mx.distributed.init(strict=True, backend=backend)
@@ -34,6 +35,15 @@ def join_group(world: World):
             f"{group.rank()} of {group.size()}; start several processes through localft (--nproc or --hosts)"
         )
     return group
+
+
+def release_launcher_stdin() -> None:
+    """mlx.launch polls each rank's stdin pipe for as long as it stays open (half a core on a
+    2-core machine); a rank reads no input, so it swaps the pipe for /dev/null and the launcher's
+    next write (localft.backends.mlx.launcher pokes it) finds it closed and stops polling."""
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
 
 
 def all_reduce_sum(group, values: list[float]) -> list[float]:

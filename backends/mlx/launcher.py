@@ -10,6 +10,8 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 from localft.errors import BackendUnavailable, RunError
@@ -76,14 +78,28 @@ def first_failure(ends: list[tuple[int, int]]) -> tuple[int, int] | None:
     return None
 
 
+def poke(stdin_write: int, every: float = 2.0) -> None:
+    """A newline into mlx.launch's stdin now and then (every 2 s, slowing to once a minute): it
+    forwards it to each rank, and a rank that let go of its stdin (localft.backends.mlx.distributed)
+    makes it stop polling that rank's pipe."""
+    while True:
+        time.sleep(every)
+        every = min(every * 1.5, 60.0)
+        try:
+            os.write(stdin_write, b"\n")
+        except OSError:
+            return
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    # A pipe nobody writes as stdin: mlx.launch forwards its stdin to every rank.
+    # A pipe of our own as stdin (never at end of file: mlx.launch would spin on it).
     stdin_read, stdin_write = os.pipe()
     child = subprocess.Popen(
         [launcher_path(), *args], stdin=stdin_read, stderr=subprocess.PIPE, start_new_session=True
     )
     os.close(stdin_read)
+    threading.Thread(target=poke, args=(stdin_write,), daemon=True).start()
 
     def end_group(signum, frame) -> None:  # the run's worker ends: the launcher and its ranks end too
         os.killpg(child.pid, signal.SIGTERM)
@@ -96,7 +112,6 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.buffer.flush()
         ends += [(int(r), int(c)) for r, c in NODE_EXIT.findall(line)]
     code = child.wait()
-    os.close(stdin_write)
     failure = first_failure(ends)
     if failure is None:
         return code
