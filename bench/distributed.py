@@ -4,7 +4,8 @@ run's worker as localft starts it. Prints tokens/s (median of the steps after th
 the ratio to 1 process, each process's peak RSS (sampled from outside), and whether the loss
 curves agree. Last line: one JSON object.
 
-    python bench/distributed.py                   # the embedded model, 10 steps (~3 min on 2 cores)
+    python bench/distributed.py                   # a tiny random llama (tests/tiny.py), 10 steps
+    python bench/distributed.py --model PATH      # e.g. the embedded model (slow on a shared CPU)
 """
 
 from __future__ import annotations
@@ -38,12 +39,14 @@ def sampled_peaks(worker: subprocess.Popen) -> dict[str, int]:
         for proc in procs:
             try:
                 cmd = proc.cmdline()
-                if "--rank-worker" in cmd:
-                    name = f"rank {proc.environ().get('RANK', '?')}"
-                elif proc.pid == top.pid:
+                if proc.pid == top.pid:
                     name = "worker"
+                elif "torch.distributed.run" in cmd:
+                    name = "launcher"
+                elif "--rank-worker" in cmd:
+                    name = f"rank {proc.environ().get('RANK', '?')}"
                 else:
-                    continue  # the launcher itself
+                    continue
                 peaks[name] = max(peaks.get(name, 0), proc.memory_info().rss)
             except psutil.NoSuchProcess:
                 continue
@@ -74,14 +77,14 @@ def measure(tmp: Path, model: str, label: str, steps: int, **spec) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--model", default=None, help="a model folder (default: the embedded model)")
+    parser.add_argument("--model", default=None, help="a model folder (default: a tiny random llama)")
     parser.add_argument("--steps", type=int, default=10)
     args = parser.parse_args()
-    from localft.models import embedded_model_dir
+    from tests.tiny import build_tiny_model
 
-    model = args.model or str(embedded_model_dir())
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["LOCALFT_HOME"] = str(Path(tmp) / "home")
+        model = args.model or str(build_tiny_model(Path(tmp) / "tiny-llama", "llama"))
         rows = [
             measure(Path(tmp), model, "1 process, micro-batch 4", args.steps, batch_size=4),
             measure(Path(tmp), model, "2 processes DDP, micro-batch 2", args.steps, batch_size=2, nproc=2),
