@@ -20,8 +20,10 @@ from localft.plan import Plan
 from localft.runs import RunDir, atomic_write_text
 
 RANKS_DIR = "ranks"  # run/ranks/rank-R.error: why a rank failed, one line
-# torch.distributed.run's failure report names the first rank that failed and how it ended.
-ROOT_CAUSE = re.compile(r"Root Cause.*?rank\s*:\s*(\d+).*?exitcode\s*:\s*(-?\d+)", re.S)
+# torch.distributed.run's failure report lists each failed rank and how it ended, the first
+# observed last ("Root Cause").
+REPORT = "Failures:"
+FAILED_RANK = re.compile(r"rank\s*:\s*(\d+)[^\n]*\n\s*exitcode\s*:\s*(-?\d+)")
 LOG_TAIL = 256 * 1024  # bytes of train.log read for the launcher's report
 
 
@@ -96,8 +98,13 @@ def _root_cause(run: RunDir, log_start: int) -> tuple[int | None, int | None]:
             text = f.read().decode("utf-8", "replace")
     except OSError:
         return None, None
-    found = ROOT_CAUSE.findall(text)
-    return (int(found[-1][0]), int(found[-1][1])) if found else (None, None)
+    if REPORT not in text:
+        return None, None
+    failed = [(int(r), int(c)) for r, c in FAILED_RANK.findall(text[text.rindex(REPORT) :])]
+    # A rank killed by a signal (not the launcher's SIGTERM) is the cause: the others failed on
+    # losing it, perhaps seen first.
+    killed = [f for f in failed if f[1] < 0 and f[1] != -signal.SIGTERM]
+    return (killed or failed or [(None, None)])[-1 if not killed else 0]
 
 
 def run_rank(run: RunDir, plan: Plan, backend_name: str | None) -> int:
