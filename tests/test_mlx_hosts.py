@@ -86,15 +86,26 @@ def test_the_world_mlx_launch_starts_a_rank_in(tmp_path):
     assert world == World(0, 2, 0) and world.is_writer
 
 
-def test_the_rank_to_blame_when_mlx_launch_reports_several_ends():
-    """mlx.launch exits 0 even when a rank dies; the launcher wrapper blames the rank killed by a
-    signal, not the peer that lost its connection (which often ends first) nor one it stopped."""
-    from localft.backends.mlx.launcher import first_failure
+@pytest.mark.parametrize(
+    ("ends", "named"),
+    [
+        ([(0, 1), (1, -9)], "rank 1 was killed by SIGKILL"),  # the peer that lost rank 1 ended first
+        ([(0, 2), (1, -15)], "rank 0 exited with code 2"),  # then the launcher stopped rank 1
+    ],
+)
+def test_a_dead_rank_is_named_from_the_wrappers_report_of_mlx_launch(tmp_path, ends, named):
+    """mlx.launch exits 0 even when a rank dies; the wrapper turns its per-rank lines into the
+    failure report the run's worker reads, which names the rank killed by a signal first."""
+    from localft.backends.mlx.launcher import failure_report
+    from localft.rank_group import dead_rank_message
+    from localft.runs import RunDir
 
-    assert first_failure([(0, 1), (1, -9), (2, -15)]) == (1, -9)
-    assert first_failure([(1, -15), (0, 2)]) == (0, 2)
-    assert first_failure([(0, 0), (1, -15)]) == (1, -15)
-    assert first_failure([(0, 0), (1, 0)]) is None
+    assert failure_report([(0, 0), (1, 0)]) is None
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    run.log_path.write_text("training output\n" + failure_report(ends) + "\n", encoding="utf-8")
+    message = dead_rank_message(run, 1)
+    assert f"training process {named}" in message and "\n" not in message, message
 
 
 def test_the_launch_command_for_this_machine_and_for_several_macs(tmp_path, monkeypatch):

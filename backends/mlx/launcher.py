@@ -1,6 +1,6 @@
 """An MLX run's processes through mlx.launch (ring over TCP, JACCL where the hosts file says so).
 `python -m localft.backends.mlx.launcher ARGS` runs mlx.launch and gives it the exit status it
-lacks (it exits 0 when a rank dies), naming the rank that failed first. No mlx import."""
+lacks (it exits 0 when a rank dies), with a report of the failed ranks. No mlx import."""
 
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ from localft.errors import BackendUnavailable, RunError
 from .hosts import read_hosts
 
 FIRST_PORT = 32323  # mlx.launch's default; rank r's ring listens on FIRST_PORT + r
-# mlx.launch's report of each rank that ended, and the line localft.rank_group reads a dead rank from
-NODE_EXIT = re.compile(rb"Node with rank (\d+) exited with code (-?\d+)")
-ROOT_CAUSE_LINE = "Root Cause (first observed failure): rank: {rank} exitcode: {code} (mlx.launch)"
+NODE_EXIT = re.compile(
+    rb"Node with rank (\d+) exited with code (-?\d+)"
+)  # mlx.launch's report of a rank's end
 
 
 def launcher_path() -> str:
@@ -66,16 +66,15 @@ def launch_command(worker: list[str], world_size: int, hosts: Path | None) -> li
     return [*launch, "--", *worker]
 
 
-def first_failure(ends: list[tuple[int, int]]) -> tuple[int, int] | None:
-    """The rank to blame among (rank, exit code) in the order mlx.launch reported them: one killed
-    by a signal other than the launcher's SIGTERM, else one that exited with an error (a rank that
-    lost its peer fails too, often first), else one the launcher stopped."""
-    failed = [(r, c) for r, c in ends if c != 0]
-    for wanted in (lambda c: c < 0 and c != -signal.SIGTERM, lambda c: c > 0, lambda c: True):
-        for rank, code in failed:
-            if wanted(code):
-                return rank, code
-    return None
+def failure_report(ends: list[tuple[int, int]]) -> str | None:
+    """The ranks that failed, as torch.distributed.run reports them (the first observed last), for
+    localft.rank_group to name the rank to blame; None when every rank ended well."""
+    from localft.rank_group import REPORT
+
+    failed = [(rank, code) for rank, code in reversed(ends) if code != 0]
+    if not failed:
+        return None
+    return "\n".join([f"{REPORT} (mlx.launch)", *(f"  rank: {r}\n  exitcode: {c}" for r, c in failed)])
 
 
 def poke(stdin_write: int, every: float = 2.0) -> None:
@@ -112,10 +111,10 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.buffer.flush()
         ends += [(int(r), int(c)) for r, c in NODE_EXIT.findall(line)]
     code = child.wait()
-    failure = first_failure(ends)
-    if failure is None:
+    report = failure_report(ends)
+    if report is None:
         return code
-    print(ROOT_CAUSE_LINE.format(rank=failure[0], code=failure[1]), file=sys.stderr, flush=True)
+    print(report, file=sys.stderr, flush=True)
     return 1
 
 
