@@ -6,6 +6,7 @@ curves agree. Last line: one JSON object.
 
     python bench/distributed.py                   # a tiny random llama (tests/tiny.py), 10 steps
     python bench/distributed.py --model PATH      # e.g. the embedded model (slow on a shared CPU)
+    python bench/distributed.py --backend mlx     # MLX: 1 process vs 2 through mlx.launch (ring)
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+
+LAUNCHERS = {"mlx.launch", "localft.backends.mlx.launcher"}  # MLX's, and localft's wrapper of it
 
 
 def sampled_peaks(worker: subprocess.Popen) -> dict[str, int]:
@@ -41,10 +45,10 @@ def sampled_peaks(worker: subprocess.Popen) -> dict[str, int]:
                 cmd = proc.cmdline()
                 if proc.pid == top.pid:
                     name = "worker"
-                elif "torch.distributed.run" in cmd:
+                elif "torch.distributed.run" in cmd or LAUNCHERS & {Path(c).name for c in cmd}:
                     name = "launcher"
                 elif "--rank-worker" in cmd:
-                    name = f"rank {proc.environ().get('RANK', '?')}"
+                    name = f"rank {proc.environ().get('RANK') or proc.environ().get('MLX_RANK', '?')}"
                 else:
                     continue
                 peaks[name] = max(peaks.get(name, 0), proc.memory_info().rss)
@@ -75,29 +79,44 @@ def measure(tmp: Path, model: str, label: str, steps: int, **spec) -> dict:
     }
 
 
+def mlx_rows(tmp: Path, model: str, steps: int) -> list[dict]:
+    """MLX (mlx[cpu] here): 1 process vs 2 through mlx.launch's ring over 127.0.0.1."""
+    return [
+        measure(tmp, model, "MLX 1 process, micro-batch 4", steps, backend="mlx", batch_size=4),
+        measure(tmp, model, "MLX 2 processes, micro-batch 2", steps, backend="mlx", batch_size=2, nproc=2),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default=None, help="a model folder (default: a tiny random llama)")
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--backend", choices=["torch", "mlx"], default="torch")
     args = parser.parse_args()
     from tests.tiny import build_tiny_model
 
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["LOCALFT_HOME"] = str(Path(tmp) / "home")
         model = args.model or str(build_tiny_model(Path(tmp) / "tiny-llama", "llama"))
-        rows = [
-            measure(Path(tmp), model, "1 process, micro-batch 4", args.steps, batch_size=4),
-            measure(Path(tmp), model, "2 processes DDP, micro-batch 2", args.steps, batch_size=2, nproc=2),
-            measure(
-                Path(tmp),
-                model,
-                "2 processes FSDP2, micro-batch 2",
-                args.steps,
-                batch_size=2,
-                nproc=2,
-                sharding="fsdp",
-            ),  # fmt: skip
-        ]
+        rows = (
+            mlx_rows(Path(tmp), model, args.steps)
+            if args.backend == "mlx"
+            else [
+                measure(Path(tmp), model, "1 process, micro-batch 4", args.steps, batch_size=4),
+                measure(
+                    Path(tmp), model, "2 processes DDP, micro-batch 2", args.steps, batch_size=2, nproc=2
+                ),
+                measure(
+                    Path(tmp),
+                    model,
+                    "2 processes FSDP2, micro-batch 2",
+                    args.steps,
+                    batch_size=2,
+                    nproc=2,
+                    sharding="fsdp",
+                ),  # fmt: skip
+            ]
+        )
     base = rows[0]
     print(f"{'':34} {'tok/s':>8} {'ratio':>6}  peak RSS MiB per process   same losses")
     for r in rows:

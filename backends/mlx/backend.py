@@ -36,6 +36,13 @@ class MlxBackend:
 
         return MlxSession(request)
 
+    def launch_command(self, run_dir: Path, world_size: int, hosts: Path | None) -> list[str]:
+        """mlx.launch starting one rank worker per process here, or per host of `hosts`."""
+        from localft.backends.mlx.launcher import launch_command
+        from localft.train.world import RANK_WORKER_FLAG
+
+        return launch_command(["-m", "localft.worker", str(run_dir), RANK_WORKER_FLAG], world_size, hosts)
+
     def merge(self, run: RunDir, out: Path) -> Path:
         from localft.backends.mlx.fuse import fuse_run
 

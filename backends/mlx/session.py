@@ -20,7 +20,9 @@ from localft.errors import BackendUnavailable, ConfigError
 from localft.events import Log
 from localft.train.rows import Batch
 from localft.train.session import LoadRequest, OutOfMemory
+from localft.train.world import World
 
+from .distributed import all_reduce_sum, average_gradients, join_group
 from .loss import masked_loss
 from .modeling import (
     adapter_config,
@@ -72,6 +74,8 @@ class MlxSession:
 
         spec, plan = request.spec, request.plan
         self.device = select_device(plan.device)
+        self.world = World.from_env()  # one process unless mlx.launch started this one
+        self.group = join_group(self.world)
         limit = set_memory_limit()
         # An mlx-community 4-bit catalog id resolves to the full-precision weights (the merge source);
         # naming it asks for QLoRA, so the base is quantized here the same way.
@@ -127,6 +131,9 @@ class MlxSession:
             self._micro = {k: mx.compile(f, inputs=state, outputs=state) for k, f in self._micro.items()}
             self._apply = mx.compile(apply_update, inputs=state, outputs=state)
 
+    def all_reduce_sum(self, values: list[float]) -> list[float]:
+        return all_reduce_sum(self.group, values)
+
     def packing_blocker(self) -> str | None:
         return packing_blocker(self.model)
 
@@ -147,7 +154,8 @@ class MlxSession:
 
     def apply_update(self, learning_rate: float) -> None:
         self.optimizer.learning_rate = mx.array(learning_rate, mx.float32)
-        self._apply(self.grads)
+        # Averaged before clipping, as one process would clip the gradient of the whole batch.
+        self._apply(average_gradients(self.group, self.grads))
         self.grads = None
         mx.eval(self.model.state, self.optimizer.state)
 
@@ -168,10 +176,14 @@ class MlxSession:
             self.model.train()
 
     def save_adapter(self, folder: Path) -> None:
-        """mlx-lm's layout: adapters.safetensors + adapter_config.json."""
-        save_adapter(self.model, self.adapter_cfg, Path(folder))
+        """mlx-lm's layout: adapters.safetensors + adapter_config.json. Every rank holds the same
+        weights: rank 0 alone writes them."""
+        if self.world.is_writer:
+            save_adapter(self.model, self.adapter_cfg, Path(folder))
 
     def save_training_state(self, folder: Path) -> None:
+        if not self.world.is_writer:
+            return
         self.save_adapter(folder)
         mx.save_safetensors(str(Path(folder) / OPTIMIZER_FILE), dict(tree_flatten(self.optimizer.state)))
 

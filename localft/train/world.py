@@ -60,8 +60,9 @@ class World:
 
 
 def _mlx_hostfile_size(env: Mapping[str, str]) -> int:
-    """mlx.launch names a JSON host list in MLX_HOSTFILE; one entry per rank."""
-    path = env.get("MLX_HOSTFILE")
+    """mlx.launch names a JSON list with one entry per rank: the ring's hosts in MLX_HOSTFILE,
+    JACCL's RDMA device matrix in MLX_IBV_DEVICES."""
+    path = env.get("MLX_HOSTFILE") or env.get("MLX_IBV_DEVICES")
     try:
         return len(json.loads(Path(path).read_text(encoding="utf-8"))) if path else 0
     except (OSError, ValueError, TypeError):
