@@ -37,6 +37,7 @@ class Plan:
     world_size: int = 1  # processes training together (one per device)
     hosts: str | None = None  # a host-list file for a launcher that spans machines (MLX)
     sharding: str = "none"  # "none" (each process holds the whole model: DDP) | "fsdp" (torch FSDP2)
+    gradient_checkpointing: bool = False  # recompute activations (asked for, or what makes the run fit)
     notes: list[str] = field(default_factory=list)  # one line per choice made for the user, and why
     model: str = ""  # the spec's model, as the user named it
     train_examples: int | None = None  # training examples the rows were packed from
@@ -142,19 +143,33 @@ def plan(
     from localft.train.world import several_process_blocker
 
     machine = machine or this_machine()
+    backend = pick_backend(spec, machine.backends)
+    spec = _with_hosts(spec, backend)
     blocker = several_process_blocker(spec.method) if spec.nproc > 1 else None
     if blocker:
         raise ConfigError(blocker)
-    backend = pick_backend(spec, machine.backends)
     device = _device(spec, backend, machine)
     precision = compute_dtype(spec, device)
-    # localft.memory's device names: MLX on Metal materializes attention scores as MPS does.
-    estimate = estimate_memory(spec, _model_source(spec.model), "mps" if device == "gpu" else device)
-    estimate = per_process(estimate, spec.nproc, spec.sharding)
     available, where = machine.memory_for(device)
     notes_world = world_notes(spec, backend, device, machine)
     if spec.nproc > 1 and device != "cuda" and not spec.hosts:  # the processes share this memory
         available, where = available // spec.nproc, f"{where} (1/{spec.nproc} per process)"
+
+    def estimate_for(s: TrainSpec):
+        # localft.memory's device names: MLX on Metal materializes attention scores as MPS does.
+        found = estimate_memory(s, _model_source(s.model), "mps" if device == "gpu" else device)
+        return per_process(found, s.nproc, s.sharding)
+
+    estimate, notes_memory = estimate_for(spec), []
+    if estimate.total > available and not spec.gradient_checkpointing:
+        # Recomputing activations costs some speed; refusing a run it would make fit costs the run.
+        recomputed = spec.model_copy(update={"gradient_checkpointing": True})
+        if estimate_for(recomputed).total <= available:
+            notes_memory.append(
+                f"gradient checkpointing: on, since without it this run needs ~{fmt_bytes(estimate.total)} "
+                f"of {fmt_bytes(available)} {where} free"
+            )
+            spec, estimate = recomputed, estimate_for(recomputed)
     try:
         check_fits(estimate, available, where)
         verdict = ""
@@ -162,7 +177,7 @@ def plan(
         verdict = str(exc)
     if pace is None and (data is not None or spec.steps):  # only a known step count has a duration
         pace = measured_pace(spec.model, backend, device, params=_parameters)
-    notes = list(machine.notes_for(backend, device)) + notes_world
+    notes = list(machine.notes_for(backend, device)) + notes_world + notes_memory
     base = Plan(
         backend=backend, device=device, precision=precision, quantize=spec.quantize,
         micro_batch=spec.batch_size, grad_accum=spec.grad_accum, steps=spec.steps or 0,
@@ -172,6 +187,7 @@ def plan(
         pace=pace.tok_per_s if pace else None, pace_from=pace.run_id if pace else None,
         time_budget_s=spec.time_budget_min * 60 if spec.time_budget_min else None,
         world_size=spec.nproc, hosts=spec.hosts, sharding=spec.sharding,
+        gradient_checkpointing=spec.gradient_checkpointing,
     )  # fmt: skip
     if data is None:
         if not spec.steps:
@@ -216,6 +232,21 @@ def _size_to_data(spec: TrainSpec, base: Plan, data: TrainingData, notes: list[s
         train_examples=data.examples, eval_every=min(eval_every, steps), tokens_per_step=tokens_per_step,
         notes=notes,
     )  # fmt: skip
+
+
+def _with_hosts(spec: TrainSpec, backend: str) -> TrainSpec:
+    """A hosts file decides the process count (one per host); only MLX's launcher spans machines."""
+    if not spec.hosts:
+        return spec
+    if backend != "mlx":
+        raise ConfigError(
+            f"--hosts is for the mlx backend (mlx.launch over several Macs); {backend} trains on one "
+            "machine: use --nproc N"
+        )
+    from localft.backends.mlx.hosts import read_hosts
+
+    hosts = read_hosts(Path(spec.hosts), spec.nproc if spec.nproc > 1 else None).hosts
+    return spec.model_copy(update={"nproc": len(hosts)})
 
 
 def world_notes(spec: TrainSpec, backend: str, device: str, machine: Machine) -> list[str]:
@@ -284,7 +315,8 @@ def apply_plan(spec: TrainSpec, p: Plan) -> TrainSpec:
     so whatever reads spec.json trains exactly what the plan shows."""
     update = dict(
         backend=p.backend, device=p.device, precision=p.precision, batch_size=p.micro_batch,
-        grad_accum=p.grad_accum,
+        grad_accum=p.grad_accum, nproc=p.world_size,
+        gradient_checkpointing=p.gradient_checkpointing or spec.gradient_checkpointing,
     )  # fmt: skip
     if p.steps:
         update |= {"steps": p.steps, "eval_every": p.eval_every or spec.eval_every}
@@ -307,6 +339,8 @@ def plan_run(run, machine: Machine | None = None, spec: TrainSpec | None = None)
 def describe(p: Plan) -> list[str]:
     """The plan in a few lines, as every face shows it (CLI, recipes, dashboard)."""
     rows = f"{p.micro_batch}×{p.grad_accum}" if p.grad_accum > 1 else str(p.micro_batch)
+    if p.world_size > 1:  # the batch flags are per process; the step trains all of theirs
+        rows += f"×{p.world_size} processes"
     head = (
         f"{p.model} on {p.backend}/{p.device} ({p.precision}{', 4-bit base' if p.quantize == '4bit' else ''})"
     )

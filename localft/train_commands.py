@@ -111,10 +111,11 @@ def train_command(
     from localft import runner
     from localft.plan import check_plan, plan
 
-    if hosts:  # one process per host: the file is checked before a run is made, stored absolute
+    if hosts:  # checked before a run is made, stored absolute; the plan makes one process per host
         from localft.backends.mlx.hosts import read_hosts
 
-        nproc, hosts = len(read_hosts(hosts, nproc).hosts), hosts.resolve()
+        read_hosts(hosts, nproc)
+        hosts = hosts.resolve()
     options = dict(
         model=model, backend=backend, epochs=epochs, steps=steps, time_budget_min=parse_minutes(time_budget),
         batch_size=batch_size, learning_rate=learning_rate, max_seq_len=max_seq_len, quantize=quantize,

@@ -150,3 +150,21 @@ def test_train_hosts_runs_one_process_per_host_and_refuses_a_bad_file_in_one_lin
     out = localft("train", data, "--backend", "mlx", "--hosts", good, "--steps", "2", "--plan")
     assert out.returncode == 0, out.stderr
     assert "plan: processes: 2 (data-parallel)" in out.stdout
+
+
+def test_the_plan_makes_one_process_per_host_and_refuses_hosts_on_torch(tmp_path):
+    """However the hosts file arrives (`--hosts` or `--set hosts=`), the plan counts one process per
+    host; torch trains on one machine, so a hosts file there is refused before anything starts."""
+    from localft.backends import Availability
+    from localft.config import TrainSpec
+    from localft.hardware import Machine
+    from localft.plan import apply_plan, plan
+
+    mac = Machine({"mlx": Availability(True, "gpu", "MLX on Metal"), "torch": Availability(True, "mps", "MPS")},
+                  32 * 2**30, unified=True)  # fmt: skip
+    hosts = str(write(tmp_path, TWO_MACS))
+    spec = TrainSpec(backend="mlx", hosts=hosts)
+    planned = plan(spec, mac)
+    assert planned.world_size == 2 and apply_plan(spec, planned).nproc == 2
+    with pytest.raises(ConfigError, match="--hosts is for the mlx backend"):
+        plan(TrainSpec(backend="torch", hosts=hosts), mac)

@@ -247,7 +247,9 @@ class Loop:
     def validation_loss(self) -> float:
         """The mean token loss over the same validation rows whatever the world size: each rank
         takes its shard, the sums are summed over ranks."""
-        rows = self.world.shard(self.valid_rows[: self.spec.eval_batches * self.plan.micro_batch])
+        rows = self.world.shard(
+            self.valid_rows[: self.spec.eval_batches * self.plan.micro_batch * self.world.size]
+        )
         total, count, micro = 0.0, 0, self.state.micro_batch
         for i in range(0, len(rows), micro):
             loss_sum, n = self.session.eval_loss(
