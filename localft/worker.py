@@ -122,8 +122,12 @@ def main(argv: list[str] | None = None) -> int:
 
         run = RunDir(args.run_dir)
         code = run_rank(run, run_plan(run), args.backend)
-    else:
-        code = run_worker(RunDir(args.run_dir), args.backend)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # Everything is written and closed; the interpreter's teardown (torch's, mainly) takes
+        # 5-12 s under load, and the run's Finished waits for the last rank to exit.
+        os._exit(code)
+    code = run_worker(RunDir(args.run_dir), args.backend)
     sys.stdout.flush()
     sys.stderr.flush()
     return code
