@@ -114,6 +114,8 @@ def train_command(
         batch_size=batch_size, learning_rate=learning_rate, max_seq_len=max_seq_len, quantize=quantize,
     )  # fmt: skip
     preference = dict(method=method, pairs=pairs, beta=beta)
+    if method is not None:  # refused here in the spec's own words ("full" is --set weights=full)
+        merge_overrides(TrainSpec(), {"method": method})
     if from_run or (method and method != "sft"):
         from localft.preference_commands import preference_round_command
 
@@ -122,6 +124,10 @@ def train_command(
     if not data:
         raise ConfigError("give the data to train on (an export or a JSONL file), or --from RUN for a round")
     spec = build_train_spec(preset, {**options, **preference}, sets)
+    if spec.head:  # the head needs the label set the classify recipe's import records
+        raise ConfigError(
+            "a classification head trains on labelled texts: localft recipe run classify --from FILE --head"
+        )
     source = data if len(data) > 1 else data[0]
     if plan_only:
         p = plan(spec, data=runner.preview_data(spec, source).data)
