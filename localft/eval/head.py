@@ -30,6 +30,9 @@ def head_predict(folder: Path, texts: list[str], batch_size: int = 16) -> tuple[
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    from localft.recipes.pipeline import quiet_libraries
+
+    quiet_libraries()  # `localft eval` too: no loading bars between the stage lines
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForSequenceClassification.from_pretrained(folder, dtype=torch.float32).eval()
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
