@@ -17,6 +17,8 @@ from localft.runs import RunDir
 if TYPE_CHECKING:
     from localft.train.session import LoadRequest, Session
 
+HEAD_ON_TORCH = "a classification head trains on the torch backend; use --backend torch"
+
 
 @dataclass(frozen=True)
 class Availability:
@@ -91,6 +93,8 @@ def check_all() -> dict[str, Availability]:
 def pick_backend(spec: TrainSpec, avail: dict[str, Availability] | None = None) -> str:
     """The backend a spec runs on: the one asked for, else MLX on Apple silicon, else torch."""
     avail = check_all() if avail is None else avail
+    if spec.head and spec.backend == "mlx":
+        raise BackendUnavailable(HEAD_ON_TORCH)
     if spec.backend != "auto":
         a = avail.get(spec.backend)
         if a is None or not a.ok:
@@ -98,7 +102,8 @@ def pick_backend(spec: TrainSpec, avail: dict[str, Availability] | None = None) 
             raise BackendUnavailable(f"backend {spec.backend!r} cannot run here: {why}")
         return spec.backend
     mlx = avail.get("mlx")
-    for name in ("mlx", "torch") if mlx and mlx.device == "gpu" else ("torch", "mlx"):
+    order = ("mlx", "torch") if mlx and mlx.device == "gpu" else ("torch", "mlx")
+    for name in ("torch",) if spec.head else order:
         if name in avail and avail[name].ok:
             return name
     reasons = "; ".join(f"{n}: {a.reason}" for n, a in avail.items())

@@ -6,7 +6,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from localft.errors import ConfigError
 
@@ -89,6 +89,11 @@ class TrainSpec(_Spec):
         "lora",
         description="Which weights train: lora (low-rank adapters) or full (every weight; models that fit).",
     )
+    head: bool = Field(
+        False,
+        description="Train a classification head (AutoModelForSequenceClassification) with LoRA instead of "
+        "a chat answer: classify recipe, torch backend, output an HF folder (no GGUF).",
+    )
     lora: LoraSpec = Field(default_factory=LoraSpec)
     max_seq_len: int = Field(512, ge=16, le=131072, description="Longest training sequence in tokens.")
     batch_size: int = Field(4, ge=1, description="Examples per micro-batch (rows when packing).")
@@ -153,10 +158,23 @@ class TrainSpec(_Spec):
         "none", description="torch, several processes: none (DDP, each holds the model) or fsdp (FSDP2)."
     )
 
+    @field_validator("method", mode="before")
+    @classmethod
+    def _full_is_weights(cls, value):
+        if value == "full":  # "full fine-tuning" is which weights train, not a training objective
+            raise ValueError(
+                "full fine-tuning is --set weights=full (method is the objective: sft, dpo, ...)"
+            )
+        return value
+
     @model_validator(mode="after")
     def _full_needs_full_precision(self) -> TrainSpec:
         if self.weights == "full" and self.quantize == "4bit":
             raise ValueError("weights full trains every weight, which a 4-bit base cannot; use quantize none")
+        if self.head and (self.weights != "lora" or self.method != "sft"):
+            raise ValueError(
+                "a classification head trains with LoRA and cross-entropy: use weights lora, method sft"
+            )
         return self
 
 
@@ -195,7 +213,7 @@ def describe_error(exc: ValidationError, where: str = "") -> str:
     parts = []
     for err in exc.errors():
         loc = ".".join(str(x) for x in err["loc"]) or "spec"
-        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
         parts.append(f"{loc}: {msg}")
     prefix = f"{where}: " if where else ""
     return prefix + "; ".join(parts)

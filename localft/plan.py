@@ -199,7 +199,8 @@ def plan(
 def _size_to_data(spec: TrainSpec, base: Plan, data: TrainingData, notes: list[str]) -> Plan:
     """Steps from epochs (or the spec's explicit steps), bounded by the time budget at the measured
     pace; validation at least twice an epoch when the steps come from epochs."""
-    rows = data.rows(spec.max_seq_len, spec.packing and spec.method == "sft")  # pairs are never packed
+    packed = spec.packing and spec.method == "sft" and not spec.head  # pairs, a head's texts: one a row
+    rows = data.rows(spec.max_seq_len, packed)
     if rows == 0:
         raise ConfigError("no training example has a token to learn from; check the data report")
     per_step = base.global_batch

@@ -78,6 +78,10 @@ def merge_run(run: RunDir, *, emit: Emit | None = None, export: ExportSpec | Non
 
 def export_run(run: RunDir, spec: ExportSpec, *, emit: Emit | None = None) -> ExportReport:
     """Merge the run (once), export the merged folder into run.gguf_dir, verify on its test split."""
+    if run.read_spec().head:
+        from localft.errors import ExportError
+
+        raise ExportError(no_gguf_for_head(run))
     merged = merge_run(run, emit=emit, export=spec)
     if spec.name is None:
         spec = spec.model_copy(update={"name": run.id})
@@ -93,6 +97,12 @@ def export_run(run: RunDir, spec: ExportSpec, *, emit: Emit | None = None) -> Ex
         atomic_write_json(run.gguf_dir / "export.json", report.to_dict())
     run.mark_stage("export", {"files": [f.path for f in report.files], "ok": report.ok})
     return report
+
+
+def no_gguf_for_head(run: RunDir) -> str:
+    """The one line a classification-head run gets instead of a GGUF."""
+    return (f"a GGUF cannot carry run {run.id}'s classification head; its model is an HF folder "
+            f"(`localft merge {run.id}` writes it; load it with AutoModelForSequenceClassification)")  # fmt: skip
 
 
 def held_out_text(run: RunDir, limit_chars: int = 6000) -> str | None:

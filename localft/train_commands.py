@@ -122,6 +122,8 @@ def train_command(
         nproc=nproc, hosts=str(hosts) if hosts else None,
     )  # fmt: skip
     preference = dict(method=method, pairs=pairs, beta=beta)
+    if method is not None:  # refused here in the spec's own words ("full" is --set weights=full)
+        merge_overrides(TrainSpec(), {"method": method})
     if from_run or (method and method != "sft"):
         from localft.preference_commands import preference_round_command
 
@@ -130,6 +132,10 @@ def train_command(
     if not data:
         raise ConfigError("give the data to train on (an export or a JSONL file), or --from RUN for a round")
     spec = build_train_spec(preset, {**options, **preference}, sets)
+    if spec.head:  # the head needs the label set the classify recipe's import records
+        raise ConfigError(
+            "a classification head trains on labelled texts: localft recipe run classify --from FILE --head"
+        )
     source = data if len(data) > 1 else data[0]
     if plan_only:
         p = plan(spec, data=runner.preview_data(spec, source).data)

@@ -122,11 +122,26 @@ def run_command(
     time_budget: str = typer.Option(None, "--time", help=TIME_HELP),
     sets: list[str] = typer.Option([], "--set", help="Any TrainSpec field: key=value (lora.rank=16)."),
     plan_only: bool = typer.Option(False, "--plan", help=PLAN_HELP),
+    head: bool = typer.Option(
+        False,
+        "--head",
+        help="classify: train a classification head with LoRA (torch; an HF folder, no GGUF).",
+    ),
 ) -> None:
     """Run a recipe end to end: data → train → GGUF → evaluation report. Rerun to resume."""
+    from localft.errors import ConfigError
     from localft.train_commands import parse_minutes, parse_sets
 
-    given = {"epochs": epochs, "steps": steps, "time_budget_min": parse_minutes(time_budget)}
+    if head and name != "classify":
+        raise ConfigError(
+            f"--head trains a classification head: it belongs to the classify recipe, not {name}"
+        )
+    given = {
+        "epochs": epochs,
+        "steps": steps,
+        "time_budget_min": parse_minutes(time_budget),
+        "head": head or None,
+    }
     overrides = {**{k: v for k, v in given.items() if v is not None}, **parse_sets(sets)}
     run_recipe_cli(
         name, sources or None, model=model, backend=backend, quants=quants, run_ref=run_ref, fresh=fresh,

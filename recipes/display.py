@@ -59,11 +59,14 @@ class RecipeDisplay:
 
 def summary_lines(result: RecipeResult, elapsed: float | None = None) -> list[str]:
     """Where the files are, how to use them, and the headline figures."""
-    from localft.eval.report import headline_rows
     from localft.hardware import fmt_bytes
 
     run, gguf = result.run, result.gguf
     took = f" in {elapsed / 60:.1f} min" if elapsed else ""
+    if gguf is None:  # a classification head: an HF folder, no chat
+        return [f"Done{took}. Run {run.id}", f"  HF folder  {result.report['merged']} (a GGUF cannot carry a "
+                "classification head; load it with AutoModelForSequenceClassification)",
+                f"  Report     {run.eval_dir / 'report.md'}", *_figures(result.report)]  # fmt: skip
     lines = [
         f"Done{took}. Run {run.id}",
         f"  GGUF       {gguf} ({fmt_bytes(gguf.stat().st_size)})",
@@ -77,11 +80,19 @@ def summary_lines(result: RecipeResult, elapsed: float | None = None) -> list[st
     if result.modelfile:
         name = gguf.stem.rsplit("-", 1)[0].lower()
         lines += [f"  ollama create {name} -f {shlex.quote(str(result.modelfile))} && ollama run {name}"]
-    rows = headline_rows(result.report)
+    return lines + _figures(result.report)
+
+
+def _figures(report: dict) -> list[str]:
+    """The headline table (base, tuned) and the verdict."""
+    from localft.eval.report import headline_rows
+
+    lines = []
+    rows = headline_rows(report)
     if rows:
         width = max(len(r[0]) for r in rows)
         lines += ["", f"  {'':<{width}}  {'base':>9}  {'tuned':>9}"]
         lines += [f"  {label:<{width}}  {b:>9}  {t:>9}  {v}" for label, b, t, v in rows]
-    if result.report.get("verdict"):
-        lines += ["", f"  {result.report['verdict']}"]
+    if report.get("verdict"):
+        lines += ["", f"  {report['verdict']}"]
     return lines

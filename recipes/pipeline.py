@@ -22,7 +22,7 @@ RECIPE_FILE = "recipe.json"
 @dataclass(frozen=True)
 class RecipeResult:
     run: RunDir
-    gguf: Path
+    gguf: Path | None  # None for a classification head (an HF folder: report["merged"])
     modelfile: Path | None
     report: dict
 
@@ -39,13 +39,15 @@ def recipe_sources(info: dict) -> list[Path]:
     return [Path(s) for s in info.get("sources") or [info["source"]]]
 
 
-def find_resumable(recipe: str, sources: list[Path], model_arg: str) -> RunDir | None:
-    """The newest run this same command (recipe, inputs, --model) started, if any."""
+def find_resumable(recipe: str, sources: list[Path], model_arg: str, head: bool = False) -> RunDir | None:
+    """The newest run this same command (recipe, inputs, --model, --head) started, if any."""
     root = runs_dir()
     for path in sorted(root.iterdir(), reverse=True):
         run = RunDir(path)
         info = recipe_info(run)
-        if info and (info["recipe"], recipe_sources(info), info["model_arg"]) == (recipe, sources, model_arg):
+        if not info or info.get("head", False) != head:  # a --head run and a chat run stay apart
+            continue
+        if (info["recipe"], recipe_sources(info), info["model_arg"]) == (recipe, sources, model_arg):
             return run
     return None
 
@@ -158,7 +160,8 @@ class RecipeRun:
         except (FileNotFoundError, ValueError):
             exported = {}
         modelfile = Path(exported["modelfile"]) if exported.get("modelfile") else None
-        return RecipeResult(self.run, tuned_gguf_path(self.run), modelfile, report)
+        gguf = None if self.run.read_spec().head else tuned_gguf_path(self.run)
+        return RecipeResult(self.run, gguf, modelfile, report)
 
     def do_import(self, **_) -> None:
         from localft.data.load import describe_inputs
@@ -214,7 +217,13 @@ class RecipeRun:
         from localft.run_export import export_run
 
         quiet_libraries()
+        if self.run.read_spec().head:  # the merged HF folder is the head's export
+            from localft.run_export import merge_run, no_gguf_for_head
 
+            path = merge_run(self.run, emit=self.emit)
+            self.emit(Log(no_gguf_for_head(self.run).split(";")[0] + f": the model is the HF folder {path}"))
+            self.run.mark_stage("export", {"files": [], "merged": str(path), "ok": True})
+            return
         report = export_run(self.run, export_spec, emit=self.emit)  # marks the stage itself
         if not report.ok:
             self.emit(
@@ -272,12 +281,15 @@ def open_recipe_run(
         if not path.exists():
             raise DataError(f"{path} does not exist; pass the export archive or folder with --from")
     model_arg = model or "auto"
-    run = None if fresh else find_resumable(recipe.name, sources, model_arg)
+    head = bool((overrides or {}).get("head"))
+    run = None if fresh else find_resumable(recipe.name, sources, model_arg, head)
     if run is None:
         machine = machine or this_machine()
         spec = recipe_spec(recipe, model, backend, overrides, machine)
         run = prepare_run(spec, None, name=f"{recipe.name}-{Path(spec.model).name}", machine=machine)
         info = {"recipe": recipe.name, "task": recipe.task, "source": str(sources[0]), "model_arg": model_arg}
+        if head:
+            info["head"] = True
         if len(sources) > 1:
             info["sources"] = [str(p) for p in sources]
         atomic_write_json(run.path / RECIPE_FILE, info)

@@ -35,6 +35,12 @@ class TorchBackend:
 
         return TorchSession(request)
 
+    def load_classifier(self, request: LoadRequest, labels: list[str], pad_id: int):
+        """A session over AutoModelForSequenceClassification with LoRA and a trainable head (--head)."""
+        from .head import ClassifierSession
+
+        return ClassifierSession(request, labels, pad_id)
+
     def merge(self, run: RunDir, out: Path) -> Path:
         from .merge import merge
 

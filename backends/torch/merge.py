@@ -24,7 +24,13 @@ def merge_adapter(base_dir: Path, adapter_dir: Path, out: Path, dtype=None) -> P
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    if (adapter_dir / "adapter_config.json").is_file():
+    from .head import load_classifier_base, read_head
+
+    head = read_head(adapter_dir)
+    if head is not None:  # a classification head (--head): the same head, its trained weights
+        model = load_classifier_base(base_dir, head["labels"], head["pad_token_id"], dtype or torch.float32)
+        merged = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
+    elif (adapter_dir / "adapter_config.json").is_file():
         model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=dtype or torch.float32)
         merged = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
     elif (adapter_dir / "config.json").is_file():  # full fine-tuning saved every weight
@@ -32,6 +38,8 @@ def merge_adapter(base_dir: Path, adapter_dir: Path, out: Path, dtype=None) -> P
     else:
         raise ExportError(f"no adapter in {adapter_dir}; train the run first (localft train / runs resume)")
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
+    if head is not None and tokenizer.pad_token_id is None:  # batched texts pad with the head's token
+        tokenizer.pad_token = tokenizer.convert_ids_to_tokens(head["pad_token_id"])
     out = Path(out)
     with atomic_dir(out) as tmp:
         merged.save_pretrained(tmp, safe_serialization=True)

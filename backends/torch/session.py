@@ -137,10 +137,7 @@ class TorchSession:
         self.liger = liger_available(self.device)
         spec = spec.model_copy(update={"quantize": plan.quantize, "sharding": plan.sharding})
         self.full = spec.weights == "full"
-        if self.full:  # every weight trains; what is saved is the whole model (an HF folder)
-            self.model = build_full_model(request.model_dir, spec, self.where, liger=self.liger)
-        else:
-            self.model = build_lora_model(request.model_dir, spec, self.where, liger=self.liger)
+        self.model = self.build_model(request.model_dir, spec)
         self.model.train()
         # Several processes (or FSDP): the loss runs as a DDP/FSDP module; else the model directly.
         self.runner = None
@@ -149,7 +146,7 @@ class TorchSession:
         self.optimizer = make_optimizer(self.model, spec, self.where)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.max_grad_norm = spec.max_grad_norm
-        loss = "Liger-Kernel's fused linear cross-entropy" if self.liger else "chunked cross-entropy"
+        loss = self.loss_name()
         request.emit(Log(f"torch on {self.device} ({plan.precision}{', 4-bit base' if plan.quantize == '4bit' else ''}): "
                          f"{sum(p.numel() for p in self.params):,} trainable parameters, {loss}"
                          f"{self.describe_world()}"))  # fmt: skip
@@ -167,6 +164,14 @@ class TorchSession:
         if self.runner is not None:
             return self.runner(batch)
         return token_loss_sum(self.model, batch, self.device, self.liger)
+
+    def build_model(self, model_dir: Path, spec):
+        if self.full:  # every weight trains; what is saved is the whole model (an HF folder)
+            return build_full_model(model_dir, spec, self.where, liger=self.liger)
+        return build_lora_model(model_dir, spec, self.where, liger=self.liger)
+
+    def loss_name(self) -> str:
+        return "Liger-Kernel's fused linear cross-entropy" if self.liger else "chunked cross-entropy"
 
     def packing_blocker(self) -> str | None:
         return None  # restarting position ids keep packed examples apart in every attention kernel used

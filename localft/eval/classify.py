@@ -41,12 +41,17 @@ def few_shot_prompt(messages: list[dict], shots: list[tuple[str, str]]) -> list[
     return system + turns + [m for m in messages if m["role"] != "system"]
 
 
+def text_and_label(row: dict) -> tuple[str, str]:
+    """A classify recipe row's text (the user turn) and its label (the answer)."""
+    user = next(m["content"] for m in row["messages"] if m["role"] == "user")
+    return user, row["messages"][-1]["content"]
+
+
 def pick_shots(train_rows: list[dict], labels: list[str], k: int, seed: int) -> list[tuple[str, str]]:
     """k training examples of each label, interleaved label by label so no label always comes last."""
     by_label: dict[str, list[str]] = {label: [] for label in labels}
     for row in train_rows:
-        user = next(m["content"] for m in row["messages"] if m["role"] == "user")
-        answer = row["messages"][-1]["content"]
+        user, answer = text_and_label(row)
         if answer in by_label:
             by_label[answer].append(user)
     rng = random.Random(seed)

@@ -39,8 +39,9 @@ def eval_command(
         if line:
             print(line)
 
+    tuned_gguf = None if r.read_spec().head else tuned_gguf_path(r, quant)  # a head is an HF folder
     report = evaluate_run(
-        r, base_gguf=base_gguf, tuned_gguf=tuned_gguf_path(r, quant), samples=samples,
+        r, base_gguf=base_gguf, tuned_gguf=tuned_gguf, samples=samples,
         max_tokens=max_tokens, judge=judge, emit=show,
     )  # fmt: skip
     rows = headline_rows(report)
@@ -49,6 +50,10 @@ def eval_command(
     print(f"{'':<{width}}  {'base':>9}  " + (f"{'sft':>9}  " if sft else "") + f"{'tuned':>9}")
     for label, b, t, verdict in rows:
         print(f"{label:<{width}}  {b:>9}  " + (f"{sft[label]:>9}  " if sft else "") + f"{t:>9}  {verdict}")
+    if report.get("chat_run"):  # a head run: the chat classifier of the same test split beside it
+        m = report["metrics"]
+        print(f"fine-tuned chat (run {report['chat_run']}): accuracy {m['accuracy']['chat']:.3f}, "
+              f"macro-F1 {m['macro_f1']['chat']:.3f}, {m['prompt_tokens']['chat']:.1f} prompt tokens per query")  # fmt: skip
     print(f"report: {r.eval_dir / 'report.md'}")
 
 

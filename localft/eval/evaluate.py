@@ -117,8 +117,14 @@ def evaluate_run(
     if not rows:
         raise DataError(f"run {run.id} has no test or validation examples to evaluate on")
     train_rows = read_rows(run.split_path("train"))
-    tuned_gguf = Path(tuned_gguf) if tuned_gguf else tuned_gguf_path(run)
-    quant = quant_of(tuned_gguf)
+    if spec.head:  # no GGUF: the head is an HF folder; the base few-shot runs as the recipe's GGUF type
+        from localft.recipes.classify import RECIPE
+
+        tuned_gguf = None
+        quant = RECIPE.export_defaults["quants"][0]
+    else:
+        tuned_gguf = Path(tuned_gguf) if tuned_gguf else tuned_gguf_path(run)
+        quant = quant_of(tuned_gguf)
     if base_gguf is None:
         from localft.eval.base_gguf import base_gguf_path
 
@@ -126,12 +132,18 @@ def evaluate_run(
         base_gguf = base_gguf_path(spec.model, quant)
     tokenizer = tokenizer_for(run, spec.model)
     head = {"run": run.id, "model": spec.model, "task": task, "quant": quant, "base_gguf": str(base_gguf),
-            "tuned_gguf": str(tuned_gguf), "max_tokens": max_tokens}  # fmt: skip
+            "tuned_gguf": str(tuned_gguf) if tuned_gguf else None, "max_tokens": max_tokens}  # fmt: skip
+    if task == "classify" and judge:
+        raise ConfigError("a classify run is scored against its labels; --judge compares generations")
+    if spec.head:
+        from localft.eval.head import head_report
+
+        return _finish(
+            {**head, **head_report(run, rows, train_rows, base_gguf, tokenizer, emit, samples)}, run, emit
+        )
     if task == "classify":
         from localft.eval.classify import classify_report
 
-        if judge:
-            raise ConfigError("a classify run is scored against its labels; --judge compares generations")
         report = {
             **head,
             **classify_report(run, rows, train_rows, base_gguf, tuned_gguf, tokenizer, emit, samples),

@@ -64,6 +64,10 @@ def _quote(text: str) -> str:
 
 
 def render_markdown(report: dict) -> str:
+    if report.get("head"):  # a classification head: no tuned GGUF, a third column
+        from localft.eval.head import head_markdown
+
+        return head_markdown(report)
     lines = [
         f"# Evaluation of run {report['run']}",
         "",

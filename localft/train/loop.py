@@ -329,6 +329,8 @@ def train(run: RunDir, plan: Plan, emit: Emit, stop: Callable[[], bool], backend
         raise ConfigError(blocker)
     if run.read_spec().method != "sft":
         from .preference_loop import PreferenceLoop as loop_class
+    elif run.read_spec().head:
+        from .head_loop import HeadLoop as loop_class
     loop = loop_class(run, plan, emit, stop, backend or get_backend(plan.backend))
     loop.setup()
     try:
