@@ -145,7 +145,7 @@ def plan(
     machine = machine or this_machine()
     backend = pick_backend(spec, machine.backends)
     spec = _with_hosts(spec, backend)
-    blocker = several_process_blocker(spec.method) if spec.nproc > 1 else None
+    blocker = several_process_blocker(spec.method, spec.head) if spec.nproc > 1 else None
     if blocker:
         raise ConfigError(blocker)
     device = _device(spec, backend, machine)

@@ -14,7 +14,7 @@ from localft.cli import main
 from localft.config import TrainSpec
 from localft.events import Eval, RunStarted, Step
 from localft.runs import new_run
-from tests.training import kill_9_after_first_checkpoint, train_run
+from tests.training import kill_9_after_checkpoint, train_run
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -52,12 +52,10 @@ def test_head_run_survives_kill_9_on_the_same_curve(tmp_path, tiny_models):
     ]  # fmt: skip
 
     spec, run = head_run(tmp_path / "b", model)
-    killed_at = kill_9_after_first_checkpoint(run)
-    assert killed_at is not None and killed_at != run.checkpoint_path(6), "finished before the kill"
+    killed_at = kill_9_after_checkpoint(run, step=2)
+    assert killed_at == run.checkpoint_path(2)
     events = train_run(spec, run)
-    assert [e for e in events if isinstance(e, RunStarted)][-1].resumed_from == int(
-        killed_at.name.split("-")[1]
-    )
+    assert [e for e in events if isinstance(e, RunStarted)][-1].resumed_from == 2
     got = {e.step: e.loss for e in events if isinstance(e, Step)}
     assert sorted(got) == list(range(1, 7))
     for step in got:

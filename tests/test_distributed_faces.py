@@ -55,6 +55,8 @@ def test_plan_refuses_more_processes_than_gpus_and_sharded_preference_tuning():
         plan(TrainSpec(backend="torch", nproc=3), gpus)
     with pytest.raises(ConfigError, match="dpo \\(preference tuning\\) trains on one process"):
         plan(TrainSpec(backend="torch", nproc=2, method="dpo"), gpus)
+    with pytest.raises(ConfigError, match="a classification head \\(--head\\) trains on one process"):
+        plan(TrainSpec(backend="torch", nproc=2, head=True), gpus)
 
 
 def test_doctor_names_the_device_count():

@@ -323,13 +323,13 @@ def train(run: RunDir, plan: Plan, emit: Emit, stop: Callable[[], bool], backend
     """Train `run` as `plan` says on the plan's backend (or `backend`, a Backend object)."""
     from localft.backends import get_backend
 
-    loop_class = Loop
-    blocker = several_process_blocker(run.read_spec().method) if plan.world_size > 1 else None
+    loop_class, spec = Loop, run.read_spec()
+    blocker = several_process_blocker(spec.method, spec.head) if plan.world_size > 1 else None
     if blocker:
         raise ConfigError(blocker)
-    if run.read_spec().method != "sft":
+    if spec.method != "sft":
         from .preference_loop import PreferenceLoop as loop_class
-    elif run.read_spec().head:
+    elif spec.head:
         from .head_loop import HeadLoop as loop_class
     loop = loop_class(run, plan, emit, stop, backend or get_backend(plan.backend))
     loop.setup()

@@ -91,10 +91,12 @@ def check_world_size(saved: int, now: int, run_id: str) -> None:
         )
 
 
-def several_process_blocker(method: str) -> str | None:
+def several_process_blocker(method: str, head: bool = False) -> str | None:
     """Why a training method cannot run on several processes, or None."""
     if method != "sft":
         return f"{method} (preference tuning) trains on one process; leave out --nproc"
+    if head:
+        return "a classification head (--head) trains on one process; leave out --nproc"
     return None
 
 
