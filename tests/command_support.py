@@ -62,7 +62,9 @@ def stop_after_step(run: RunDir, step: int, request, by_file: bool = True) -> No
     try:
         request()
         if by_file:
-            wait_for(run.stop_path.exists, timeout=30, what="the stop request")
+            wait_for(
+                run.stop_path.exists, timeout=120, what="the stop request"
+            )  # a loaded CI machine is slow
     finally:
         os.kill(pid, signal.SIGCONT)
 
