@@ -31,15 +31,6 @@ class LoadRequest:
     emit: Emit
 
 
-class OneProcess:
-    """The several-process part of a Session for a backend that trains on one process only."""
-
-    world = World()
-
-    def all_reduce_sum(self, values: list[float]) -> list[float]:
-        return list(values)
-
-
 class Session(Protocol):
     pad_multiple: int  # micro-batch widths are rounded up to this (a compiled step sees few shapes)
     # The processes training together; load() joins them (process group init is the backend's).
