@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from localft.config import TrainSpec
 from localft.errors import BackendUnavailable
-from localft.runs import RunDir
+from localft.run.folder import RunDir
 
 if TYPE_CHECKING:
     from localft.train.session import LoadRequest, Session
@@ -39,7 +39,7 @@ class Backend(Protocol):
 
     # Several processes (optional: a backend without it trains on one process). The command the
     # run's worker starts as its child for `world_size` processes (over `hosts`, a host-list file,
-    # where the framework spans machines); it must start `python -m localft.worker RUN_DIR
+    # where the framework spans machines); it must start `python -m localft.run.worker RUN_DIR
     # --rank-worker` (localft.train.world.RANK_WORKER_FLAG) once per rank, with the launcher's
     # rank variables set (localft.train.world.World.from_env reads them).
     def launch_command(self, run_dir: Path, world_size: int, hosts: Path | None) -> list[str]: ...

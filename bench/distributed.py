@@ -65,7 +65,7 @@ def measure(tmp: Path, model: str, label: str, steps: int, **spec) -> dict:
     _, run = make_run(tmp / label, Path(model), n_train=64, n_valid=0, steps=steps, log_every=1,
                       save_every=10_000, max_seq_len=128, **spec)  # fmt: skip
     with open(run.log_path, "ab") as log:
-        worker = subprocess.Popen([sys.executable, "-m", "localft.worker", str(run.path)], stdout=log,
+        worker = subprocess.Popen([sys.executable, "-m", "localft.run.worker", str(run.path)], stdout=log,
                                   stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
         peaks = sampled_peaks(worker)
     if worker.wait() != 0:

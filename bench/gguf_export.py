@@ -96,7 +96,7 @@ def chat_speed(gguf: Path, rounds: int = 5, max_tokens: int = 64, threads: int =
     shared machine, llama.cpp's spinning worker threads make multi-thread timings mostly noise."""
     import llama_cpp
 
-    from localft.chat_session import ChatSession
+    from localft.chat.session import ChatSession
     from localft.export.llamacpp import native_stderr_to
 
     session = ChatSession(gguf, temperature=0.0, max_tokens=max_tokens, n_ctx=1024, n_threads=threads)
@@ -139,10 +139,11 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="localft-bench-gguf-"))
     use_temporary_home(work)  # nothing this benchmark writes lands in the user's LOCALFT_HOME
 
+    from localft.chat.session import gguf_reply
     from localft.export.gguf import convert_folder
     from localft.export.quantize import quantize_file
     from localft.export.verify import HfReference, bundled_text
-    from localft.models import embedded_model_dir
+    from localft.plan.catalog import embedded_model_dir
 
     model = embedded_model_dir()
     ref_dir = args.reference or fetch_reference(work / "sdist")
@@ -171,7 +172,7 @@ def main() -> None:
     parity = {name: ref.compare(path, quant) for name, path, quant in (
         ("ours F16", ours_f16, "F16"), ("reference F16", ref_f16, "F16"), ("ours Q8_0", q8, "Q8_0"),
         ("ours Q4_K_M", q4, "Q4_K_M"))}  # fmt: skip
-    stop = ref.stop_check(ours_f16)
+    stop = ref.stop_check(ours_f16, gguf_reply)
     chat_tok_s, raw_tok_s = chat_speed(q4)
 
     print(f"GGUF export of the embedded model ({model.name}), {os.cpu_count()} CPUs")

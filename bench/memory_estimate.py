@@ -1,4 +1,4 @@
-"""The memory estimate (localft.memory, what a plan's verdict rests on) against the peak a training
+"""The memory estimate (localft.plan.memory, what a plan's verdict rests on) against the peak a training
 step really reaches, for torch and MLX at the same settings: the embedded model on the sample
 LinkedIn export, 4 rows x 512 tokens. Each backend trains in its own worker process (a fresh
 process peak). Last line: one JSON object.
@@ -26,8 +26,8 @@ def measure(backend: str, args, work: Path) -> dict:
     from localft.config import DataSpec, TrainSpec
     from localft.data.dataset import build_dataset
     from localft.events import Step, read_events
-    from localft.plan import plan_run
-    from localft.runs import new_run
+    from localft.plan.planner import plan_run
+    from localft.run.folder import new_run
 
     spec = TrainSpec(model="embedded", backend=backend, device="cpu", steps=args.steps, batch_size=args.batch,
                      max_seq_len=args.seq, eval_every=10**6, save_every=10**6, log_every=1)  # fmt: skip
@@ -36,7 +36,7 @@ def measure(backend: str, args, work: Path) -> dict:
     planned = plan_run(run)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     with open(run.log_path, "wb") as log:
-        subprocess.run([sys.executable, "-m", "localft.worker", str(run.path)], stdout=log,
+        subprocess.run([sys.executable, "-m", "localft.run.worker", str(run.path)], stdout=log,
                        stderr=subprocess.STDOUT, env=env, check=False)  # fmt: skip
     steps = [e for e in read_events(run.events_path) if isinstance(e, Step)]
     if not steps:
@@ -57,7 +57,7 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="memory-estimate-"))
     use_temporary_home(work)  # the bench's runs never join the user's run list
-    from localft.hardware import fmt_bytes
+    from localft.disk import fmt_bytes
 
     results = {name: measure(name, args, work) for name in args.backends.split(",")}
     print(f"embedded model, {args.batch} rows x {args.seq} tokens, CPU; peak = the steps' reported peak "

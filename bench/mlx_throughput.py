@@ -26,7 +26,7 @@ def prepare_model(name: str, work: Path) -> Path:
         from tests.tiny import build_tiny_model
 
         return build_tiny_model(work / "tiny-llama", "llama")
-    from localft.models import resolve_model
+    from localft.plan.catalog import resolve_model
 
     return resolve_model(name)
 
@@ -95,9 +95,9 @@ def run_localft(args, model_dir: Path, data_dir: Path) -> dict:
 
     from localft.config import TrainSpec
     from localft.events import Step
-    from localft.runs import new_run
+    from localft.run.folder import new_run
+    from localft.run.worker import run_plan
     from localft.train import train
-    from localft.worker import run_plan
 
     spec = TrainSpec(
         model=str(model_dir), backend="mlx", steps=args.steps, batch_size=args.batch_size,
@@ -164,7 +164,8 @@ def main() -> None:
 
     use_temporary_home(Path(tempfile.mkdtemp(prefix="mlx-bench-home-")))  # never in the user's run list
 
-    from localft.hardware import fmt_bytes, machine_info
+    from localft.disk import fmt_bytes
+    from localft.plan.hardware import machine_info
 
     with tempfile.TemporaryDirectory(prefix="mlx-bench-") as tmp:
         work = Path(tmp)

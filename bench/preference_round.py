@@ -30,7 +30,7 @@ def train_in_worker(run) -> dict:
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
     }
     with open(run.log_path, "wb") as log:
-        subprocess.run([sys.executable, "-m", "localft.worker", str(run.path)], stdout=log,
+        subprocess.run([sys.executable, "-m", "localft.run.worker", str(run.path)], stdout=log,
                        stderr=subprocess.STDOUT, env=env, check=False)  # fmt: skip
     events = read_events(run.events_path)
     steps = [e for e in events if isinstance(e, Step)]
@@ -58,13 +58,13 @@ def main() -> None:
     use_temporary_home(work)
     from localft.config import DataSpec, ExportSpec, TrainSpec
     from localft.data.dataset import build_dataset
+    from localft.disk import fmt_bytes
     from localft.eval.evaluate import evaluate_run
-    from localft.eval.report import HEADLINE
-    from localft.hardware import fmt_bytes
-    from localft.plan import plan_run
-    from localft.preference_round import prepare_round
-    from localft.run_export import export_run
-    from localft.runs import new_run
+    from localft.eval.metrics import HEADLINE
+    from localft.plan.planner import plan_run
+    from localft.run.export import export_run
+    from localft.run.folder import new_run
+    from localft.train.preference_round import prepare_round
 
     spec = TrainSpec(model="embedded", backend="torch", device="cpu", steps=args.sft_steps, batch_size=args.batch,
                      max_seq_len=args.seq, eval_every=10**6, save_every=10**6, learning_rate=5e-4)  # fmt: skip

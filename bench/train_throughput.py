@@ -115,7 +115,7 @@ def write_data(source: str, out: Path, examples: int) -> Path:
 
 
 def build_model_dir(name: str, workdir: Path, tokenizer: str | None) -> Path:
-    from localft.models import embedded_model_dir, resolve_model
+    from localft.plan.catalog import embedded_model_dir, resolve_model
 
     if name not in RANDOM_CONFIGS:
         return resolve_model(name)
@@ -264,9 +264,9 @@ def run_localft(args, spec, model_dir, valid_examples) -> dict:
     """localft's one training loop (localft.train) on the torch backend, on the run's plan."""
     from localft.backends import get_backend
     from localft.events import Step
-    from localft.runs import new_run
+    from localft.run.folder import new_run
+    from localft.run.worker import run_plan
     from localft.train.loop import Loop, load_tokenizer
-    from localft.worker import run_plan
 
     run = new_run(spec, root=Path(args.workdir) / "runs")
     run.data_dir.mkdir(parents=True)
@@ -316,7 +316,7 @@ def matmul_peak(device: str) -> float:
 def flops_per_token(model_dir: Path, spec) -> float:
     """4N for a frozen base (forward + input gradients; embedding lookup excluded, output layer
     included) plus 6 × LoRA parameters (their weights get gradients too)."""
-    from localft.memory import lora_params, model_shape
+    from localft.plan.memory import lora_params, model_shape
 
     s = model_shape(model_dir)
     matmul_params = s.params - s.embedding_params + s.vocab * s.hidden
@@ -345,9 +345,9 @@ def main() -> None:
 
     from transformers import AutoTokenizer
 
-    from localft.backends.torch.session import set_threads
+    from localft.backends.torch.device import set_threads
     from localft.config import TrainSpec
-    from localft.hardware import fmt_bytes
+    from localft.disk import fmt_bytes
     from localft.train.rows import tokenize_split
 
     if args.device == "cpu":

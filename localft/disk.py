@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from localft.errors import ConfigError, DoesNotFit, LocalftError
-from localft.hardware import fmt_bytes
 
 # Slack on top of a known size: file-system metadata, the temporary copy beside the target.
 HEADROOM_BYTES = 64 * 1024**2
@@ -20,6 +19,16 @@ HEADROOM_BYTES = 64 * 1024**2
 _FULL_DISK_WORDS = re.compile(
     r"no space left on device|os error 28\b|disk quota exceeded|\d+ requested and \d+ written", re.IGNORECASE
 )
+
+
+def fmt_bytes(n: int | float | None) -> str:
+    if n is None:
+        return "?"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit in ("B", "KiB") else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
 
 
 def free_bytes(folder: Path) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -47,3 +48,13 @@ def runs_dir() -> Path:
 
 def cache_dir() -> Path:
     return ensure_dir(localft_home() / "cache")
+
+
+@contextlib.contextmanager
+def file_lock(path: Path):
+    """An exclusive lock so two processes never write the same cache entry (filelock: every OS)."""
+    from filelock import FileLock
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(path):
+        yield

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 from localft.events import Emit
-from localft.runs import RunDir
+from localft.run.folder import RunDir
 
 # Writes run/data/{train,valid,test}.jsonl from the recipe's input; None = the generic importer.
 PrepareData = Callable[[Path, RunDir, Emit], None]
@@ -62,8 +62,8 @@ def write_splits(run: RunDir, splits: dict[str, list[dict]], report: dict, emit:
     """Each split as the run's JSONL, `report` (plus the counts) as data/report.json; the counts."""
     import json
 
+    from localft.atomic import atomic_write_json, atomic_write_text
     from localft.events import Stage
-    from localft.runs import atomic_write_json, atomic_write_text
 
     for name, part in splits.items():
         atomic_write_text(

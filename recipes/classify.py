@@ -9,9 +9,10 @@ from collections import defaultdict
 from pathlib import Path
 
 from localft.errors import DataError
+from localft.eval.classify import CLASSIFY_QUANT
 from localft.events import Emit, Stage
 from localft.recipes.base import Recipe, RecipeInput, write_splits
-from localft.runs import RunDir
+from localft.run.folder import RunDir
 
 TEXT_KEYS = ("text", "sentence", "review", "email", "content")
 LABEL_KEYS = ("label", "labels", "category", "class")
@@ -134,7 +135,7 @@ RECIPE = Recipe(
         "max_seq_len": 256, "batch_size": 4, "learning_rate": 1e-3, "epochs": 3, "warmup_steps": 3,
         "eval_every": 10, "eval_batches": 2, "save_every": 20,
     },
-    export_defaults={"quants": ["Q8_0"], "verify": False, "ollama": True},
+    export_defaults={"quants": [CLASSIFY_QUANT], "verify": False, "ollama": True},
     prepare_data=prepare_data,
     eval_samples=64,  # test texts classified per model
 )  # fmt: skip

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from localft.train_commands import PLAN_HELP, TIME_HELP
+from localft.cli.train import PLAN_HELP, TIME_HELP
 
 app = typer.Typer(help="One-command recipes (style-clone, json-extractor).", no_args_is_help=True)
 
@@ -51,7 +51,7 @@ def run_recipe_cli(
 ):
     """Run (or continue) a recipe with the terminal display; returns its RecipeResult. `plan_only`
     prints the plan from a scratch import and stops (no run is made)."""
-    from localft.progress import watch_run
+    from localft.cli.progress import watch_run
     from localft.recipes import get_recipe
     from localft.recipes.display import RecipeDisplay, summary_lines
     from localft.recipes.pipeline import export_spec_for, open_recipe_run
@@ -86,12 +86,12 @@ def run_recipe_cli(
 
 def print_recipe_plan(recipe, source, *, model, backend, overrides):
     """The plan `recipe run` would make, from a scratch import of `source` (nothing is kept)."""
+    from localft.cli.run_options import print_plan
     from localft.data.load import input_paths
     from localft.errors import DataError
-    from localft.plan import check_plan, plan
+    from localft.plan.planner import check_plan, plan
     from localft.recipes.pipeline import recipe_spec
-    from localft.runner import preview_data
-    from localft.train_commands import print_plan
+    from localft.run.runner import preview_data
 
     sources = [p.expanduser().resolve() for p in input_paths(source)] if source is not None else []
     if not sources:
@@ -129,8 +129,8 @@ def run_command(
     ),
 ) -> None:
     """Run a recipe end to end: data → train → GGUF → evaluation report. Rerun to resume."""
+    from localft.cli.run_options import parse_minutes, parse_sets
     from localft.errors import ConfigError
-    from localft.train_commands import parse_minutes, parse_sets
 
     if head and name != "classify":
         raise ConfigError(
@@ -183,8 +183,8 @@ def demo_command(
 
 def sample_generation(result, max_tokens: int = 120) -> tuple[str, str]:
     """One fresh reply from the tuned GGUF to the first test prompt."""
-    from localft.eval.evaluate import read_rows, split_prompt, tokenizer_for
     from localft.eval.gguf_model import GgufModel
+    from localft.eval.inputs import read_rows, split_prompt, tokenizer_for
 
     run = result.run
     rows = read_rows(run.split_path("test")) or read_rows(run.split_path("valid"))

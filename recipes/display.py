@@ -7,11 +7,11 @@ import time
 
 from localft.events import Log, Stage
 from localft.recipes.pipeline import STAGES, RecipeResult
-from localft.run_state import stage_line
+from localft.run.state import stage_line
 
 
 class RecipeDisplay:
-    """Receives the recipe's events; training itself is shown by `localft.progress.watch_run`."""
+    """Receives the recipe's events; training itself is shown by `localft.cli.progress.watch_run`."""
 
     def __init__(self):
         from rich.console import Console
@@ -59,7 +59,7 @@ class RecipeDisplay:
 
 def summary_lines(result: RecipeResult, elapsed: float | None = None) -> list[str]:
     """Where the files are, how to use them, and the headline figures."""
-    from localft.hardware import fmt_bytes
+    from localft.disk import fmt_bytes
 
     run, gguf = result.run, result.gguf
     took = f" in {elapsed / 60:.1f} min" if elapsed else ""

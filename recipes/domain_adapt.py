@@ -9,7 +9,7 @@ from pathlib import Path
 from localft.errors import DataError
 from localft.events import Emit, Log, Stage
 from localft.recipes.base import Recipe, RecipeInput, holdout_split, write_splits
-from localft.runs import RunDir
+from localft.run.folder import RunDir
 
 TEXT_SUFFIXES = (".txt", ".md", ".markdown", ".text", ".rst")
 HTML_SUFFIXES = (".html", ".htm")

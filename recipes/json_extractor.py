@@ -11,7 +11,7 @@ from pathlib import Path
 from localft.errors import DataError
 from localft.events import Emit, Stage
 from localft.recipes.base import Recipe, RecipeInput, holdout_split, write_splits
-from localft.runs import RunDir
+from localft.run.folder import RunDir
 
 
 def read_examples(source: Path) -> list[tuple[str, dict]]:

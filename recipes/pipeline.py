@@ -7,16 +7,17 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from localft.atomic import atomic_write_json
 from localft.config import ExportSpec, TrainSpec, build_spec, merge_overrides
 from localft.errors import DataError, RunError
 from localft.events import Emit, EventSink, Log, Stage
-from localft.hardware import Machine, this_machine
 from localft.paths import runs_dir
+from localft.plan.hardware import Machine, this_machine
 from localft.recipes.base import Recipe
-from localft.runs import RunDir, atomic_write_json, mark_recipe_process, open_run
+from localft.run.folder import RECIPE_FILE, RunDir, mark_recipe_process, open_run, recipe_info
+from localft.run.library_output import quiet_libraries
 
 STAGES = ("import", "train", "export", "eval")
-RECIPE_FILE = "recipe.json"
 
 
 @dataclass(frozen=True)
@@ -25,13 +26,6 @@ class RecipeResult:
     gguf: Path | None  # None for a classification head (an HF folder: report["merged"])
     modelfile: Path | None
     report: dict
-
-
-def recipe_info(run: RunDir) -> dict | None:
-    try:
-        return json.loads((run.path / RECIPE_FILE).read_text(encoding="utf-8"))
-    except (FileNotFoundError, ValueError):
-        return None
 
 
 def recipe_sources(info: dict) -> list[Path]:
@@ -63,7 +57,7 @@ def recipe_spec(
     """The recipe's settings for this machine, with a model that fits (the first of its ladder),
     then `overrides`: what `recipe run` and the dashboard's form both start from. With `check`,
     refuses a model that cannot fit, with the numbers."""
-    from localft.plan import check_plan, plan
+    from localft.plan.planner import check_plan, plan
 
     machine = machine or this_machine()
     spec = merge_overrides(TrainSpec(), {**recipe.train_defaults, "backend": backend})
@@ -108,18 +102,6 @@ def check_enough_data(run: RunDir, recipe: Recipe, source: Path | str) -> int:
     )
 
 
-def quiet_libraries() -> None:
-    """Merging and evaluating run in this process: keep transformers' progress bars and
-    deprecation warnings off the recipe's display (the stages report their own progress)."""
-    import warnings
-
-    from transformers.utils import logging
-
-    logging.set_verbosity_error()
-    logging.disable_progress_bar()
-    warnings.filterwarnings("ignore", category=FutureWarning)
-
-
 class RecipeRun:
     """One recipe on one run directory. `display` receives every event the stages emit."""
 
@@ -152,7 +134,7 @@ class RecipeRun:
             self.stage(i, name)
             getattr(self, f"do_{name}")(export_spec=export_spec, watch=watch, eval_options=eval_options or {})
         self.stage(len(STAGES), "done")
-        from localft.eval.evaluate import tuned_gguf_path
+        from localft.eval.inputs import tuned_gguf_path
 
         report = json.loads((self.run.eval_dir / "report.json").read_text(encoding="utf-8"))
         try:
@@ -174,7 +156,7 @@ class RecipeRun:
             self.recipe.prepare_data(self.sources[0], self.run, self.emit)
         else:
             from localft.data.dataset import build_dataset
-            from localft.models import resolve_model
+            from localft.plan.catalog import resolve_model
 
             build_dataset(
                 self.sources, spec.data, self.run.data_dir, tokenizer_dir=resolve_model(spec.model),
@@ -186,13 +168,13 @@ class RecipeRun:
 
     def plan_training(self) -> None:
         """Size the run to the imported data (plan.json); its lines go to the run's events."""
-        from localft.runner import plan_imported
+        from localft.run.runner import plan_imported
 
         plan_imported(self.run, self.machine, emit=self.display)
 
     def do_train(self, watch, **_) -> None:
-        from localft import runner
-        from localft.plan import read_plan
+        from localft.plan.planner import read_plan
+        from localft.run import runner
 
         if read_plan(self.run.path) is None:  # imported before plans were stored
             self.plan_training()
@@ -214,11 +196,11 @@ class RecipeRun:
         self.run.mark_stage("train", info)
 
     def do_export(self, export_spec: ExportSpec, **_) -> None:
-        from localft.run_export import export_run
+        from localft.run.export import export_run
 
         quiet_libraries()
         if self.run.read_spec().head:  # the merged HF folder is the head's export
-            from localft.run_export import merge_run, no_gguf_for_head
+            from localft.run.export import merge_run, no_gguf_for_head
 
             path = merge_run(self.run, emit=self.emit)
             self.emit(Log(no_gguf_for_head(self.run).split(";")[0] + f": the model is the HF folder {path}"))
@@ -262,7 +244,7 @@ def open_recipe_run(
     """The run to continue (`run_ref`, or the one the same command started), else a new one.
     `source` is the recipe's input, or several inputs merged into one dataset."""
     from localft.data.load import input_paths
-    from localft.runner import prepare_run
+    from localft.run.runner import prepare_run
 
     if run_ref:
         run = open_run(run_ref)

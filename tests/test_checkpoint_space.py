@@ -33,7 +33,7 @@ def test_a_checkpoint_that_does_not_fit_is_refused_with_the_numbers(tmp_path, ti
     if not private_mount_works(run.checkpoints_dir):
         pytest.skip("needs `unshare -rm` (user and mount namespaces) to mount a small tmpfs")
     folder = shlex.quote(str(run.checkpoints_dir))
-    worker = f"{shlex.quote(sys.executable)} -m localft.worker {shlex.quote(str(run.path))}"
+    worker = f"{shlex.quote(sys.executable)} -m localft.run.worker {shlex.quote(str(run.path))}"
     script = f"{TMPFS.format(folder=folder)} && exec {worker}"
     with open(run.log_path, "wb") as log:
         done = subprocess.run(

@@ -115,7 +115,7 @@ def test_the_grammar_holds_a_real_model_to_the_label_set():
     pytest.importorskip("llama_cpp")
     from transformers import AutoTokenizer
 
-    from localft.models import embedded_gguf_path, resolve_model
+    from localft.plan.catalog import embedded_gguf_path, resolve_model
 
     # Labels a free-running model would never write, with characters GBNF must escape.
     labels = ['spam "A"', "ham\\B", "ünïcode"]

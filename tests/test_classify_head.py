@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from localft.cli import main
+from localft.cli.main import main
 from localft.config import TrainSpec
 from localft.events import Eval, RunStarted, Step
-from localft.runs import new_run
+from localft.run.folder import new_run
 from tests.training import kill_9_after_checkpoint, train_run
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

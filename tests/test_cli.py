@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from localft.cli import main
+from localft.cli.main import main
 from localft.errors import ModelError
 
 SUBCOMMANDS = [
@@ -39,7 +39,7 @@ def run_cli(capsys, *args) -> tuple[int, str, str]:
 
 def test_importing_localft_and_its_cli_loads_no_heavy_library():
     code = (
-        "import sys, localft, localft.cli; "
+        "import sys, localft, localft.cli.main; "
         "heavy = [m for m in ('torch', 'mlx', 'transformers', 'textual', 'llama_cpp') if m in sys.modules]; "
         "print(','.join(heavy))"
     )
@@ -116,7 +116,7 @@ def test_unwritable_home_is_a_one_line_error(capsys, monkeypatch, tmp_path):
 
 
 def test_missing_embedded_package_says_how_to_install(monkeypatch, tmp_path):
-    import localft.models as models
+    import localft.plan.catalog as models
 
     monkeypatch.setenv("LOCALFT_HOME", str(tmp_path / "fresh"))  # nothing materialized here
     real = models.importlib.util.find_spec
@@ -128,7 +128,7 @@ def test_missing_embedded_package_says_how_to_install(monkeypatch, tmp_path):
 
 
 def test_wrong_model_id_is_a_clear_error(tmp_path):
-    from localft.models import resolve_model
+    from localft.plan.catalog import resolve_model
 
     with pytest.raises(ModelError, match="unknown model"):
         resolve_model("no-such-model")
@@ -144,7 +144,7 @@ def test_embedded_model_materializes_once_and_generates():
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from localft.models import embedded_model_dir
+    from localft.plan.catalog import embedded_model_dir
 
     folder = embedded_model_dir()
     assert embedded_model_dir() == folder  # second call reuses the cache
@@ -165,13 +165,13 @@ def test_embedded_model_materializes_once_and_generates():
 def test_an_unexpected_error_is_one_line_with_a_log(capsys, monkeypatch, localft_home):
     """A bug in a command prints `error: internal error in <stage>: ...; details in <log>`, exit 1,
     and the traceback is in that log under LOCALFT_HOME/logs/."""
-    import localft.doctor
+    import localft.cli.doctor
 
     def broken():
         raise KeyError("gpu")
 
     monkeypatch.delenv("LOCALFT_DEBUG", raising=False)
-    monkeypatch.setattr(localft.doctor, "doctor_report", broken)
+    monkeypatch.setattr(localft.cli.doctor, "doctor_report", broken)
     code, out, err = run_cli(capsys, "doctor", "--json")
     assert code == 1 and out == ""
     assert len(err.strip().splitlines()) == 1
@@ -183,7 +183,7 @@ def test_an_unexpected_error_is_one_line_with_a_log(capsys, monkeypatch, localft
 
 
 def test_the_stage_names_the_subcommand():
-    from localft.cli import command_stage
+    from localft.cli.main import command_stage
 
     assert command_stage(["data", "import", "x.zip", "-o", "out"]) == "data import"
     assert command_stage(["--help"]) == "dashboard"
@@ -194,12 +194,12 @@ def test_the_stage_names_the_subcommand():
 def test_an_os_error_about_the_disk_is_a_user_error(capsys, monkeypatch):
     import errno
 
-    import localft.doctor
+    import localft.cli.doctor
 
     def full_disk():
         raise OSError(errno.ENOSPC, "No space left on device", "/data/runs/x")
 
-    monkeypatch.setattr(localft.doctor, "doctor_report", full_disk)
+    monkeypatch.setattr(localft.cli.doctor, "doctor_report", full_disk)
     code, _, err = run_cli(capsys, "doctor")
     assert code == 2
     assert err.strip() == (

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from localft.events import Finished, RunStarted, Step, read_events
-from localft.runs import RunDir
+from localft.run.folder import RunDir
 from tests.command_support import kill_leftovers, localft, start_localft, stop_after_step, wait_for
 from tests.test_export_adapter_runs import check_adapter_matches_merged
 

@@ -7,6 +7,7 @@ import threading
 
 import pytest
 
+from localft.atomic import atomic_dir, atomic_write_json
 from localft.config import TrainSpec, field_help, load_preset, merge_overrides
 from localft.errors import ConfigError, RunError
 from localft.events import (
@@ -22,7 +23,7 @@ from localft.events import (
     read_events,
     to_json,
 )
-from localft.runs import atomic_dir, atomic_write_json, list_runs, new_run, open_run, run_status
+from localft.run.folder import list_runs, new_run, open_run, run_status
 
 
 def test_every_event_round_trips_through_json():

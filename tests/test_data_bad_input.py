@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from localft.cli import main
+from localft.cli.main import main
 from localft.config import DataSpec
 from localft.data.load import import_posts
 from localft.errors import DataError

@@ -56,7 +56,7 @@ CONVERSATION = [
 def _load_embedded():
     from transformers import AutoTokenizer
 
-    from localft.models import embedded_model_dir
+    from localft.plan.catalog import embedded_model_dir
 
     return AutoTokenizer.from_pretrained(embedded_model_dir())
 
@@ -141,7 +141,7 @@ EXPORTS = Path(__file__).parent / "fixtures" / "exports" / "linkedin-small"
 
 
 def test_data_report_says_when_the_system_prompt_was_folded(tmp_path):
-    from localft.models import embedded_model_dir
+    from localft.plan.catalog import embedded_model_dir
 
     _gemma2().save_pretrained(tmp_path / "gemma-like")
     folded = build_dataset(EXPORTS, DataSpec(), tmp_path / "a", tokenizer_dir=tmp_path / "gemma-like")
@@ -173,7 +173,7 @@ NO_REPLIES = (
     ids=["plain-text", "no-replies"],
 )
 def test_a_template_that_cannot_be_masked_is_a_one_line_error_with_the_way_out(chat_template, says):
-    from localft.models import embedded_model_dir
+    from localft.plan.catalog import embedded_model_dir
 
     tok = _with_template("chatml", chat_template)
     row = {"messages": CONVERSATION[:3]}

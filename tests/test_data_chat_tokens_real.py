@@ -93,7 +93,7 @@ def _base_tokenizer(vocab: str):
     """A real tokenizer, loaded once per module run, and the chat template its folder came with."""
     from transformers import AutoTokenizer
 
-    from localft.models import embedded_model_dir
+    from localft.plan.catalog import embedded_model_dir
 
     tok = AutoTokenizer.from_pretrained(
         embedded_model_dir() if vocab == "embedded" else hf_tokenizer_dir(vocab)

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from localft.cli.data import app
 from localft.config import DataSpec, TrainSpec
-from localft.data.commands import app
 from localft.data.dataset import build_dataset
 from localft.data.dedup import duplicate_clusters
 from localft.data.report import DataReport, format_report
@@ -87,7 +87,7 @@ def test_prepared_rows_land_as_chat_and_text_rows(tmp_path):
 def test_token_statistics_use_the_chat_template(tmp_path):
     from transformers import AutoTokenizer
 
-    from localft.models import embedded_model_dir
+    from localft.plan.catalog import embedded_model_dir
 
     tok_dir = embedded_model_dir()
     report = build_dataset(
@@ -125,7 +125,7 @@ def test_cli_import_then_inspect(tmp_path):
 
 
 def test_cli_options_reach_the_spec_and_inspect_finds_a_run(tmp_path):
-    from localft.runs import new_run
+    from localft.run.folder import new_run
 
     run = new_run(TrainSpec())
     args = ["import", str(EXPORTS / "x-archive"), "-o", str(run.data_dir), "--include-replies", "--urls", "keep",

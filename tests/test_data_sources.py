@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from localft.cli import main
+from localft.cli.main import main
 from localft.config import DataSpec
 from localft.data.dataset import build_dataset
 from localft.data.report import format_report

@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from localft.events import Checkpoint, Eval, Finished, Log, RunStarted, Step, read_events
-from localft.runs import RunDir, run_status
+from localft.run.folder import RunDir, run_status
 from tests.command_support import localft, wait_for
 from tests.training import make_run, train_run
 
@@ -54,7 +54,7 @@ def run_worker(run: RunDir) -> list:
     """The run's worker as localft starts it; all of its events."""
     with open(run.log_path, "ab") as log:
         code = subprocess.run(
-            [sys.executable, "-m", "localft.worker", str(run.path)], stdout=log, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "localft.run.worker", str(run.path)], stdout=log, stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONPATH": os.getcwd()}, timeout=300,
         ).returncode  # fmt: skip
     assert code == 0, run.log_path.read_text()[-3000:]
@@ -74,7 +74,7 @@ def test_two_processes_train_the_one_process_curve(one_process, tiny_models, tmp
     assert [e.status for e in events if isinstance(e, Finished)] == ["completed"]
     how = "FSDP2" if sharding == "fsdp" else "DDP"
     assert any(isinstance(e, Log) and f"2 processes with {how}" in e.message for e in events)
-    from localft.checkpoints import STATE_FILE, verify_checkpoint
+    from localft.run.checkpoints import STATE_FILE, verify_checkpoint
 
     ckpt = run.latest_checkpoint()
     recorded = json.loads((ckpt / STATE_FILE).read_text())["files"]
@@ -102,7 +102,7 @@ def end_group(pid: int | None) -> None:
 
 
 def test_kill_9_of_one_rank_fails_the_run_and_resume_finishes_the_curve(one_process, tiny_models, tmp_path):
-    from localft import runner
+    from localft.run import runner
 
     losses, _, adapter = one_process
     spec, run = make_run(tmp_path, tiny_models("llama"), batch_size=1, nproc=2, **RUN)
@@ -133,14 +133,14 @@ def test_kill_9_of_one_rank_fails_the_run_and_resume_finishes_the_curve(one_proc
 
 def test_a_resume_with_another_process_count_is_refused(one_process, tiny_models, tmp_path):
     """A checkpoint of a 1-process run, resumed as 2 processes: one line naming the N to use."""
-    from localft.plan import read_plan, write_plan
+    from localft.plan.planner import read_plan, write_plan
 
     spec, run = make_run(tmp_path, tiny_models("llama"), batch_size=2, **{**RUN, "steps": 2})
     train_run(spec, run)
     plan = read_plan(run.path)
     write_plan(run.path, plan.__class__(**{**plan.to_dict(), "world_size": 2, "steps": 4}))
     with open(run.log_path, "ab") as log:
-        subprocess.run([sys.executable, "-m", "localft.worker", str(run.path)], stdout=log, stderr=subprocess.STDOUT,
+        subprocess.run([sys.executable, "-m", "localft.run.worker", str(run.path)], stdout=log, stderr=subprocess.STDOUT,
                        env={**os.environ, "PYTHONPATH": os.getcwd()}, timeout=300)  # fmt: skip
     finished = read_events(run.events_path)[-1]
     assert finished.status == "failed"
@@ -197,7 +197,7 @@ def test_cli_nproc_2_run_is_stopped_resumed_and_exported(tiny_models, tmp_path):
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
 def test_the_group_ends_when_the_runs_worker_is_killed(tiny_models, tmp_path):
     """No rank trains on unwatched: kill -9 of the run's worker ends the launcher and its ranks."""
-    from localft import runner
+    from localft.run import runner
 
     spec, run = make_run(tmp_path, tiny_models("llama"), batch_size=1, nproc=2, **{**RUN, "steps": 500})
     pid = runner.start_worker(run)

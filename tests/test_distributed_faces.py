@@ -9,8 +9,8 @@ import pytest
 from localft.config import TrainSpec
 from localft.errors import ConfigError
 from localft.events import Step
-from localft.hardware import Machine
-from localft.plan import plan, write_plan
+from localft.plan.hardware import Machine
+from localft.plan.planner import plan, write_plan
 from localft.tui.app import LocalftApp
 from localft.tui.messages import RunEvents
 from localft.tui.screens.new_run import NewRunScreen
@@ -60,7 +60,7 @@ def test_plan_refuses_more_processes_than_gpus_and_sharded_preference_tuning():
 
 
 def test_doctor_names_the_device_count():
-    from localft.doctor import devices_line
+    from localft.cli.doctor import devices_line
 
     assert devices_line(TWO_GPUS["backends"]).startswith(
         "Devices   2 cuda devices: `localft train ... --nproc 2`"

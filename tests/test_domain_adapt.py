@@ -10,7 +10,7 @@ from localft.config import TrainSpec
 from localft.errors import DataError
 from localft.eval.overlap import overlap_scores
 from localft.recipes.domain_adapt import RECIPE, document_paths, document_text, passages, prepare_data
-from localft.runs import new_run
+from localft.run.folder import new_run
 
 NOTES = Path(__file__).resolve().parent.parent / "examples" / "workshop-notes"
 

@@ -8,7 +8,7 @@ import pytest
 def test_identical_replies_are_ties_whatever_the_judge_prefers():
     pytest.importorskip("llama_cpp")
     from localft.eval.judge import judge_pairs
-    from localft.models import embedded_gguf_path
+    from localft.plan.catalog import embedded_gguf_path
 
     prompts = ["Name a fruit.", "Say hello."]
     replies = ["An apple.", "Hello!"]

@@ -11,7 +11,7 @@ from localft.eval.base_gguf import base_gguf_path
 from localft.eval.evaluate import evaluate_run
 from localft.eval.report import headline_rows
 from localft.events import Eval, EventSink, Step
-from localft.runs import new_run
+from localft.run.folder import new_run
 
 pytest.importorskip("llama_cpp")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from localft.runs import RunDir
+from localft.run.folder import RunDir
 from tests.command_support import localft, only_run
 
 EXPORT = Path(__file__).resolve().parent.parent / "examples" / "linkedin-export.zip"

@@ -111,9 +111,9 @@ def test_transformers_reads_our_gguf_back_to_the_same_weights(tiny_models, tmp_p
 def test_embedded_model_f16_matches_hf_and_chats(tmp_path):
     """verify's F16 parity target on the embedded model (top-1 >= 99%, perplexity within 0.1%), then a
     chat through the GGUF's own template: the same prompt tokens as HF, an answer, and a stop."""
-    from localft.chat_session import ChatSession
+    from localft.chat.session import ChatSession
     from localft.export.verify import HfReference, bundled_text
-    from localft.models import embedded_model_dir
+    from localft.plan.catalog import embedded_model_dir
 
     folder = embedded_model_dir()
     out = convert_folder(folder, tmp_path / "embedded-F16.gguf", "F16")

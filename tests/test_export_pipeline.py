@@ -9,11 +9,12 @@ import shutil
 import pytest
 from gguf import GGUFReader
 
+from localft.chat.session import gguf_reply
 from localft.config import ExportSpec, TrainSpec
 from localft.events import Stage
 from localft.export.pipeline import export_folder
-from localft.run_export import export_run
-from localft.runs import new_run
+from localft.run.export import export_run
+from localft.run.folder import new_run
 
 SHORT_TEXT = (
     "The museum behind the church held old maps of the coast and a logbook written by a lighthouse keeper. "
@@ -33,6 +34,7 @@ def test_export_folder_quantizes_verifies_and_describes(tiny_models, tmp_path):
         emit=events.append,
         system_prompt="You write like Ada.",
         verify_text=SHORT_TEXT,
+        chat_reply=gguf_reply,
     )
     q4, f16 = (out / "llama-Q4_K_M.gguf"), (out / "llama-F16.gguf")
     assert [f.path for f in report.files] == [str(q4), str(f16)]
@@ -100,7 +102,7 @@ def test_export_command_reports_and_fails_cleanly(tiny_models, tmp_path, capsys)
     import typer
     from typer.testing import CliRunner
 
-    from localft.export.commands import export_command
+    from localft.cli.export import export_command
 
     app = typer.Typer()
     app.command()(export_command)

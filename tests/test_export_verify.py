@@ -87,7 +87,7 @@ def test_chat_markers_written_as_plain_text_fail_verify_in_the_rendered_chat(
 def test_export_report_prints_the_tokenization_difference():
     from rich.console import Console
 
-    from localft.export.commands import print_report
+    from localft.cli.export import print_report
     from localft.export.pipeline import ExportedFile, ExportReport
 
     diff = "tokenization differs from HF at token 7 of 90 in the held-out text: HF [1], llama.cpp [2], text 'a' | '[b]'"

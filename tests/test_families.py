@@ -16,7 +16,7 @@ import pytest
 
 from localft.config import LoraSpec, TrainSpec
 from localft.events import Log, Step
-from localft.runs import new_run
+from localft.run.folder import new_run
 from tests.family_support import (
     MASK_PENDING,
     NAMES,
@@ -76,9 +76,9 @@ def test_catalog_entries_are_this_architecture_and_their_size_is_computed(family
     from transformers import AutoModelForCausalLM
 
     from localft.backends.torch.modeling import lora_config
-    from localft.memory import lora_params, model_shape
-    from localft.model_shapes import family_kind
-    from localft.models import catalog_entry
+    from localft.plan.catalog import catalog_entry
+    from localft.plan.memory import lora_params, model_shape
+    from localft.plan.model_shapes import family_kind
 
     folder = family(name)
     config = json.loads((folder / "config.json").read_text())

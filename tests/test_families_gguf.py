@@ -95,7 +95,7 @@ def assert_chat_stops_at(gguf: Path, eot: int, system: str | None) -> None:
     (the tiny random model is steered to it: what matters is that llama.cpp stops there)."""
     import llama_cpp
 
-    from localft.chat_session import ChatSession
+    from localft.chat.session import ChatSession
 
     session = ChatSession(gguf, system=system, temperature=0.0, max_tokens=8, n_ctx=256)
     try:
@@ -113,7 +113,7 @@ def assert_chat_stops_at(gguf: Path, eot: int, system: str | None) -> None:
 def test_gguf_tokenizes_like_hf(family, name, tmp_path):
     """llama.cpp's tokenizer in the GGUF gives HF's ids: on llama.cpp's own test strings for this
     vocabulary, and on a chat rendered with the family's template (special tokens included)."""
-    from localft.chat_session import ChatSession
+    from localft.chat.session import ChatSession
     from localft.data.chat_render import fold_system
     from localft.export.gguf import convert_folder
     from tests.real_material import vocab_cases
@@ -150,7 +150,7 @@ def test_modelfile_template_renders_the_family_chat_format(family, name, tmp_pat
     system prompt, several turns), and its stop lines hold the family's end-of-turn token. Gemma 3
     (Gemma 2's template, which refuses a system message) folds the system prompt into the first
     user turn, as its card says."""
-    from localft.chat_template import render_chat
+    from localft.chat.template import render_chat
     from localft.export.ollama import write_modelfile
     from tests.go_template import render_go
 
@@ -180,9 +180,9 @@ def test_modelfile_template_renders_the_family_chat_format(family, name, tmp_pat
 
 def test_readme_model_table_is_the_catalog():
     """README's model table shows what `localft models` computes (sizes and memory are not typed)."""
-    from localft.hardware import fmt_bytes
-    from localft.memory import catalog_memory
-    from localft.models import CATALOG
+    from localft.disk import fmt_bytes
+    from localft.plan.catalog import CATALOG
+    from localft.plan.memory import catalog_memory
 
     readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
     rows = {}
@@ -218,8 +218,8 @@ def test_readme_model_table_is_the_catalog():
 def test_converter_refuses_what_llama_cpp_cannot_run(name, architecture, change, message):
     """The catalog's own layout converts; a variant llama.cpp would run wrongly is refused, named."""
     from localft.errors import ExportError
-    from localft.export.archs import describe
-    from localft.models import catalog_entry
+    from localft.export.families import describe
+    from localft.plan.catalog import catalog_entry
 
     config = catalog_entry(name).config | {"architectures": [architecture]}
     describe(config).check(config)
@@ -230,7 +230,7 @@ def test_converter_refuses_what_llama_cpp_cannot_run(name, architecture, change,
 def test_modelfile_without_a_persona_keeps_the_template_default_system_prompt(tmp_path):
     """SmolLM3's template writes a metadata header and a default system prompt when a chat has none:
     with no persona the Modelfile sets no SYSTEM, so Ollama renders exactly that opening."""
-    from localft.chat_template import render_chat
+    from localft.chat.template import render_chat
     from localft.export.ollama import write_modelfile
     from tests.go_template import render_go
 

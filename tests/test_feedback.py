@@ -10,10 +10,10 @@ import sys
 
 import pytest
 
+from localft.chat.feedback import FeedbackError, FeedbackLog, feedback_counts, feedback_path, read_feedback
 from localft.config import TrainSpec
 from localft.data.pairs import Judged, Pair
-from localft.feedback import FeedbackError, FeedbackLog, feedback_counts, feedback_path, read_feedback
-from localft.runs import new_run
+from localft.run.folder import new_run
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def test_chat_command_records_marks_drafts_and_edits(tiny_gguf):
     import typer
     from typer.testing import CliRunner
 
-    from localft.chat import chat_command
+    from localft.cli.chat import chat_command
 
     app = typer.Typer()
     app.command()(chat_command)
@@ -72,7 +72,7 @@ def test_feedback_on_a_bare_gguf_says_where_it_would_go(tiny_gguf):
     import typer
     from typer.testing import CliRunner
 
-    from localft.chat import chat_command
+    from localft.cli.chat import chat_command
 
     app = typer.Typer()
     app.command()(chat_command)
@@ -86,7 +86,7 @@ def test_a_judgement_is_on_disk_before_the_call_returns(tmp_path):
     path = tmp_path / "feedback.jsonl"
     code = (
         "import os, signal, sys\n"
-        "from localft.feedback import FeedbackLog\n"
+        "from localft.chat.feedback import FeedbackLog\n"
         "FeedbackLog(sys.argv[1]).pick([{'role': 'user', 'content': 'q'}], 'mine', 'theirs')\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"
     )

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from localft.cli.export import _resolve_target
 from localft.config import DataSpec
 from localft.data.dataset import build_dataset
 from localft.errors import ModelError
-from localft.export.commands import _resolve_target
-from localft.models import resolve_model
+from localft.plan.catalog import resolve_model
 from tests.hostile import archives
 from tests.hostile.models import JUNK_CONFIGS, broken_tokenizer_model, junk_model, no_chat_template_model
 

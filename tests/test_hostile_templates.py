@@ -10,7 +10,7 @@ import pytest
 from jinja2 import TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from localft.chat_template import RENDER_SECONDS, render_chat
+from localft.chat.template import RENDER_SECONDS, render_chat
 from localft.errors import ExportError
 from tests.hostile.models import HOSTILE_TEMPLATES
 from tests.real_material import template, template_names

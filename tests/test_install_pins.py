@@ -6,8 +6,8 @@ from __future__ import annotations
 import importlib.metadata
 import json
 
-from localft import doctor
-from localft.doctor import direct_dependencies, format_doctor, version_drift
+from localft.cli import doctor
+from localft.cli.doctor import direct_dependencies, format_doctor, version_drift
 from tests.test_cli import run_cli
 
 

@@ -6,8 +6,8 @@ import pytest
 
 from localft.config import TrainSpec
 from localft.errors import DoesNotFit
-from localft.memory import check_fits, estimate_memory, lora_params, model_shape
-from localft.models import catalog_entry
+from localft.plan.catalog import catalog_entry
+from localft.plan.memory import check_fits, estimate_memory, lora_params, model_shape
 
 
 @pytest.mark.parametrize("arch", ["llama", "qwen3", "mistral"])

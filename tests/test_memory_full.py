@@ -5,8 +5,8 @@ import pytest
 
 from localft.config import TrainSpec, merge_overrides
 from localft.errors import ConfigError, DoesNotFit
-from localft.memory import check_fits, estimate_memory, model_shape
-from localft.models import catalog_entry
+from localft.plan.catalog import catalog_entry
+from localft.plan.memory import check_fits, estimate_memory, model_shape
 
 
 def test_full_fine_tuning_counts_adam_states_and_a_gradient_for_every_weight():

@@ -18,7 +18,7 @@ MLX = dict(backend="mlx", max_seq_len=64, eval_every=100, save_every=100, log_ev
 
 def test_check_reports_mlx_on_this_machine():
     from localft.backends import get_backend
-    from localft.hardware import is_apple_silicon
+    from localft.plan.hardware import is_apple_silicon
 
     avail = get_backend("mlx").check()
     assert avail.ok
@@ -152,7 +152,8 @@ def test_on_mlx_cpu_the_limit_comes_from_the_ram_and_the_run_log_says_it(
     import mlx.core as mx
 
     from localft.backends.mlx.modeling import set_memory_limit
-    from localft.hardware import fmt_bytes, machine_info
+    from localft.disk import fmt_bytes
+    from localft.plan.hardware import machine_info
 
     ram = machine_info().ram_bytes
     limit = set_memory_limit()

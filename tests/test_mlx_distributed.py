@@ -27,7 +27,7 @@ RUN = dict(backend="mlx", steps=4, max_seq_len=64, eval_every=2, save_every=2, l
 
 def train_in_worker(run, timeout: float = 300) -> list:
     """The run's worker, started and awaited as `localft train` and `runs resume` do; its events."""
-    from localft.runner import start_worker, wait_worker
+    from localft.run.runner import start_worker, wait_worker
 
     start_worker(run)
     assert wait_worker(run, timeout), f"no end within {timeout:.0f} s: {run.log_path.read_text()[-2000:]}"
@@ -88,7 +88,7 @@ def test_two_processes_train_the_curve_of_one_and_a_resume_after_kill_9_of_a_ran
     """Steps 1-2 on two processes, kill -9 of rank 1 after the step-2 checkpoint, `runs resume`
     for steps 3-4: every loss, validation loss and the adapter equal one process's at the same
     global batch, and rank 0 alone wrote."""
-    from localft.runner import resume_run, start_worker, wait_worker
+    from localft.run.runner import resume_run, start_worker, wait_worker
 
     spec, run = make_run(tmp_path, tiny_models("llama"), batch_size=2, nproc=2, **RUN)
     start_worker(run)

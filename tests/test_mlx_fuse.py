@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("mlx_lm")
 
 from localft.config import LoraSpec, TrainSpec  # noqa: E402
-from localft.runs import new_run  # noqa: E402
+from localft.run.folder import new_run  # noqa: E402
 
 pytestmark = pytest.mark.mlx
 

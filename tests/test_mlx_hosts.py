@@ -97,8 +97,8 @@ def test_a_dead_rank_is_named_from_the_wrappers_report_of_mlx_launch(tmp_path, e
     """mlx.launch exits 0 even when a rank dies; the wrapper turns its per-rank lines into the
     failure report the run's worker reads, which names the rank killed by a signal first."""
     from localft.backends.mlx.launcher import failure_report
-    from localft.rank_group import dead_rank_message
-    from localft.runs import RunDir
+    from localft.run.folder import RunDir
+    from localft.run.rank_group import dead_rank_message
 
     assert failure_report([(0, 0), (1, 0)]) is None
     run = RunDir(tmp_path / "run")
@@ -115,7 +115,7 @@ def test_the_launch_command_for_this_machine_and_for_several_macs(tmp_path, monk
 
     from localft.backends.mlx.launcher import launch_command
 
-    worker = ["-m", "localft.worker", "RUN", "--rank-worker"]
+    worker = ["-m", "localft.run.worker", "RUN", "--rank-worker"]
     here = launch_command(worker, 2, None)
     assert here[:3] == [sys.executable, "-m", "localft.backends.mlx.launcher"]
     assert here[here.index("-n") + 1] == "2" and here[here.index("--backend") + 1] == "ring"
@@ -157,8 +157,8 @@ def test_the_plan_makes_one_process_per_host_and_refuses_hosts_on_torch(tmp_path
     host; torch trains on one machine, so a hosts file there is refused before anything starts."""
     from localft.backends import Availability
     from localft.config import TrainSpec
-    from localft.hardware import Machine
-    from localft.plan import apply_plan, plan
+    from localft.plan.hardware import Machine
+    from localft.plan.planner import apply_plan, plan
 
     mac = Machine({"mlx": Availability(True, "gpu", "MLX on Metal"), "torch": Availability(True, "mps", "MPS")},
                   32 * 2**30, unified=True)  # fmt: skip

@@ -16,12 +16,21 @@ import pytest
 from localft.config import TrainSpec
 from localft.errors import RunError
 from localft.events import EventSink, RunStarted, Step
-from localft.hardware import this_machine
-from localft.plan import PLAN_FILE, Plan, TrainingData, plan, plan_run, read_plan, training_data, write_plan
+from localft.plan.hardware import this_machine
+from localft.plan.planner import (
+    PLAN_FILE,
+    Plan,
+    TrainingData,
+    plan,
+    plan_run,
+    read_plan,
+    training_data,
+    write_plan,
+)
 from localft.recipes import get_recipe
 from localft.recipes.pipeline import recipe_spec
-from localft.runner import preview_data
-from localft.runs import new_run
+from localft.run.folder import new_run
+from localft.run.runner import preview_data
 
 SAMPLE = Path(__file__).resolve().parent.parent / "examples" / "linkedin-export.zip"
 
@@ -103,7 +112,7 @@ def test_the_style_clone_plan_follows_the_size_of_the_export(tmp_path):
 
 def test_rows_are_counted_as_the_torch_backend_packs_them(tiny_models):
     """The epochs a plan shows are real: the same rows the backend packs."""
-    from localft.models import load_tokenizer
+    from localft.plan.catalog import load_tokenizer
     from localft.train.rows import pack_examples, tokenize_split
 
     run = new_run(TrainSpec(model=str(tiny_models("llama"))))
@@ -162,7 +171,7 @@ def test_a_time_budget_bounds_the_steps_at_the_pace_measured_here(tiny_models):
     assert plan(spec.model_copy(update={"time_budget_min": 60}), data=data).steps == 200  # epochs first
 
     # Another model on the same backend and device: that pace, scaled by the parameter counts.
-    from localft.plan import _parameters
+    from localft.plan.planner import _parameters
 
     other = str(tiny_models("qwen2"))
     scaled = plan(spec.model_copy(update={"model": other}), data=data)

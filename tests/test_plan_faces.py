@@ -14,12 +14,12 @@ import psutil
 import pytest
 
 from localft.events import Log, read_events
-from localft.hardware import Machine
 from localft.paths import runs_dir
-from localft.plan import describe, plan, read_plan
+from localft.plan.hardware import Machine
+from localft.plan.planner import describe, plan, read_plan
 from localft.recipes import get_recipe
 from localft.recipes.pipeline import open_recipe_run, recipe_spec
-from localft.runs import RunDir
+from localft.run.folder import RunDir
 from localft.tui.app import LocalftApp
 from localft.tui.screens.training import TrainingScreen
 from tests.test_cli import run_cli
@@ -39,7 +39,7 @@ def lines_without_free_memory(lines: list[str]) -> list[str]:
 
 
 def test_readme_describes_the_plan_the_demo_gets_on_a_cpu():
-    from localft.runner import preview_data
+    from localft.run.runner import preview_data
 
     cpu = Machine.from_report(MACHINE)
     spec = recipe_spec(get_recipe("style-clone"), "embedded", machine=cpu)

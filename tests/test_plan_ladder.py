@@ -8,8 +8,8 @@ import pytest
 
 from localft.backends import Availability
 from localft.errors import DoesNotFit
-from localft.hardware import Machine
-from localft.plan import apply_plan, plan
+from localft.plan.hardware import Machine
+from localft.plan.planner import apply_plan, plan
 from localft.recipes import get_recipe
 from localft.recipes.pipeline import recipe_spec
 
@@ -32,7 +32,7 @@ def cpu_box(ram_gib: float) -> Machine:
 
 
 # Style-clone's GPU settings (4 x 1024-token rows, bf16 LoRA): qwen2.5-1.5b needs ~14.9 GiB on CUDA
-# and ~17.5 GiB on MLX, ~4.5 GiB with gradient checkpointing (localft.memory's estimates). Where
+# and ~17.5 GiB on MLX, ~4.5 GiB with gradient checkpointing (localft.plan.memory's estimates). Where
 # only recomputing activations makes it fit, the plan turns that on and says why.
 @pytest.mark.parametrize(
     ("machine", "backend", "device", "model", "recomputed"),

@@ -36,7 +36,7 @@ def test_every_module_imports_without_fcntl():
 
 
 def test_the_model_lock_excludes_a_second_process(tmp_path):
-    from localft.models import file_lock
+    from localft.paths import file_lock
 
     lock = tmp_path / "cache" / "model.lock"
     probe = f"from filelock import FileLock; FileLock({str(lock)!r}).acquire(timeout=0.5)"

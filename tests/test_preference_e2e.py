@@ -9,8 +9,8 @@ import json
 import pytest
 
 from localft.config import ExportSpec
-from localft.runner import stop_worker, wait_worker
-from localft.runs import RunDir
+from localft.run.folder import RunDir
+from localft.run.runner import stop_worker, wait_worker
 from tests.training import make_run, train_run
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -26,7 +26,7 @@ def anyio_backend():
 def exported_run(tmp_path_factory, tiny_models):
     """A finished SFT run of the tiny model, exported to a Q8_0 GGUF (shared by both tests: the
     dashboard's round reads its feedback, the command's its own drafts)."""
-    from localft.run_export import export_run
+    from localft.run.export import export_run
 
     spec, run = make_run(tmp_path_factory.mktemp("sft"), tiny_models("llama"), steps=2, n_train=8, n_valid=4)
     train_run(spec, run)
@@ -90,8 +90,8 @@ async def test_rate_train_export_and_chat_without_leaving_the_dashboard(exported
 
 
 def test_one_command_dpo_round_with_self_pairs_then_export(exported_run, capsys):
-    from localft.cli import main
-    from localft.runs import list_runs
+    from localft.cli.main import main
+    from localft.run.folder import list_runs
 
     code = main(["train", "--method", "dpo", "--from", str(exported_run.path), "--pairs", "self", *ROUND])
     out = capsys.readouterr().out

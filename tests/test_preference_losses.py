@@ -267,7 +267,7 @@ def test_sequence_logps_equal_trl_on_a_real_model(tiny_models):
 
 def test_memory_estimate_counts_two_sequences_per_pair(tiny_models):
     from localft.config import TrainSpec
-    from localft.memory import estimate_memory
+    from localft.plan.memory import estimate_memory
 
     folder = tiny_models("llama")
     sft, dpo, kto = (

@@ -8,13 +8,13 @@ import json
 
 import pytest
 
+from localft.chat.feedback import FeedbackLog, feedback_path
 from localft.config import TrainSpec
 from localft.data.pairs import pairs_path, read_preferences
 from localft.errors import DataError, RunError
-from localft.feedback import FeedbackLog, feedback_path
-from localft.plan import read_plan
-from localft.preference_round import prepare_round
-from localft.runs import list_runs, new_run
+from localft.plan.planner import read_plan
+from localft.run.folder import list_runs, new_run
+from localft.train.preference_round import prepare_round
 
 SYSTEM = {"role": "system", "content": "You are Maya."}
 

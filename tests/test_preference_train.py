@@ -9,9 +9,9 @@ import math
 
 import pytest
 
+from localft.chat.feedback import FeedbackLog, feedback_path
 from localft.events import Eval, Log, RunStarted, Step
-from localft.feedback import FeedbackLog, feedback_path
-from localft.preference_round import prepare_round
+from localft.train.preference_round import prepare_round
 from tests.training import chat_rows, make_run, train_run
 
 BACKENDS = ["torch", pytest.param("mlx", marks=pytest.mark.mlx)]
@@ -107,7 +107,7 @@ def test_the_reference_is_the_starting_adapter_not_the_base(source):
 
     from localft.backends.torch.preference import sequence_logps
     from localft.data.pairs import pairs_path
-    from localft.models import load_tokenizer
+    from localft.plan.catalog import load_tokenizer
     from localft.train.preference_data import load_examples
     from localft.train.preference_loop import _row
     from localft.train.rows import collate

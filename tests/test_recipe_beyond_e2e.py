@@ -46,8 +46,8 @@ def test_classify_recipe_reports_tuned_against_few_shot_base():
 @pytest.mark.llama
 def test_domain_adapt_recipe_then_eval_with_a_judge(capsys):
     pytest.importorskip("llama_cpp")
-    from localft.cli import main
-    from localft.models import embedded_gguf_path
+    from localft.cli.main import main
+    from localft.plan.catalog import embedded_gguf_path
 
     result = run_recipe_cli(
         "domain-adapt", EXAMPLES / "workshop-notes", model="embedded", overrides=TINY,

@@ -10,10 +10,10 @@ import signal
 
 import pytest
 
-from localft import runner
 from localft.config import TrainSpec
 from localft.events import Finished, RunStarted, Stage, Step, read_events
-from localft.runs import new_run, run_status
+from localft.run import runner
+from localft.run.folder import new_run, run_status
 from tests.command_support import (
     kill_leftovers,
     localft,

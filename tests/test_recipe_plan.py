@@ -7,13 +7,13 @@ import zipfile
 
 import pytest
 
-from localft.cli import main
+from localft.cli.main import main
 from localft.config import TrainSpec
 from localft.errors import ConfigError, DataError, DoesNotFit
 from localft.recipes import get_recipe
 from localft.recipes.json_extractor import prepare_data, read_examples
 from localft.recipes.pipeline import check_enough_data, export_spec_for, open_recipe_run, recipe_spec
-from localft.runs import list_runs, new_run
+from localft.run.folder import list_runs, new_run
 
 PEOPLE = [
     ("Ada", "London", 36),

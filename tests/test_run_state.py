@@ -10,14 +10,14 @@ import time
 
 import pytest
 
-from localft import runner
 from localft.config import TrainSpec
 from localft.errors import RunError
 from localft.events import EventSink, Finished, Log, RunStarted, Stage, Step, read_events
 from localft.paths import runs_dir
-from localft.plan import read_plan
-from localft.run_state import fold
-from localft.runs import mark_recipe_process, new_run, run_status, run_writing
+from localft.plan.planner import read_plan
+from localft.run import runner
+from localft.run.folder import mark_recipe_process, new_run, run_status, run_writing
+from localft.run.state import fold
 from tests.test_runner import PLUGIN
 
 
@@ -116,8 +116,8 @@ def test_resume_applies_the_resume_rules(scripted):
     """What `localft runs resume` and the dashboard's Resume both call: a worker still exiting after
     its Finished is waited for (not refused as "already training"), a run from before plans were
     stored is planned first, and the new worker continues from the checkpoint on that plan."""
-    from localft.checkpoints import write_state
-    from localft.runs import atomic_dir, atomic_write_text
+    from localft.atomic import atomic_dir, atomic_write_text
+    from localft.run.checkpoints import write_state
 
     run = new_run(TrainSpec(steps=6, save_every=3), root=runs_dir())
     run.data_dir.mkdir()
@@ -126,7 +126,7 @@ def test_resume_applies_the_resume_rules(scripted):
         (tmp / "adapter.bin").write_bytes(b"\0" * 64)
         write_state(tmp, {"step": 3})
     write(run, RunStarted(run.id, "scripted", "embedded", "cpu", 6), Step(3, 6, 2.0, 1e-4, 30, 9.0, 1))
-    cmd = [sys.executable, "-c", EXITING_WORKER, "localft.worker", str(run.path.resolve())]
+    cmd = [sys.executable, "-c", EXITING_WORKER, "localft.run.worker", str(run.path.resolve())]
     proc = subprocess.Popen(cmd)
     atomic_write_text(run.pid_path, f"{proc.pid}\n")
     deadline = time.monotonic() + 20

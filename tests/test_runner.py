@@ -9,11 +9,11 @@ import time
 
 import pytest
 
-from localft import runner
 from localft.config import TrainSpec
 from localft.events import Finished, RunStarted, Step, read_events
 from localft.paths import runs_dir
-from localft.runs import new_run, run_status
+from localft.run import runner
+from localft.run.folder import new_run, run_status
 from tests.test_cli import run_cli
 
 PLUGIN = {"LOCALFT_BACKENDS": "scripted=tests.scripted_backend:ScriptedBackend"}

@@ -11,7 +11,7 @@ import pytest
 
 from localft.config import TrainSpec
 from localft.data.pairs import read_preferences
-from localft.runs import new_run
+from localft.run.folder import new_run
 
 SYSTEM = {"role": "system", "content": "You are Maya."}
 POSTS = ["Ship small things, often.", "Tea first, then code.", "Reviews are conversations.",
@@ -56,7 +56,7 @@ def test_blind_test_records_picks_as_pairs_and_the_share_in_the_report(style_run
     import typer
     from typer.testing import CliRunner
 
-    from localft.eval.commands import eval_command
+    from localft.cli.eval import eval_command
     from localft.eval.report import write_report
 
     report = {"run": style_run.id, "model": "embedded", "quant": "F16", "test_rows": 2, "generations": 0,

@@ -8,7 +8,7 @@ import pytest
 
 from localft.config import DataSpec, TrainSpec
 from localft.events import Eval, Step
-from localft.runs import new_run
+from localft.run.folder import new_run
 from tests.training import train_run
 
 SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "linkedin-export.zip"

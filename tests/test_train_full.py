@@ -64,7 +64,7 @@ def test_full_fine_tuning_survives_kill_9_and_exports(tmp_path, tiny_models, bac
     import torch
     from transformers import AutoModelForCausalLM
 
-    from localft.run_export import merge_run
+    from localft.run.export import merge_run
 
     merged = merge_run(run)
     tuned = AutoModelForCausalLM.from_pretrained(merged, dtype=torch.float32)

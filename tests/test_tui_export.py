@@ -44,7 +44,7 @@ async def press_and_wait(pilot, screen: ExportScreen, button: str) -> None:
 async def test_the_modelfile_and_lm_studio_buttons_write_what_they_promise(tmp_path, tiny_models):
     from gguf import GGUFReader
 
-    from localft.chat_template import render_chat
+    from localft.chat.template import render_chat
     from tests.go_template import render_go
 
     spec, run = make_run(tmp_path, tiny_models("llama"), steps=2, n_valid=0)

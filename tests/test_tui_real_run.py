@@ -10,8 +10,8 @@ import signal
 
 import pytest
 
-from localft.runner import stop_worker, wait_worker
-from localft.runs import RunDir
+from localft.run.folder import RunDir
+from localft.run.runner import stop_worker, wait_worker
 from localft.tui.app import LocalftApp
 from localft.tui.screens.chat import ChatScreen
 from localft.tui.screens.export import ExportScreen

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from localft.paths import runs_dir
-from localft.runs import RunDir
+from localft.run.folder import RunDir
 from localft.tui.app import LocalftApp
 from localft.tui.screens.chat import ChatScreen
 from localft.tui.screens.export import ExportScreen
@@ -89,7 +89,7 @@ def test_training_snapshot_light_theme(snap_compare, runs):
 def embedded_q8(tmp_path_factory):
     """The embedded model as a Q8_0 GGUF written by localft's converter (what an export leaves)."""
     from localft.export.gguf import convert_folder
-    from localft.models import embedded_model_dir
+    from localft.plan.catalog import embedded_model_dir
 
     out = tmp_path_factory.mktemp("gguf") / "embedded-Q8_0.gguf"
     return convert_folder(embedded_model_dir(), out, "Q8_0", name="embedded").path

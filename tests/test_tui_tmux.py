@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from localft.runs import list_runs
+from localft.run.folder import list_runs
 
 pytestmark = [
     pytest.mark.slow,

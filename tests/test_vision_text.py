@@ -31,7 +31,7 @@ def tiny_vision_language(kind: str, out):
     model.save_pretrained(out)
     from transformers import AutoTokenizer
 
-    from localft.models import embedded_model_dir
+    from localft.plan.catalog import embedded_model_dir
 
     AutoTokenizer.from_pretrained(embedded_model_dir()).save_pretrained(out)
     (out / "chat_template.jinja").write_text("{{ messages[0]['content'] }}", encoding="utf-8")
@@ -45,7 +45,7 @@ def test_language_model_is_taken_out_once_with_the_same_logits(tmp_path, kind, a
     import torch
     from transformers import AutoModelForCausalLM
 
-    from localft.models import resolve_model
+    from localft.plan.catalog import resolve_model
 
     source = tmp_path / "vlm"
     vlm = tiny_vision_language(kind, source)
@@ -75,6 +75,6 @@ def test_language_model_is_taken_out_once_with_the_same_logits(tmp_path, kind, a
 
 
 def test_a_text_model_folder_resolves_to_itself(tiny_models):
-    from localft.models import resolve_model
+    from localft.plan.catalog import resolve_model
 
     assert resolve_model(str(tiny_models("llama"))) == tiny_models("llama")

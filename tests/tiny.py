@@ -50,7 +50,7 @@ def build_tiny_model(
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from localft.models import embedded_model_dir
+    from localft.plan.catalog import embedded_model_dir
 
     tok_dir = tokenizer_dir or embedded_model_dir()
     tok = AutoTokenizer.from_pretrained(tok_dir)
@@ -168,7 +168,7 @@ def family_tokenizer(family: Family):
     """The family's tokenizer: the real vocabulary, renamed ids, its eos and its real chat template."""
     from transformers import AutoTokenizer
 
-    from localft.models import embedded_model_dir
+    from localft.plan.catalog import embedded_model_dir
     from tests.real_material import hf_tokenizer_dir, template
 
     source = hf_tokenizer_dir(family.tokenizer) if family.tokenizer else embedded_model_dir()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from localft.config import TrainSpec
 from localft.events import EventSink, read_events
-from localft.runs import new_run
+from localft.run.folder import new_run
 
 TOPICS = ["coffee", "rust", "hiking", "startups", "jazz", "gardens", "trains", "chess"]
 
@@ -54,8 +54,8 @@ def make_run(tmp_path: Path, model_dir: Path, n_train: int = 24, n_valid: int = 
 
 def train_run(spec, run, stop=lambda: False, backend=None) -> list:
     """Train `run` on its plan (planned once and stored, as the worker does); all of events.jsonl."""
+    from localft.run.worker import run_plan
     from localft.train import train
-    from localft.worker import run_plan
 
     with EventSink(run.events_path) as sink:
         train(run, run_plan(run), sink, stop, backend=backend)
@@ -112,7 +112,7 @@ def kill_9_after_checkpoint(run, step: int, timeout: float = 240):
     env = {**os.environ, **pause_env("checkpoint", step, run.path / "pause-once")}
     with open(run.log_path, "wb") as log:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "localft.worker", str(run.path)],
+            [sys.executable, "-m", "localft.run.worker", str(run.path)],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,

@@ -8,9 +8,10 @@ import sys
 import time
 from pathlib import Path
 
+from localft.atomic import atomic_write_text
 from localft.config import TrainSpec
 from localft.paths import runs_dir
-from localft.runs import RunDir, atomic_write_text
+from localft.run.folder import RunDir
 
 FIXTURES = Path(__file__).parent / "fixtures" / "events"
 RECORDED = FIXTURES / "tiny-run.jsonl"
@@ -29,7 +30,7 @@ MACHINE = {
 }  # fmt: skip
 
 
-# A fake worker for replays: its command line names localft.worker and the run, as the real one's
+# A fake worker for replays: its command line names localft.run.worker and the run, as the real one's
 # does, so the runner treats it as the run's live worker while it appends the recorded lines.
 REPLAY_WORKER = """
 import sys, time
@@ -56,7 +57,7 @@ def make_run(
 
 def start_replay(run: RunDir, events: Path = RECORDED, delay: float = 0.02) -> subprocess.Popen:
     """Replay recorded events into `run` from a separate process, at `delay` seconds a line."""
-    cmd = [sys.executable, "-c", REPLAY_WORKER, "localft.worker", str(run.path), str(events), str(delay)]
+    cmd = [sys.executable, "-c", REPLAY_WORKER, "localft.run.worker", str(run.path), str(events), str(delay)]
     proc = subprocess.Popen(cmd)
     atomic_write_text(run.pid_path, f"{proc.pid}\n")
     return proc

@@ -7,7 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
-from localft.export.archs import describe
+from localft.export.families import describe
 from localft.export.gguf import FastGGUFWriter
 from localft.export.llamacpp import close_llama, load_llama
 from localft.export.vocab import hf_tokenizer, load_vocab
@@ -59,7 +59,7 @@ def faithful_llama3(folder: Path, out: Path) -> Path:
 
 def tokenizer_folder(name: str, tmp_path: Path) -> Path:
     if name == "smollm2":
-        from localft.models import embedded_model_dir
+        from localft.plan.catalog import embedded_model_dir
 
         return embedded_model_dir()
     if name == "gemma-4":

@@ -42,7 +42,7 @@ class LocalftApp(ReportsWorkerErrors, App):
     def machine_report(self) -> dict[str, Any]:
         """`localft doctor`'s report, computed once per session (thread-safe enough: same result)."""
         if self.machine is None:
-            from localft.doctor import doctor_report
+            from localft.cli.doctor import doctor_report
 
             self.machine = doctor_report()
         return self.machine

@@ -68,7 +68,7 @@ class DataReportReady(Message):
 
 
 class PlanReady(Message):
-    """The plan for the form's settings (localft.plan.Plan), as the lines every face shows."""
+    """The plan for the form's settings (localft.plan.planner.Plan), as the lines every face shows."""
 
     def __init__(self, lines: list[str], fits: bool | None, plan: Any = None) -> None:
         super().__init__()

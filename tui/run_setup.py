@@ -1,5 +1,5 @@
 """What the New run screen shows and starts, kept out of the screen: the form's fields, the data
-preview, the plan (the same `localft.plan.plan` every face calls) and starting the run in-process."""
+preview, the plan (the same `localft.plan.planner.plan` every face calls) and starting the run in-process."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 from localft.config import LoraSpec, TrainSpec, field_help, merge_overrides
 from localft.errors import LocalftError
 from localft.events import Emit
-from localft.hardware import Machine
-from localft.runs import RunDir
+from localft.plan.hardware import Machine
+from localft.run.folder import RunDir
 
 TRAIN_HELP, LORA_HELP = field_help(TrainSpec), field_help(LoraSpec)
 # Form field id -> (path in TrainSpec, label, help text). Only the main knobs; presets cover the rest.
@@ -85,7 +85,7 @@ def sample_export() -> Path | None:
 
 def model_on_disk(model: str) -> bool:
     """Whether the model's files are here already (the form never starts a download)."""
-    from localft.models import EMBEDDED, catalog_entry
+    from localft.plan.catalog import EMBEDDED, catalog_entry
 
     if model == EMBEDDED or Path(model).expanduser().exists():
         return True
@@ -104,13 +104,13 @@ def model_on_disk(model: str) -> bool:
 @dataclass(frozen=True)
 class DataPreview:
     text: str  # the data report as `localft data` prints it
-    data: object | None  # localft.plan.TrainingData, or None where the tokenizer is not here yet
+    data: object | None  # localft.plan.planner.TrainingData, or None where the tokenizer is not here yet
 
 
 def preview(source: Path, spec: TrainSpec, recipe: str) -> DataPreview:
     """The data report and the training data a plan is sized from, from a scratch import."""
     from localft.data.report import format_report
-    from localft.runner import preview_data
+    from localft.run.runner import preview_data
 
     prepare = None
     if recipe != "none":
@@ -145,12 +145,12 @@ def start_run(
     worker (a plain run) or a recipe process that continues this run by id (it must outlive the
     dashboard: it exports and evaluates after training) and plans nothing."""
     if recipe == "none":
-        from localft.runner import launch_run
+        from localft.run.runner import launch_run
 
         return launch_run(spec, source, emit=emit, machine=machine)
     from localft.recipes import get_recipe
     from localft.recipes.pipeline import open_recipe_run
-    from localft.runs import discard_unstarted
+    from localft.run.folder import discard_unstarted
 
     rr = open_recipe_run(
         get_recipe(recipe), source, model=spec.model, backend=spec.backend, fresh=True,
@@ -168,10 +168,10 @@ def start_run(
 def continue_recipe(recipe: str, run: RunDir) -> int:
     """Start `localft recipe run RECIPE --run ID` detached: training, export and evaluation of a run
     that exists and is planned already. Its output goes to the run's recipe.log."""
-    from localft.processes import detached
-    from localft.runs import mark_recipe_process
+    from localft.run.folder import mark_recipe_process
+    from localft.run.processes import detached
 
-    cmd = [sys.executable, "-c", "import sys; from localft.cli import main; main(sys.argv[1:])",
+    cmd = [sys.executable, "-c", "import sys; from localft.cli.main import main; main(sys.argv[1:])",
            "recipe", "run", recipe, "--run", run.id]  # fmt: skip
     with open(run.path / "recipe.log", "ab") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from localft.backends import Availability
-from localft.runs import RunDir
+from localft.run.folder import RunDir
 from localft.train.session import LoadRequest
 
 
@@ -18,7 +18,7 @@ class MlxBackend:
         """Whether mlx and mlx-lm import here, and whether MLX sees a Metal GPU (cheap: no model)."""
         import importlib.util
 
-        from localft.hardware import is_apple_silicon
+        from localft.plan.hardware import is_apple_silicon
 
         if importlib.util.find_spec("mlx") is None or importlib.util.find_spec("mlx_lm") is None:
             hint = "pip install 'localft[mlx]'" + ("" if is_apple_silicon() else " (mlx[cpu] on Linux)")
@@ -41,7 +41,7 @@ class MlxBackend:
         from localft.backends.mlx.launcher import launch_command
         from localft.train.world import RANK_WORKER_FLAG
 
-        return launch_command(["-m", "localft.worker", str(run_dir), RANK_WORKER_FLAG], world_size, hosts)
+        return launch_command(["-m", "localft.run.worker", str(run_dir), RANK_WORKER_FLAG], world_size, hosts)
 
     def merge(self, run: RunDir, out: Path) -> Path:
         from localft.backends.mlx.fuse import fuse_run

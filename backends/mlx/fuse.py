@@ -10,6 +10,7 @@ from pathlib import Path
 import mlx.core as mx
 from mlx.utils import tree_flatten, tree_unflatten
 
+from localft.atomic import atomic_dir
 from localft.backends.mlx.modeling import (
     ADAPTER_WEIGHTS,
     add_adapters,
@@ -18,7 +19,7 @@ from localft.backends.mlx.modeling import (
     read_adapter_config,
 )
 from localft.errors import ExportError
-from localft.runs import RunDir, atomic_dir
+from localft.run.folder import RunDir
 
 TOKENIZER_FILES = (
     "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
@@ -144,7 +145,7 @@ def _ensure_chat_template(folder: Path) -> None:
 
 
 def fuse_run(run: RunDir, out: Path) -> Path:
-    from localft.models import resolve_model
+    from localft.plan.catalog import resolve_model
 
     spec = run.read_spec()
     base_dir = resolve_model(spec.model)

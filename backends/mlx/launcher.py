@@ -68,8 +68,8 @@ def launch_command(worker: list[str], world_size: int, hosts: Path | None) -> li
 
 def failure_report(ends: list[tuple[int, int]]) -> str | None:
     """The ranks that failed, as torch.distributed.run reports them (the first observed last), for
-    localft.rank_group to name the rank to blame; None when every rank ended well."""
-    from localft.rank_group import REPORT
+    localft.run.rank_group to name the rank to blame; None when every rank ended well."""
+    from localft.run.rank_group import REPORT
 
     failed = [(rank, code) for rank, code in reversed(ends) if code != 0]
     if not failed:

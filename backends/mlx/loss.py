@@ -11,7 +11,7 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from localft.data.chat_tokens import IGNORE
-from localft.memory import LOSS_CHUNK_ELEMENTS
+from localft.plan.memory import LOSS_CHUNK_ELEMENTS
 
 from .modeling import language_model, output_head, segment_attention
 

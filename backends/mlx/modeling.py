@@ -35,7 +35,7 @@ def set_memory_limit() -> int:
     info = mx.device_info()
     total = int(info.get("memory_size", 0))
     if not total:
-        from localft.hardware import machine_info
+        from localft.plan.hardware import machine_info
 
         total = machine_info().ram_bytes
     limit = int(total - max(MIN_HEADROOM_BYTES, total * MEMORY_HEADROOM))
@@ -230,7 +230,7 @@ def _mask_module(model: nn.Module):
 def packing_blocker(model: nn.Module) -> str | None:
     """Why this framework cannot keep packed examples apart in this model, or None. Block-diagonal
     attention works by swapping the body's mask builder (the architecture's own limits, such as
-    recurrent layers, are the training loop's: localft.model_shapes)."""
+    recurrent layers, are the training loop's: localft.plan.model_shapes)."""
     module = _mask_module(model)
     if hasattr(module, "create_attention_mask") and hasattr(module, "scaled_dot_product_attention"):
         return None

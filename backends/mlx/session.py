@@ -69,8 +69,8 @@ def batch_arrays(batch: Batch, trained_only: bool = False) -> tuple:
 
 class MlxSession:
     def __init__(self, request: LoadRequest) -> None:
-        from localft.hardware import fmt_bytes
-        from localft.models import catalog_entry
+        from localft.disk import fmt_bytes
+        from localft.plan.catalog import catalog_entry
 
         spec, plan = request.spec, request.plan
         self.device = select_device(plan.device)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from localft.backends import Availability
-from localft.runs import RunDir
+from localft.run.folder import RunDir
 from localft.train.session import LoadRequest
 
 

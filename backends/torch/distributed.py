@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from localft.errors import ConfigError
-from localft.runs import WORKER_MODULE
+from localft.run.folder import WORKER_MODULE
 from localft.train.world import RANK_WORKER_FLAG, World
 
 TRAINABLE_FILE = "trainable.pt"  # FSDP: the trainable weights' full state dict (model key names)
@@ -130,7 +130,7 @@ def load_full_state(module, optimizer, folder: Path) -> None:
         set_optimizer_state_dict,
     )
 
-    from .session import OPTIMIZER_FILE
+    from .device import OPTIMIZER_FILE
 
     options = StateDictOptions(full_state_dict=True, strict=False)
     weights = torch.load(Path(folder) / TRAINABLE_FILE, map_location="cpu", weights_only=True)

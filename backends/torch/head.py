@@ -10,8 +10,9 @@ from pathlib import Path
 
 from localft.errors import ConfigError, ModelError
 
+from .device import autocast, evaluating, oom_as_core_error
 from .modeling import Placement, lora_config, torch_dtype
-from .session import TorchSession, autocast, evaluating, oom_as_core_error
+from .session import TorchSession
 
 HEAD_FILE = "head.json"  # beside the adapter: the label set and the pad token the head pools with
 

@@ -9,7 +9,7 @@ import importlib.util
 import os
 
 from localft.data.chat_tokens import IGNORE
-from localft.memory import LOSS_CHUNK_ELEMENTS
+from localft.plan.memory import LOSS_CHUNK_ELEMENTS
 
 from . import attention
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from localft.atomic import atomic_dir
 from localft.errors import ExportError
-from localft.runs import RunDir, atomic_dir
+from localft.run.folder import RunDir
 
 # Files beside the weights that tools downstream (GGUF converter, chat) read.
 TOKENIZER_EXTRAS = ("chat_template.jinja", "generation_config.json")
@@ -51,7 +52,7 @@ def merge_adapter(base_dir: Path, adapter_dir: Path, out: Path, dtype=None) -> P
 
 
 def merge(run: RunDir, out: Path) -> Path:
-    from localft.models import resolve_model
+    from localft.plan.catalog import resolve_model
 
     spec = run.read_spec()
     return merge_adapter(resolve_model(spec.model), run.adapter_dir, out, merge_dtype(spec.precision))

@@ -58,7 +58,7 @@ def load_adapter(session, folder) -> None:
 
 def no_grad_logps(session, batch):
     """(log-probs, token counts) of each row as numpy arrays: the reference, or validation."""
-    from .session import evaluating
+    from .device import evaluating
 
     with evaluating(session):
         sums, counts = sequence_logps(session.model, batch, session.device, session.liger)
@@ -68,7 +68,7 @@ def no_grad_logps(session, batch):
 def accumulate_objective(session, batch, objective, scale: float) -> float:
     """Forward and backward of a preference micro-batch: the core's `objective` turns the rows'
     log-probs into the loss; its gradient x `scale` adds to the step's. Returns the loss."""
-    from .session import autocast, oom_as_core_error
+    from .device import autocast, oom_as_core_error
 
     with oom_as_core_error():
         with autocast(session.where):

@@ -4,85 +4,25 @@ several processes the model runs under DDP or FSDP2 (.distributed)."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
 from pathlib import Path
 
 from localft.errors import ConfigError
 from localft.events import Log
 from localft.train.rows import Batch
-from localft.train.session import LoadRequest, OutOfMemory
+from localft.train.session import LoadRequest
 
 from . import distributed
+from .device import (
+    ADAPTER_WEIGHTS,
+    OPTIMIZER_FILE,
+    autocast,
+    evaluating,
+    oom_as_core_error,
+    peak_memory,
+    set_threads,
+)
 from .loss import liger_available, token_loss_sum
-from .modeling import Placement, build_full_model, build_lora_model, check_device, torch_dtype
-
-OPTIMIZER_FILE = "optimizer.pt"
-ADAPTER_WEIGHTS = "adapter_model.safetensors"
-
-
-def set_threads(processes: int = 1) -> None:
-    """One thread per physical core (hyper-threads only contend for the same FMA units), shared
-    among the processes training together on this machine."""
-    import psutil
-    import torch
-
-    cores = psutil.cpu_count(logical=False) or os.cpu_count() or 1
-    with contextlib.suppress(AttributeError):
-        cores = min(cores, len(os.sched_getaffinity(0)))
-    torch.set_num_threads(max(cores // processes, 1))
-
-
-def peak_memory(device: str) -> int:
-    import torch
-
-    if device == "cuda":
-        return int(torch.cuda.max_memory_allocated())
-    if device == "mps":
-        return int(torch.mps.driver_allocated_memory())
-    if sys.platform == "win32":  # no `resource` module; psutil reads the peak working set
-        import psutil
-
-        return int(psutil.Process().memory_info().peak_wset)
-    import resource
-
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(rss if sys.platform == "darwin" else rss * 1024)
-
-
-def is_oom(exc: BaseException) -> bool:
-    """CUDA/MPS out-of-memory, or the CPU allocator refusing an allocation."""
-    import torch
-
-    text = str(exc).lower()
-    return (
-        isinstance(exc, torch.OutOfMemoryError) or "out of memory" in text or "can't allocate memory" in text
-    )
-
-
-@contextlib.contextmanager
-def oom_as_core_error():
-    """The framework's out-of-memory error raised as the core's OutOfMemory; others pass."""
-    try:
-        yield
-    except Exception as exc:
-        if not is_oom(exc):
-            raise
-        raise OutOfMemory(str(exc).splitlines()[0]) from None
-
-
-@contextlib.contextmanager
-def evaluating(session):
-    """A forward without gradients in eval mode (dropout off), back in train mode after."""
-    import torch
-
-    session.model.eval()
-    try:
-        with oom_as_core_error(), torch.no_grad(), autocast(session.where):
-            yield
-    finally:
-        session.model.train()
+from .modeling import Placement, build_full_model, build_lora_model, check_device
 
 
 def load_full_weights(model, folder: Path, device: str) -> None:
@@ -111,14 +51,6 @@ def make_optimizer(model, spec, where: Placement):
 
         return bnb.optim.PagedAdamW8bit(params, lr=spec.learning_rate, weight_decay=spec.weight_decay)
     return torch.optim.AdamW(params, lr=spec.learning_rate, weight_decay=spec.weight_decay)
-
-
-def autocast(where: Placement):
-    import torch
-
-    if where.device == "cpu" or where.dtype_name == "fp32":
-        return contextlib.nullcontext()
-    return torch.autocast(where.device, dtype=torch_dtype(where.dtype_name))
 
 
 class TorchSession:

@@ -11,13 +11,13 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from localft.atomic import atomic_write_json, atomic_write_text
 from localft.config import DataSpec
 from localft.data.dedup import normalize
 from localft.data.load import describe_inputs, import_posts, input_paths
 from localft.data.prompts import chat_row, default_system_prompt, keyword_request
 from localft.data.report import DataReport, histogram
 from localft.events import Emit, Stage
-from localft.runs import atomic_write_json, atomic_write_text
 
 SPLITS = ("train", "valid", "test")
 STAGE_STEPS = 4
@@ -138,7 +138,7 @@ def token_stats(
     """Token counts of each row as trained (chat template applied, the same mask) and a summary."""
     from localft.data.chat_render import folds_system
     from localft.data.chat_tokens import tokenize_row
-    from localft.models import load_tokenizer
+    from localft.plan.catalog import load_tokenizer
 
     tokenizer = load_tokenizer(tokenizer_dir, chat=any("messages" in r for r in rows))
     examples = [tokenize_row(tokenizer, r, max_len=1 << 30, train_on=train_on) for r in rows]

@@ -10,13 +10,13 @@ import json
 import re
 from pathlib import Path
 
+from localft.atomic import atomic_write_json
 from localft.config import DataSpec
 from localft.data.posts import Post
 from localft.data.prompts import keyword_request, request_noun
 from localft.errors import DataError
 from localft.events import Emit, Stage
 from localft.paths import cache_dir
-from localft.runs import atomic_write_json
 
 # A few-shot completion prompt works with any model (no chat template, no instruction following
 # needed): the model only finishes "Write a ... about", which even a 135M model does sensibly.
@@ -37,7 +37,7 @@ def prompt_model_path(spec: DataSpec) -> Path:
         if not path.is_file() or path.suffix.lower() != ".gguf":
             raise DataError(f"prompt model {path} is not a .gguf file; pass --prompt-model PATH.gguf")
         return path
-    from localft.models import embedded_gguf_path
+    from localft.plan.catalog import embedded_gguf_path
 
     return embedded_gguf_path()
 

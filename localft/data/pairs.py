@@ -164,7 +164,7 @@ def read_hf_preferences(
 
 
 def write_preferences(path: Path, rows: list[Pair | Judged]) -> Path:
-    from localft.runs import atomic_write_text
+    from localft.atomic import atomic_write_text
 
     atomic_write_text(Path(path), "".join(json.dumps(r.to_row(), ensure_ascii=False) + "\n" for r in rows))
     return Path(path)

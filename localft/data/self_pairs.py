@@ -8,7 +8,7 @@ from pathlib import Path
 
 from localft.data.pairs import Pair, pairs_path, write_preferences
 from localft.errors import DataError
-from localft.runs import RunDir
+from localft.run.folder import RunDir
 
 SELF_PAIR_SPLITS = ("train", "valid")  # valid: held-out pairs for the validation loss and reward accuracy
 DRAFT_MAX_TOKENS = 160
@@ -25,8 +25,8 @@ def build_self_pairs(
 ) -> dict[str, int]:
     """Write out/data/pairs-{train,valid}.jsonl from `source`'s splits and GGUF; returns the pair
     count per split. A draft equal to the real post makes no pair."""
-    from localft.eval.evaluate import read_rows, split_prompt, tokenizer_for, tuned_gguf_path
     from localft.eval.gguf_model import GgufModel
+    from localft.eval.inputs import read_rows, split_prompt, tokenizer_for, tuned_gguf_path
 
     gguf = Path(gguf) if gguf else tuned_gguf_path(source)
     tokenizer = tokenizer_for(source, source.read_spec().model)

@@ -7,8 +7,8 @@ import hashlib
 import re
 from pathlib import Path
 
-from localft.models import file_lock, resolve_model
-from localft.paths import cache_dir
+from localft.paths import cache_dir, file_lock
+from localft.plan.catalog import resolve_model
 
 
 def base_gguf_path(model: str, quant: str, log_path: Path | None = None) -> Path:

@@ -10,8 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from localft.atomic import atomic_write_json
 from localft.errors import DataError
-from localft.runs import RunDir, atomic_write_json
+from localft.run.folder import RunDir
 
 BLIND_FILE = "blind.json"
 
@@ -40,8 +41,8 @@ def blind_questions(
     progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> list[BlindQuestion]:
     """Questions from the test split (else validation): the run's GGUF drafts each request."""
-    from localft.eval.evaluate import read_rows, split_prompt, tokenizer_for, tuned_gguf_path
     from localft.eval.gguf_model import GgufModel
+    from localft.eval.inputs import read_rows, split_prompt, tokenizer_for, tuned_gguf_path
 
     spec = run.read_spec()
     rows = [
@@ -69,7 +70,7 @@ def read_answers(run: RunDir) -> list[dict]:
 def answer(run: RunDir, question: BlindQuestion, picked: int) -> bool:
     """Record that the person took option `picked` (1 or 2) for theirs; True when that was the
     model's draft. The pick is chosen, the other option rejected, in feedback.jsonl."""
-    from localft.feedback import FeedbackLog, feedback_path
+    from localft.chat.feedback import FeedbackLog, feedback_path
 
     options = question.options
     draft_taken = options[picked - 1] == question.draft and question.draft != question.real

@@ -10,8 +10,10 @@ from pathlib import Path
 
 from localft.errors import DataError
 from localft.events import Emit, Stage
-from localft.runs import RunDir
+from localft.run.folder import RunDir
 
+# The GGUF type a classifier is exported and evaluated as: the labels are short, so precision is cheap.
+CLASSIFY_QUANT = "Q8_0"
 SHOTS = 2  # examples per class in the base model's few-shot prompt
 OTHER = "(other)"  # a reply outside the label set (only when a grammar could not hold it)
 CORNER = "true \\ answered"

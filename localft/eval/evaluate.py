@@ -2,80 +2,29 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
 
 from localft.errors import ConfigError, DataError, ExportError
 from localft.eval.fingerprint import feature_distances, fingerprint, style_distance
+from localft.eval.inputs import (
+    Task,
+    passage_prompt,
+    quant_of,
+    read_rows,
+    reference_text,
+    run_task,
+    split_prompt,
+    tokenizer_for,
+    tuned_gguf_path,
+)
 from localft.eval.json_shape import json_scores
 from localft.eval.leak import leak_check, leak_summary
 from localft.eval.overlap import overlap_scores
 from localft.eval.plots import plot_fingerprints, plot_training_curves
 from localft.eval.report import write_report
 from localft.events import Emit, Stage
-from localft.runs import RunDir
-
-Task = Literal["style", "json", "classify", "domain"]
-DEFAULT_QUANT = "Q4_K_M"
-
-
-def read_rows(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def passage_prompt(text: str, opening_words: int = 12, rest_words: int = 60) -> tuple[str, str]:
-    """A held-out passage cut into its opening (the prompt) and what follows (the real continuation)."""
-    words = text.split()
-    return " ".join(words[:opening_words]), " ".join(words[opening_words : opening_words + rest_words])
-
-
-def reference_text(row: dict) -> str:
-    """What a model is scored on in `row`: the last reply of a chat row, all of a text row."""
-    return row["text"] if "text" in row else split_prompt(row)[1]
-
-
-def split_prompt(row: dict) -> tuple[list[dict], str]:
-    """The turns before the last assistant reply, and that reply."""
-    msgs = row["messages"]
-    last = max(i for i, m in enumerate(msgs) if m["role"] == "assistant")
-    return msgs[:last], msgs[last]["content"]
-
-
-def run_task(run: RunDir) -> Task:
-    """The task a recipe recorded for the run; plain runs are style runs."""
-    try:
-        return json.loads((run.path / "recipe.json").read_text(encoding="utf-8")).get("task", "style")
-    except (FileNotFoundError, ValueError):
-        return "style"
-
-
-def tuned_gguf_path(run: RunDir, quant: str | None = None) -> Path:
-    """The run's exported GGUF of `quant` (default: Q4_K_M, else the first one written)."""
-    found = sorted(run.gguf_dir.glob("*.gguf")) if run.gguf_dir.is_dir() else []
-    if quant:
-        found = [p for p in found if p.stem.upper().endswith(quant.upper())]
-    preferred = [p for p in found if p.stem.upper().endswith(DEFAULT_QUANT)]
-    if not (preferred or found):
-        want = f" {quant}" if quant else ""
-        raise ExportError(f"run {run.id} has no{want} GGUF yet; run `localft export {run.id}` first")
-    return (preferred or found)[0]
-
-
-def quant_of(gguf: Path) -> str:
-    return gguf.stem.rsplit("-", 1)[-1].upper()
-
-
-def tokenizer_for(run: RunDir, model: str):
-    from transformers import AutoTokenizer
-
-    from localft.models import resolve_model
-
-    folder = run.merged_dir if (run.merged_dir / "tokenizer_config.json").is_file() else resolve_model(model)
-    return AutoTokenizer.from_pretrained(folder)
+from localft.run.folder import RunDir
 
 
 def score_model(
@@ -118,10 +67,10 @@ def evaluate_run(
         raise DataError(f"run {run.id} has no test or validation examples to evaluate on")
     train_rows = read_rows(run.split_path("train"))
     if spec.head:  # no GGUF: the head is an HF folder; the base few-shot runs as the recipe's GGUF type
-        from localft.recipes.classify import RECIPE
+        from localft.eval.classify import CLASSIFY_QUANT
 
         tuned_gguf = None
-        quant = RECIPE.export_defaults["quants"][0]
+        quant = CLASSIFY_QUANT
     else:
         tuned_gguf = Path(tuned_gguf) if tuned_gguf else tuned_gguf_path(run)
         quant = quant_of(tuned_gguf)

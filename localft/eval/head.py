@@ -19,7 +19,7 @@ from localft.eval.classify import (
     verdict,
 )
 from localft.events import Emit, Stage
-from localft.runs import RunDir
+from localft.run.folder import RunDir
 
 KEYS = ("accuracy", "macro_f1", "prompt_tokens")
 COLUMNS = (("base", "Base, few-shot (GGUF)"), ("chat", "Fine-tuned chat (GGUF)"), ("tuned", "Head (HF)"))
@@ -30,7 +30,7 @@ def head_predict(folder: Path, texts: list[str], batch_size: int = 16) -> tuple[
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from localft.recipes.pipeline import quiet_libraries
+    from localft.run.library_output import quiet_libraries
 
     quiet_libraries()  # `localft eval` too: no loading bars between the stage lines
     tokenizer = AutoTokenizer.from_pretrained(folder)
@@ -52,7 +52,7 @@ def chat_run_report(run: RunDir) -> dict | None:
     """The newest evaluated chat classify run on the same test split as `run` (same input, seed and
     fractions give the same split), or None."""
     from localft.paths import runs_dir
-    from localft.recipes.pipeline import recipe_info
+    from localft.run.folder import recipe_info
 
     test = run.split_path("test").read_bytes()
     for path in sorted(runs_dir().iterdir(), reverse=True):
@@ -76,7 +76,7 @@ def head_report(run: RunDir, rows: list[dict], train_rows: list[dict], base_gguf
     """The head (merged HF folder) vs the base few-shot under a label grammar, on up to `samples`
     test rows; the chat classifier's figures beside them when a run of it shares the test split."""
     from localft.eval.plots import plot_confusions
-    from localft.run_export import merge_run
+    from localft.run.export import merge_run
 
     labels = run_labels(run)
     rows = rows[:samples]
@@ -123,7 +123,7 @@ def head_report(run: RunDir, rows: list[dict], train_rows: list[dict], base_gguf
 
 def head_markdown(report: dict) -> str:
     """report.md of a head run: the three columns, then per class and the confusion matrices."""
-    from localft.eval.report import HEADLINE, _fmt
+    from localft.eval.metrics import HEADLINE, fmt_metric
 
     who = [(w, title) for w, title in COLUMNS if w in report["metrics"]["accuracy"]]
     lines = [f"# Evaluation of run {report['run']} (classification head)", "",
@@ -134,7 +134,9 @@ def head_markdown(report: dict) -> str:
              "| Metric | " + " | ".join(t for _, t in who) + " |", "|---" * (len(who) + 1) + "|"]  # fmt: skip
     for key, label, _ in HEADLINE:
         if key in report["metrics"]:
-            lines.append(f"| {label} | " + " | ".join(_fmt(report["metrics"][key][w]) for w, _ in who) + " |")
+            lines.append(
+                f"| {label} | " + " | ".join(fmt_metric(report["metrics"][key][w]) for w, _ in who) + " |"
+            )
     lines += ["", *classification_markdown(report)]
     if "confusion" in report.get("plots", {}):
         lines += [

@@ -22,7 +22,7 @@ def judge_pairs(
     A model wins a prompt when picked in both orders; a split decision is a tie."""
     from llama_cpp import LlamaGrammar
 
-    from localft.chat_session import ChatSession
+    from localft.chat.session import ChatSession
 
     grammar = LlamaGrammar.from_string(CHOICE_GRAMMAR, verbose=False)
     session = ChatSession(judge_gguf, allow_foreign=True, system=JUDGE_SYSTEM, n_ctx=4096)

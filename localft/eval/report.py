@@ -4,23 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from localft.runs import atomic_write_json, atomic_write_text
-
-# (key in report["metrics"], label, lower is better)
-HEADLINE = [
-    ("perplexity", "Test perplexity of the real replies", True),
-    ("style_distance", "Style distance to the real posts", True),
-    ("leak_longest", "Longest n-gram copied from training (words)", True),
-    ("valid_json_rate", "Valid JSON replies", False),
-    ("key_match_rate", "Replies with exactly the expected keys", False),
-    ("field_accuracy", "Field accuracy", False),
-    ("accuracy", "Accuracy", False),
-    ("macro_f1", "Macro-F1", False),
-    ("prompt_tokens", "Prompt tokens per query", True),
-    ("rouge_l", "ROUGE-L F1 against the real replies", False),
-    ("bleu", "BLEU against the real replies", False),
-    ("judge_score", "Judge's preference (wins + half the ties)", False),
-]
+from localft.atomic import atomic_write_json, atomic_write_text
+from localft.eval.metrics import HEADLINE, fmt_metric
 
 
 def headline_rows(report: dict) -> list[tuple[str, str, str, str]]:
@@ -33,20 +18,16 @@ def headline_rows(report: dict) -> list[tuple[str, str, str, str]]:
         base, tuned = metrics[key]["base"], metrics[key]["tuned"]
         better = tuned < base if lower_better else tuned > base
         verdict = "better" if better else ("same" if tuned == base else "worse")
-        rows.append((label, _fmt(base), _fmt(tuned), verdict))
+        rows.append((label, fmt_metric(base), fmt_metric(tuned), verdict))
     return rows
 
 
 def sft_values(report: dict) -> dict[str, str]:
     """label -> the SFT run's figure, for a preference round's report (empty otherwise)."""
     metrics = report["metrics"]
-    return {label: _fmt(metrics[key]["sft"]) for key, label, _ in HEADLINE if "sft" in metrics.get(key, {})}
-
-
-def _fmt(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.3f}" if abs(value) < 10 else f"{value:.2f}"
-    return str(value)
+    return {
+        label: fmt_metric(metrics[key]["sft"]) for key, label, _ in HEADLINE if "sft" in metrics.get(key, {})
+    }
 
 
 def _per_example(report: dict) -> str:
@@ -101,8 +82,8 @@ def render_markdown(report: dict) -> str:
         lines += ["## Style fingerprint", "", "| Feature | Real | Base | Tuned |", "|---|---|---|---|"]
         for k, real in fps["real"]["means"].items():
             lines.append(
-                f"| {k.replace('_', ' ')} | {_fmt(real)} | {_fmt(fps['base']['means'][k])} "
-                f"| {_fmt(fps['tuned']['means'][k])} |"
+                f"| {k.replace('_', ' ')} | {fmt_metric(real)} | {fmt_metric(fps['base']['means'][k])} "
+                f"| {fmt_metric(fps['tuned']['means'][k])} |"
             )
         lines.append("")
     if "leak" in report:

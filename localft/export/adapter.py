@@ -11,7 +11,7 @@ import numpy as np
 
 import localft
 from localft.errors import ExportError
-from localft.export.archs import describe
+from localft.export.families import describe
 from localft.export.gguf import LOCALFT_KEY, check_disk, finish_gguf, read_config
 from localft.export.weights import SafetensorsFolder
 

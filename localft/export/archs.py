@@ -77,17 +77,6 @@ def register(desc: ArchDescription) -> ArchDescription:
     return desc
 
 
-def describe(config: dict) -> ArchDescription:
-    """The description for an HF config, or an ExportError naming the architecture and the supported list."""
-    names = config.get("architectures") or []
-    for name in names:
-        if name in ARCHITECTURES:
-            return ARCHITECTURES[name]
-    found = ", ".join(names) or config.get("model_type", "unknown")
-    supported = ", ".join(sorted(ARCHITECTURES))
-    raise ExportError(f"architecture {found} is not supported by the GGUF converter; supported: {supported}")
-
-
 def rope_params(config: dict, layer_type: str = "full_attention") -> dict:
     """Rope settings from either transformers 5 `rope_parameters` (maybe per layer type) or 4.x keys."""
     params = config.get("rope_parameters") or config.get("rope_scaling") or {}
@@ -269,5 +258,3 @@ SMOLLM3 = register(
         check=_smollm3_check,
     )
 )
-
-from localft.export import archs_gemma, archs_qwen35  # noqa: E402, F401  (they register themselves)

@@ -14,8 +14,8 @@ from localft.export.archs import (
     register,
     rope_params,
 )
-from localft.model_shapes import head_dim as layer_head_dim
-from localft.model_shapes import kv_shared, layer_types
+from localft.plan.model_shapes import head_dim as layer_head_dim
+from localft.plan.model_shapes import kv_shared, layer_types
 
 
 def _gemma_norm_fix(name: str, data: np.ndarray, c: dict) -> np.ndarray:

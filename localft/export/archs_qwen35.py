@@ -8,7 +8,7 @@ import numpy as np
 
 from localft.errors import ExportError
 from localft.export.archs import ArchDescription, _common_params, register, rope_dims, rope_params
-from localft.model_shapes import layer_types
+from localft.plan.model_shapes import layer_types
 
 DEFAULT_MROPE_SECTIONS = [11, 11, 10]  # what Qwen3.5 uses when its config leaves them out
 

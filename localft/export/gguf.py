@@ -19,7 +19,8 @@ import numpy as np
 import localft
 from localft.disk import require_free_space
 from localft.errors import ExportError
-from localft.export.archs import ArchDescription, describe
+from localft.export.archs import ArchDescription
+from localft.export.families import describe
 from localft.export.vocab import load_vocab
 from localft.export.weights import SafetensorsFolder
 

@@ -107,14 +107,14 @@ def require_llama_cpp():
 class _UnusedChatFormatter:
     """Stands in for llama-cpp-python's Jinja2ChatFormatter while a model loads. That one compiles
     every chat template in the file, unbounded (jinja folds `'x' * 10**10` at compile time, filling
-    memory), and localft never formats through it: templates are rendered by localft.chat_template."""
+    memory), and localft never formats through it: templates are rendered by localft.chat.template."""
 
     def __init__(self, template: str, *args, **kwargs):
         self.template = template
 
     def to_chat_handler(self):
         def refuse(*args, **kwargs):
-            raise ExportError("llama-cpp-python's chat formatting is off in localft; use localft.chat")
+            raise ExportError("llama-cpp-python's chat formatting is off in localft; use localft.cli.chat")
 
         return refuse
 

@@ -9,7 +9,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from localft.runs import atomic_write_text
+from localft.atomic import atomic_write_text
 
 # Go templates (Ollama's syntax) for the chat formats the supported families use, with the
 # strings that end a turn. Each renders the same text as the family's Jinja template.
@@ -151,7 +151,7 @@ def turn_pieces(jinja_template: str, eos: str = "") -> TurnPieces | None:
     """Read the turn markup off the template's renderings of a few conversations; None when the
     template does not build a conversation out of per-message pieces (then a hand-written format
     is used, or none)."""
-    from localft.chat_template import render_chat
+    from localft.chat.template import render_chat
     from localft.errors import ExportError
 
     def conversation(system: bool, turns: list[str]) -> list[dict]:
@@ -202,7 +202,7 @@ def turn_pieces(jinja_template: str, eos: str = "") -> TurnPieces | None:
 
 def default_system_prompt(jinja_template: str) -> str | None:
     """The system prompt a template inserts when the chat has none (SmolLM2 and Qwen do)."""
-    from localft.chat_template import render_chat
+    from localft.chat.template import render_chat
 
     marker = "\x00USER\x00"
     text = render_chat(jinja_template, [{"role": "user", "content": marker}], add_generation_prompt=False)

@@ -1,7 +1,7 @@
 """Export an HF folder, whoever made it: convert -> quantize -> verify -> Modelfile / LM Studio.
 
 Each finished file gets a `<file>.json` sidecar, so a rerun skips what is already complete. A run
-is merged first by its caller (localft.run_export); nothing here reads a run.
+is merged first by its caller (localft.run.export); nothing here reads a run.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from localft.atomic import atomic_write_json
 from localft.config import ExportSpec
 from localft.disk import require_free_space, space_errors
 from localft.events import Emit, Log, Stage
-from localft.runs import atomic_write_json
 
 LLAMA_CPP_TYPES = ("Q4_0", "Q2_K", "Q3_K_M", "Q4_K_M", "Q5_K_M", "Q6_K")
 
@@ -153,8 +153,10 @@ def export_folder(
     system_prompt: str | None = None,
     verify_text: str | None = None,
     log_path: Path | None = None,
+    chat_reply=None,
 ) -> ExportReport:
     """Convert an HF folder into the GGUF types of `spec` under `out_dir`, verify and describe them.
+    `chat_reply` (chat.session.gguf_reply) runs the chat check; without it verification skips it.
     Refuses up front, with the numbers, when the files cannot fit on the disk."""
     start = time.perf_counter()
     model_dir, out_dir = Path(model_dir), Path(out_dir)
@@ -170,7 +172,7 @@ def export_folder(
         _write_ggufs(model_dir, out_dir, spec, name, paths, emit, log_path)
         report.files = [ExportedFile(str(paths[q]), q, paths[q].stat().st_size) for q in spec.quants]
         if spec.verify:
-            _verify(report, model_dir, verify_text, system_prompt, emit, log_path)
+            _verify(report, model_dir, verify_text, system_prompt, emit, log_path, chat_reply)
         _write_extras(report, model_dir, out_dir, spec, paths, system_prompt)
         report.seconds = time.perf_counter() - start
         atomic_write_json(out_dir / "export.json", report.to_dict())
@@ -257,6 +259,7 @@ def _verify(
     system_prompt: str | None,
     emit: Emit | None,
     log_path: Path,
+    chat_reply,
 ) -> None:
     from localft.export.verify import HfReference, bundled_text
 
@@ -269,8 +272,9 @@ def _verify(
         _emit(emit, Stage("verify", i, total, f"{f.quant}: tokenization and next-token parity"))
         parity = ref.compare(Path(f.path), f.quant, log_path=log_path)
         f.parity = parity.to_dict()
-        stop = ref.stop_check(Path(f.path), system=system_prompt, log_path=log_path)
-        f.stop_check = stop.to_dict()
+        if chat_reply is not None:
+            stop = ref.stop_check(Path(f.path), chat_reply, system=system_prompt, log_path=log_path)
+            f.stop_check = stop.to_dict()
         if parity.problem:
             _emit(emit, Log(parity.problem, "warning"))
     _emit(emit, Stage("verify", total, total, "done"))

@@ -207,43 +207,22 @@ class HfReference:
     def stop_check(
         self,
         gguf: Path,
+        reply,
         *,
         system: str | None = None,
         prompt: str = STOP_PROMPT,
         log_path: Path | None = None,
     ) -> StopCheck:
+        """Does the GGUF end its turn where the HF model does? `reply(gguf, messages, max_tokens=,
+        log_path=)` -> (text, finish_reason) is the chat through llama.cpp, given by the caller."""
         messages = ([{"role": "system", "content": system}] if system else []) + [
             {"role": "user", "content": prompt}
         ]
-        text, reason = generate(gguf, messages, max_tokens=48, log_path=log_path)
+        text, reason = reply(gguf, messages, max_tokens=48, log_path=log_path)
         hf_text, hf_stopped = self.greedy_chat(messages, max_new_tokens=48)
         return StopCheck(
             prompt, text, hf_text, reason, reason == "stop", hf_stopped, text.strip() == hf_text.strip()
         )
-
-
-def generate(
-    gguf: Path,
-    messages: list[dict],
-    *,
-    max_tokens: int = 128,
-    temperature: float = 0.0,
-    log_path: Path | None = None,
-) -> tuple[str, str]:
-    """Reply to a chat through llama.cpp with the GGUF's own template: (text, finish_reason)."""
-    from localft.chat_session import ChatSession
-
-    system = messages[0]["content"] if messages and messages[0]["role"] == "system" else None
-    session = ChatSession(
-        gguf, system=system, temperature=temperature, max_tokens=max_tokens, log_path=log_path,
-        allow_foreign=True,
-    )  # fmt: skip
-    try:
-        session.messages = [m for m in messages[:-1] if m["role"] != "system"]
-        text = session.reply(messages[-1]["content"])
-        return text, session.last.finish_reason
-    finally:
-        session.close()
 
 
 def gguf_perplexity(gguf: Path, text: str, *, max_tokens: int = 1024, log_path: Path | None = None) -> float:

@@ -12,12 +12,13 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from localft.checkpoints import find_resume_checkpoint, read_state, require_checkpoint_space, write_state
+from localft.atomic import atomic_dir, atomic_write_json
 from localft.config import TrainSpec
-from localft.errors import ConfigError, DoesNotFit, RunError
+from localft.errors import DoesNotFit, RunError
 from localft.events import Checkpoint, Emit, Eval, Log, RunStarted, Step
-from localft.plan import Plan
-from localft.runs import RunDir, atomic_dir, atomic_write_json
+from localft.plan.planner import Plan
+from localft.run.checkpoints import find_resume_checkpoint, read_state, require_checkpoint_space, write_state
+from localft.run.folder import RunDir
 
 from .rows import Row, RowStream, collate, eval_rows, tokenize_split
 from .session import LoadRequest, OutOfMemory, Session
@@ -29,14 +30,13 @@ from .world import (
     rank_seed,
     rank_state,
     read_rank_state,
-    several_process_blocker,
 )
 
 
 def packing_for(spec: TrainSpec, model_dir: Path, session: Session | None = None) -> tuple[bool, str | None]:
     """(pack rows?, why not where packing was asked for): the architecture must let packed
-    examples be kept apart (localft.model_shapes), and so must the backend's framework."""
-    from localft.model_shapes import packing_blocker
+    examples be kept apart (localft.plan.model_shapes), and so must the backend's framework."""
+    from localft.plan.model_shapes import packing_blocker
 
     if not spec.packing:
         return False, None
@@ -75,9 +75,9 @@ class Loop:
         self.eval_every = plan.eval_every or self.spec.eval_every  # the plan's, once it sized the run
 
     def setup(self) -> None:
-        from localft.checkpoints import resume_checkpoint
-        from localft.models import resolve_model
-        from localft.plan import check_plan
+        from localft.plan.catalog import resolve_model
+        from localft.plan.planner import check_plan
+        from localft.run.checkpoints import resume_checkpoint
 
         spec, plan, run = self.spec, self.plan, self.run_dir
         check_plan(plan)  # a run that cannot fit is refused before any weights load
@@ -317,25 +317,3 @@ class Loop:
                     shutil.copy2(f, tmp / f.name)
             else:
                 self.session.save_adapter(tmp)
-
-
-def train(run: RunDir, plan: Plan, emit: Emit, stop: Callable[[], bool], backend=None) -> None:
-    """Train `run` as `plan` says on the plan's backend (or `backend`, a Backend object)."""
-    from localft.backends import get_backend
-
-    loop_class, spec = Loop, run.read_spec()
-    blocker = several_process_blocker(spec.method, spec.head) if plan.world_size > 1 else None
-    if blocker:
-        raise ConfigError(blocker)
-    if spec.method != "sft":
-        from .preference_loop import PreferenceLoop as loop_class
-    elif spec.head:
-        from .head_loop import HeadLoop as loop_class
-    loop = loop_class(run, plan, emit, stop, backend or get_backend(plan.backend))
-    loop.setup()
-    try:
-        loop.run()
-    except OutOfMemory as exc:  # outside a training step (evaluation): nothing to halve
-        raise DoesNotFit(
-            f"out of memory ({exc}); lower --batch-size or --max-seq-len, or use --gradient-checkpointing"
-        ) from None

@@ -69,7 +69,7 @@ def load_examples(tokenizer, path: Path, method: str, max_len: int) -> list[Pair
 
 def preference_lengths(path: Path, spec) -> tuple[int, ...]:
     """What the plan counts per example: the tokens of its sequences together."""
-    from localft.models import load_tokenizer, resolve_model
+    from localft.plan.catalog import load_tokenizer, resolve_model
 
     tokenizer = load_tokenizer(resolve_model(spec.model), chat=True)
     examples = load_examples(tokenizer, path, spec.method, spec.max_seq_len)

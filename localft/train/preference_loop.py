@@ -11,11 +11,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from localft.atomic import atomic_write_json
 from localft.data.chat_tokens import IGNORE, TokenizedExample
 from localft.data.pairs import pairs_path
 from localft.errors import DataError
 from localft.events import Log
-from localft.runs import atomic_write_json
 
 from .loop import Loop
 from .preference import (

@@ -10,7 +10,7 @@ from typing import Protocol
 
 from localft.config import TrainSpec
 from localft.events import Emit
-from localft.plan import Plan
+from localft.plan.planner import Plan
 
 from .rows import Batch
 from .world import World

@@ -19,7 +19,7 @@ T = TypeVar("T")
 TORCH_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
 MLX_ENV = ("MLX_RANK", "MLX_WORLD_SIZE")
 RANK_FILE = "rank-{rank}.json"  # one per rank inside every checkpoint folder
-RANK_WORKER_FLAG = "--rank-worker"  # `python -m localft.worker RUN --rank-worker`: one rank of a group
+RANK_WORKER_FLAG = "--rank-worker"  # `python -m localft.run.worker RUN --rank-worker`: one rank of a group
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,10 @@ def main(mode: str, mount: Path, source: Path) -> None:
     import localft.export.gguf as gguf_module
     import localft.export.pipeline as pipeline
     import localft.export.quantize as quantize_module
-    import localft.run_export as run_export
+    import localft.run.export as run_export
     from localft.config import ExportSpec
     from localft.errors import LocalftError
-    from localft.runs import RunDir
+    from localft.run.folder import RunDir
 
     def passes(*args, **kwargs) -> None:
         return None

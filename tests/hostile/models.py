@@ -87,7 +87,7 @@ def run_with_adapter(folder: Path, model_dir: Path):
     from transformers import AutoModelForCausalLM
 
     from localft.config import TrainSpec
-    from localft.runs import new_run
+    from localft.run.folder import new_run
 
     run = new_run(TrainSpec(model=str(model_dir), backend="torch", device="cpu"), root=folder / "runs")
     model = get_peft_model(

@@ -16,7 +16,9 @@ from pathlib import Path
 # The installed console script, as a user runs it (or the same entry point through this Python).
 _SCRIPT = Path(sys.executable).with_name("localft")
 LOCALFT = (
-    [str(_SCRIPT)] if _SCRIPT.is_file() else [sys.executable, "-c", "from localft.cli import main; main()"]
+    [str(_SCRIPT)]
+    if _SCRIPT.is_file()
+    else [sys.executable, "-c", "from localft.cli.main import main; main()"]
 )
 
 

@@ -12,7 +12,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Static
 
 from localft.errors import LocalftError
-from localft.runs import RunDir
+from localft.run.folder import RunDir
 from localft.tui.messages import BlindProgress
 from localft.tui.workers import ReportsWorkerErrors, background
 

@@ -1,6 +1,6 @@
 """Chat with an exported GGUF through llama.cpp; tokens stream from a worker thread, side by side
 with the base model when asked. With a run, the chat takes feedback for its next training round
-(marks, two drafts to pick from, edits: localft.feedback, as `localft chat` does)."""
+(marks, two drafts to pick from, edits: localft.chat.feedback, as `localft chat` does)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, Static
 
-from localft.chat_session import run_chat_spec, run_gguf
+from localft.chat.run_chat import run_chat_spec, run_gguf
 from localft.config import ChatSpec, field_help
 from localft.errors import LocalftError
-from localft.runs import RunDir
+from localft.run.folder import RunDir
 from localft.tui.messages import ChatDone, ChatText
 from localft.tui.screens.chat_feedback import ChatFeedbackActions
 from localft.tui.workers import ReportsWorkerErrors, background
@@ -24,7 +24,7 @@ from localft.tui.workers import ReportsWorkerErrors, background
 
 def base_gguf(run: RunDir | None) -> Path | None:
     """A GGUF of the base model, for side-by-side mode: the embedded one when the run used it."""
-    from localft.models import EMBEDDED, embedded_gguf_path
+    from localft.plan.catalog import EMBEDDED, embedded_gguf_path
 
     try:
         model = run.read_spec().model if run else EMBEDDED
@@ -96,7 +96,7 @@ class ChatScreen(ChatFeedbackActions, ReportsWorkerErrors, Screen):
         self.gguf = gguf or (run_gguf(self.run.gguf_dir) if self.run else None)
         self.sessions: dict[str, object] = {}
         self.busy: set[str] = set()
-        self.feedback = None  # localft.feedback.ChatFeedback over the tuned session, once loaded
+        self.feedback = None  # localft.chat.feedback.ChatFeedback over the tuned session, once loaded
         self.editing = False  # the prompt holds the last reply being edited
 
     def compose(self) -> ComposeResult:
@@ -203,8 +203,8 @@ class ChatScreen(ChatFeedbackActions, ReportsWorkerErrors, Screen):
     def session_for(self, side: str, gguf: Path, settings: ChatSpec):
         session = self.sessions.get(side)
         if session is None:
-            from localft.chat_session import ChatSession
-            from localft.feedback import ChatFeedback, FeedbackLog, feedback_path
+            from localft.chat.feedback import ChatFeedback, FeedbackLog, feedback_path
+            from localft.chat.session import ChatSession
 
             # llama.cpp's own output goes to the run's chat.log, never to the screen. The base
             # side is the embedded model's GGUF, which localft ships but did not write.

@@ -1,4 +1,4 @@
-"""The Chat screen's feedback for the next training round (localft.feedback, the commands
+"""The Chat screen's feedback for the next training round (localft.chat.feedback, the commands
 `localft chat` takes too): marks, two drafts side by side and a pick, edits, the blind test, and
 the preference round on what was collected."""
 
@@ -19,7 +19,7 @@ class ChatFeedbackActions:
     def show_feedback_count(self) -> None:
         line = "feedback needs a run; open the chat from one"
         if self.run is not None:
-            from localft.feedback import feedback_counts
+            from localft.chat.feedback import feedback_counts
 
             line = f"feedback: {feedback_counts(self.run.path).describe()} · ^y good ^n bad ^t 2 drafts ^o edit ^l blind test"
         self.query_one("#feedback-count", Static).update(line)
@@ -58,7 +58,7 @@ class ChatFeedbackActions:
         self.post_message(ChatDone("drafts"))
 
     def feedback_command(self, line: str) -> None:
-        from localft.feedback import FeedbackError
+        from localft.chat.feedback import FeedbackError
 
         cmd, _, arg = line.partition(" ")
         if cmd == "/two":
@@ -98,7 +98,7 @@ class ChatFeedbackActions:
         if event.button.id in ("pick-1", "pick-2"):
             self.feedback_command(f"/pick {event.button.id[-1]}")
         elif event.button.id == "train-round" and self.run is not None:
-            from localft.feedback import feedback_counts
+            from localft.chat.feedback import feedback_counts
 
             counts = feedback_counts(self.run.path)
             if not (counts.pairs or counts.marks):
@@ -110,11 +110,11 @@ class ChatFeedbackActions:
 
     @background("round")
     def start_round(self, method: str) -> None:
-        """A preference round from this run (localft.preference_round, as `localft train --method
+        """A preference round from this run (localft.train.preference_round, as `localft train --method
         dpo --from RUN` does); the Training screen follows it."""
-        from localft.preference_round import prepare_round
-        from localft.runner import start_worker
-        from localft.runs import discard_unstarted
+        from localft.run.folder import discard_unstarted
+        from localft.run.runner import start_worker
+        from localft.train.preference_round import prepare_round
 
         try:
             run = prepare_round(self.run, method)

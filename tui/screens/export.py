@@ -14,10 +14,10 @@ from textual.screen import Screen
 from textual.widgets import Button, Checkbox, Footer, Header, Label, SelectionList, Static
 
 from localft.config import ExportSpec, QuantName, field_help
+from localft.disk import fmt_bytes
 from localft.errors import LocalftError
-from localft.hardware import fmt_bytes
-from localft.run_state import RunState
-from localft.runs import RunDir
+from localft.run.folder import RunDir
+from localft.run.state import RunState
 from localft.tui.messages import ExportFinished, RunEvents, WorkFailed
 from localft.tui.widgets.stage_list import StageList
 from localft.tui.workers import ReportsWorkerErrors, background
@@ -29,7 +29,7 @@ def report_text(report, width: int = 110) -> Text:
     """The export report exactly as `localft export` prints it."""
     from rich.console import Console
 
-    from localft.export.commands import print_report
+    from localft.cli.export import print_report
 
     buffer = io.StringIO()
     print_report(report, Console(file=buffer, width=width, force_terminal=True, color_system="truecolor"))
@@ -141,7 +141,7 @@ class ExportScreen(ReportsWorkerErrors, Screen):
 
     @background("export")
     def run_export(self, spec: ExportSpec) -> None:
-        from localft.run_export import export_run
+        from localft.run.export import export_run
 
         source = f"export:{self.run.path}"
         try:

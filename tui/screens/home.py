@@ -62,7 +62,7 @@ class HomeScreen(ReportsWorkerErrors, Screen):
 
     @background("runs")
     def refresh_runs(self, first: bool = False) -> None:
-        from localft.runs import list_runs
+        from localft.run.folder import list_runs
 
         try:
             runs = list_runs()

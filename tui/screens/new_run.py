@@ -13,10 +13,10 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
 
+from localft.cli.doctor import device_count
 from localft.config import TrainSpec, merge_overrides
-from localft.doctor import device_count
 from localft.errors import LocalftError
-from localft.models import CATALOG
+from localft.plan.catalog import CATALOG
 from localft.tui.messages import (
     DataReportReady,
     MachineReport,
@@ -186,7 +186,7 @@ class NewRunScreen(ReportsWorkerErrors, Screen):
             self.plan_recipe(self.recipe(), self.model_name(), str(self.query_one("#backend", Select).value))
 
     def machine_now(self):
-        from localft.hardware import Machine
+        from localft.plan.hardware import Machine
 
         return Machine.from_report(self.machine)
 
@@ -226,8 +226,8 @@ class NewRunScreen(ReportsWorkerErrors, Screen):
     # -- the plan ---------------------------------------------------------------------------
     @background("plan")
     def make_plan(self, spec: TrainSpec, data) -> None:
-        """`localft.plan.plan` on the form's spec, this machine and the previewed data."""
-        from localft.plan import describe, plan
+        """`localft.plan.planner.plan` on the form's spec, this machine and the previewed data."""
+        from localft.plan.planner import describe, plan
 
         try:
             p = plan(spec, self.machine_now(), data)
@@ -332,7 +332,7 @@ class NewRunScreen(ReportsWorkerErrors, Screen):
         self.validate_form()
 
     def on_run_events(self, message: RunEvents) -> None:
-        from localft.run_state import describe
+        from localft.run.state import describe
 
         lines = [describe(e) for e in message.events]
         if lines := [x for x in lines if x]:

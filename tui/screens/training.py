@@ -11,11 +11,11 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Log, ProgressBar, Static
 from textual.worker import get_current_worker
 
+from localft.disk import fmt_bytes
 from localft.errors import LocalftError
-from localft.hardware import fmt_bytes
-from localft.plan import read_plan
-from localft.run_state import RunState, throughput
-from localft.runs import RunDir, run_writing
+from localft.plan.planner import read_plan
+from localft.run.folder import RunDir, run_writing
+from localft.run.state import RunState, throughput
 from localft.tui.messages import RunEvents, TailEnded, WorkFailed
 from localft.tui.widgets.loss_chart import LossChart
 from localft.tui.widgets.stage_list import StageList
@@ -76,7 +76,7 @@ class TrainingScreen(ReportsWorkerErrors, Screen):
     def follow(self, start: int = 0) -> None:
         """Follow the run from byte `start` (0: replay it all into a fresh view) while any process
         writes it (a recipe writes export and eval stages after training)."""
-        from localft.runner import EventFollower
+        from localft.run.runner import EventFollower
 
         worker = get_current_worker()
         source, first = str(self.run.path), True
@@ -166,7 +166,7 @@ class TrainingScreen(ReportsWorkerErrors, Screen):
 
     @background("control")
     def stop_worker(self) -> None:
-        from localft.runner import stop_worker
+        from localft.run.runner import stop_worker
 
         try:
             stop_worker(self.run)
@@ -179,9 +179,9 @@ class TrainingScreen(ReportsWorkerErrors, Screen):
     @background("control")
     def resume_worker(self) -> None:
         """`localft runs resume`'s rules (runner.resume_run), then follow what the new worker adds."""
-        from localft.checkpoints import fallback_text
         from localft.events import events_with_offsets
-        from localft.runner import resume_run
+        from localft.run.checkpoints import fallback_text
+        from localft.run.runner import resume_run
 
         try:
             resumed = resume_run(self.run)  # refuses a completed run with a one-line reason

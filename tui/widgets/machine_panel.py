@@ -7,7 +7,7 @@ from typing import Any
 from rich.markup import escape
 from textual.widgets import Static
 
-from localft.hardware import fmt_bytes
+from localft.disk import fmt_bytes
 
 
 def describe_machine(report: dict[str, Any]) -> str:

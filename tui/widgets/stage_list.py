@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.widgets import DataTable
 
-from localft.run_state import StageState
+from localft.run.state import StageState
 
 
 class StageList(DataTable):

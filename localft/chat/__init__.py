@@ -1,0 +1,1 @@
+"""Chat: the streaming session, the sandboxed template renderer, feedback."""

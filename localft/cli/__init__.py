@@ -1,0 +1,1 @@
+"""Commands: the `localft` CLI and what the terminal shows."""

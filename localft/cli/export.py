@@ -1,0 +1,143 @@
+"""`localft export RUN_OR_MODEL_DIR`: merge (a run, through the core) -> convert -> quantize -> verify."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from localft.chat.session import gguf_reply
+from localft.config import ExportSpec, build_spec, field_help
+from localft.errors import RunError
+
+_HELP = field_help(ExportSpec)
+
+
+def _resolve_target(target: str):
+    """("run", RunDir) or ("folder", Path) for a run id/path, an HF folder, or a model name."""
+    from localft.paths import runs_dir
+    from localft.plan.catalog import catalog_entry, check_model_folder, resolve_model
+    from localft.run.folder import RunDir, open_run
+
+    path = Path(target).expanduser()
+    if (path / "spec.json").is_file():
+        return "run", RunDir(path)
+    if (path / "config.json").is_file():
+        return "folder", check_model_folder(path)
+    if (runs_dir() / target / "spec.json").is_file():
+        return "run", RunDir(runs_dir() / target)
+    if catalog_entry(target) is not None:  # a model name, though runs are named after models too
+        return "folder", resolve_model(target)
+    try:
+        return "run", open_run(target)
+    except RunError:
+        return "folder", resolve_model(target)
+
+
+def _stage_printer(console):
+    """An Emit that redraws one status line per stage (the dashboard reads the same events)."""
+    from localft.events import Log, Stage
+    from localft.run.state import stage_line
+
+    status = console.status("")
+    status.start()
+
+    def emit(event) -> None:
+        if isinstance(event, Stage):
+            status.update(stage_line(event))
+        elif isinstance(event, Log):
+            console.print(f"[yellow]{event.message}[/yellow]")
+
+    return emit, status
+
+
+def print_report(report, console) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from localft.disk import fmt_bytes
+
+    table = Table(title=f"GGUF export: {report.name} -> {report.out_dir}", title_justify="left")
+    for col in ("type", "size", "top-1", "ppl HF", "ppl GGUF", "Δppl", "stops", "target"):
+        table.add_column(col, justify="left" if col == "type" else "right", no_wrap=True)
+    for f in report.files:
+        p, s = f.parity or {}, f.stop_check or {}
+        verdict = (
+            {True: "[green]pass[/green]", False: "[red]FAIL[/red]", None: "reported"}[p.get("passed")]
+            if p
+            else "-"
+        )
+        table.add_row(
+            f.quant,
+            fmt_bytes(f.bytes),
+            f"{p['top1']:.2%}" if p else "-",
+            f"{p['ppl_hf']:.3f}" if p else "-",
+            f"{p['ppl_gguf']:.3f}" if p else "-",
+            f"{p['ppl_change']:+.3%}" if p else "-",
+            ("yes" if s.get("stopped") else "[red]no[/red]" if not s.get("passed") else "no, as HF")
+            if s
+            else "-",
+            verdict,
+        )
+    console.print(table)
+    for f in report.files:
+        if (f.parity or {}).get("tokenization_diff"):
+            console.print(f"[red]{f.quant}: {escape(f.parity['tokenization_diff'])}[/red]", highlight=False)
+    if report.stop_check:
+        console.print(f"chat check: {report.stop_check['prompt']!r} -> {report.stop_check['gguf_text']!r}")
+    for label, value in (
+        ("Modelfile", report.modelfile),
+        ("LM Studio", report.lmstudio_dir),
+        ("adapter", report.adapter),
+    ):
+        if value:
+            console.print(f"{label}: {value}")
+    console.print(f"report: {Path(report.out_dir) / 'export.json'}  ({report.seconds:.0f} s)")
+
+
+def export_command(
+    target: Annotated[str, typer.Argument(help="A run (id or path), an HF model folder, or a model name.")],
+    quant: Annotated[
+        list[str] | None, typer.Option("--quant", "-q", help=_HELP["quants"] + " Repeat for several.")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Output folder (a run writes into its gguf/).")
+    ] = None,
+    verify: Annotated[bool | None, typer.Option("--verify/--no-verify", help=_HELP["verify"])] = None,
+    ollama: Annotated[bool | None, typer.Option("--ollama/--no-ollama", help=_HELP["ollama"])] = None,
+    lmstudio: Annotated[bool | None, typer.Option("--lmstudio/--no-lmstudio", help=_HELP["lmstudio"])] = None,
+    adapter: Annotated[
+        bool | None, typer.Option("--adapter/--no-adapter", help=_HELP["adapter_gguf"])
+    ] = None,
+    name: Annotated[str | None, typer.Option("--name", help=_HELP["name"])] = None,
+) -> None:
+    """Merge, convert to GGUF, quantize and verify against the HF model; write a Modelfile."""
+    from rich.console import Console
+
+    console = Console()
+    given = dict(
+        quants=quant, verify=verify, ollama=ollama, lmstudio=lmstudio, adapter_gguf=adapter, name=name
+    )
+    spec = build_spec(ExportSpec, {k: v for k, v in given.items() if v is not None}, where="export options")
+    from localft.export.pipeline import export_folder
+    from localft.run.export import export_run, merge_run
+
+    kind, where = _resolve_target(target)
+    emit, status = _stage_printer(console)
+    try:
+        if kind == "run" and out is None:
+            report = export_run(where, spec, emit=emit)
+        else:
+            if kind == "run":
+                where = merge_run(where, emit=emit)
+            folder_out = out or Path.cwd() / f"{Path(where).name}-gguf"
+            report = export_folder(where, folder_out, spec, emit=emit, chat_reply=gguf_reply)
+    finally:  # an error is printed once, by `localft`'s main
+        status.stop()
+    print_report(report, console)
+    if not report.ok:
+        console.print(
+            "[red]verification missed a target (see the table); the files are kept for inspection[/red]"
+        )
+        raise typer.Exit(1)

@@ -1,0 +1,68 @@
+"""What an evaluation reads from a run: its held-out rows and prompts, its task, its tuned GGUF
+and its tokenizer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from localft.errors import ExportError
+from localft.run.folder import RunDir, recipe_info
+
+Task = Literal["style", "json", "classify", "domain"]
+DEFAULT_QUANT = "Q4_K_M"
+
+
+def read_rows(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def passage_prompt(text: str, opening_words: int = 12, rest_words: int = 60) -> tuple[str, str]:
+    """A held-out passage cut into its opening (the prompt) and what follows (the real continuation)."""
+    words = text.split()
+    return " ".join(words[:opening_words]), " ".join(words[opening_words : opening_words + rest_words])
+
+
+def reference_text(row: dict) -> str:
+    """What a model is scored on in `row`: the last reply of a chat row, all of a text row."""
+    return row["text"] if "text" in row else split_prompt(row)[1]
+
+
+def split_prompt(row: dict) -> tuple[list[dict], str]:
+    """The turns before the last assistant reply, and that reply."""
+    msgs = row["messages"]
+    last = max(i for i, m in enumerate(msgs) if m["role"] == "assistant")
+    return msgs[:last], msgs[last]["content"]
+
+
+def run_task(run: RunDir) -> Task:
+    """The task a recipe recorded for the run; plain runs are style runs."""
+    return (recipe_info(run) or {}).get("task", "style")
+
+
+def tuned_gguf_path(run: RunDir, quant: str | None = None) -> Path:
+    """The run's exported GGUF of `quant` (default: Q4_K_M, else the first one written)."""
+    found = sorted(run.gguf_dir.glob("*.gguf")) if run.gguf_dir.is_dir() else []
+    if quant:
+        found = [p for p in found if p.stem.upper().endswith(quant.upper())]
+    preferred = [p for p in found if p.stem.upper().endswith(DEFAULT_QUANT)]
+    if not (preferred or found):
+        want = f" {quant}" if quant else ""
+        raise ExportError(f"run {run.id} has no{want} GGUF yet; run `localft export {run.id}` first")
+    return (preferred or found)[0]
+
+
+def quant_of(gguf: Path) -> str:
+    return gguf.stem.rsplit("-", 1)[-1].upper()
+
+
+def tokenizer_for(run: RunDir, model: str):
+    from transformers import AutoTokenizer
+
+    from localft.plan.catalog import resolve_model
+
+    folder = run.merged_dir if (run.merged_dir / "tokenizer_config.json").is_file() else resolve_model(model)
+    return AutoTokenizer.from_pretrained(folder)

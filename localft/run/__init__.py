@@ -1,0 +1,1 @@
+"""A run's life: its folder, state, worker process, rank group, checkpoints and export."""
