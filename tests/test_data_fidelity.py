@@ -264,3 +264,32 @@ def test_linkedin_quotes_at_line_starts_and_ends_survive(tmp_path):
     assert got[0] == typed
     raw = (tmp_path / "Shares.csv").read_bytes().decode("utf-8-sig")
     assert '"""Quoted opener,"" she said.""\n""A middle line.' in raw  # the file really has the quirk
+
+
+def test_demo_export_trains_on_the_typed_posts(tmp_path):
+    """examples/linkedin-export.zip carries the quirk on its multi-line posts; every kept post is the text
+    make_samples.py composed, cleaned (its email, phone and link become placeholders)."""
+    import random
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
+    try:
+        from make_samples import linkedin_rows
+    finally:
+        sys.path.pop(0)
+    from localft.data.clean import clean_text
+    from localft.data.posts import Tally
+
+    typed = {
+        row[1].rsplit("/", 1)[-1]: row[2] for row in linkedin_rows(random.Random(20261120), as_exported=False)
+    }
+    exported = {row[1].rsplit("/", 1)[-1]: row[2] for row in linkedin_rows(random.Random(20261120))}
+    posts = import_posts(
+        Path(__file__).resolve().parent.parent / "examples" / "linkedin-export.zip", DataSpec()
+    ).posts
+    assert len(posts) == 150 and sum('"\n"' in t for t in exported.values()) > 140  # the quirk is in the file
+    for post in posts:
+        expected = clean_text(
+            typed[post.source_id], scrub=True, handles=False, urls="placeholder", tally=Tally()
+        )
+        assert post.text == expected
