@@ -11,6 +11,7 @@ import csv
 import html
 import io
 import json
+import os
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -45,8 +46,12 @@ TEXTS = [
 # what real exports encode (emoji, NO-BREAK SPACE, quotes, &, <, >, CRLF), for generated texts
 PIECES = ["word", "Göteborg", "🚲", "𝗕", "\u00a0", " ", "  ", "\n", "\n\n", "\r\n", '"', "'", "&", "<", ">",
           "&amp;", "→", "—", ".", ",", "#OnCall", "naïve", "日本語"]  # fmt: skip
+# LOCALFT_PROPERTY_EXAMPLES=500 for a longer hunt; derandomized, so CI sees the same examples every run.
 PROPERTY = settings(
-    max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=int(os.environ.get("LOCALFT_PROPERTY_EXAMPLES", "25")),
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
 )
 
 
@@ -128,7 +133,7 @@ def mastodon_html(text: str) -> str:
     text = text.replace(html.escape(LINK), f'<a href="{html.escape(LINK)}" rel="nofollow noopener" target="_blank">'
                         '<span class="invisible">https://</span><span class="ellipsis">example.com/blog/post</span>'
                         f'<span class="invisible">{html.escape(LINK[len("https://example.com/blog/post"):])}</span></a>')  # fmt: skip
-    paragraphs = re.split(r"\n[ \t]*\n\s*", text.strip("\n"))
+    paragraphs = re.split(r"\n[ \t]*\n[ \t\n]*", text.strip("\n"))
     return "".join("<p>" + p.replace("\n", "<br />") + "</p>" for p in paragraphs)
 
 
@@ -144,7 +149,7 @@ def substack(texts):
     for i, t in enumerate(texts):
         rows.append([f"1400{i}.post-{i}", _when(i).isoformat(), "true", f"Title {i}", ""])
         body = html.escape(t.replace("\r\n", "\n"), quote=False).replace("\u00a0", "&nbsp;")
-        paragraphs = re.split(r"\n[ \t]*\n\s*", body.strip("\n"))
+        paragraphs = re.split(r"\n[ \t]*\n[ \t\n]*", body.strip("\n"))
         files[f"posts/1400{i}.post-{i}.html"] = "".join(
             f"<p>{p.replace(chr(10), '<br>')}</p>" for p in paragraphs
         ).encode()
@@ -192,13 +197,17 @@ def reddit(texts):
     return {"posts.csv": _csv(header, rows).encode()}
 
 
+def notes(texts):
+    return {f"notes/{i:03d}.md": t.encode() for i, t in enumerate(texts)}
+
+
 WRITERS = {
     "linkedin": (linkedin, False), "linkedin-wrapped": (lambda t: linkedin(t, wrap_field=True), False),
     "linkedin-2018": (lambda t: linkedin(t, legacy=True), False),
     "linkedin-2018-unwrapped": (lambda t: linkedin(t, legacy=True, quirk=False), False),
     "x": (x, False), "mastodon": (mastodon, True),
     "substack": (substack, True), "facebook": (facebook, False), "threads": (threads, False),
-    "bluesky": (bluesky, False), "reddit": (reddit, False),
+    "bluesky": (bluesky, False), "reddit": (reddit, False), "text": (notes, False),
 }  # fmt: skip
 CHECKED: dict[str, int] = {}  # posts compared per platform, printed with -s
 
