@@ -137,10 +137,11 @@ def mastodon_html(text: str) -> str:
     return "".join("<p>" + p.replace("\n", "<br />") + "</p>" for p in paragraphs)
 
 
-def mastodon(texts):
+def mastodon(texts, thread=False):
     actor, public = "https://social.example/users/maya", "https://www.w3.org/ns/activitystreams#Public"
     items = [{"type": "Create", "object": {"id": f"{actor}/statuses/{i}", "type": "Note", "to": [public],
-              "content": mastodon_html(t), "published": _when(i).isoformat()}} for i, t in enumerate(texts)]  # fmt: skip
+              "content": mastodon_html(t), "published": _when(i).isoformat(),
+              "inReplyTo": f"{actor}/statuses/{i - 1}" if thread and i else None}} for i, t in enumerate(texts)]  # fmt: skip
     return {"outbox.json": json.dumps({"orderedItems": items}, ensure_ascii=False).encode()}
 
 
@@ -169,7 +170,7 @@ def threads(texts):
     return {"your_instagram_activity/threads/threads_and_replies.json": meta_json({"text_post_app_text_posts": items}).encode()}  # fmt: skip
 
 
-def bluesky(texts):
+def bluesky(texts, thread=False):
     records = []
     for i, typed in enumerate(texts):
         text, facets = typed, []
@@ -186,6 +187,9 @@ def bluesky(texts):
             "createdAt": _when(i).isoformat(),
             "facets": facets,
         }
+        if thread and i:
+            parent = {"uri": f"at://did:plc:maya/app.bsky.feed.post/{tid(_when(i - 1))}", "cid": "bafy"}
+            record["reply"] = {"root": parent, "parent": parent}
         records.append(("app.bsky.feed.post", tid(_when(i)), record))
     return {"repo.car": repo_car("did:plc:maya", records)}
 
@@ -261,10 +265,14 @@ def test_generated_texts_come_back_exactly(tmp_path_factory, platform):
     check()
 
 
-def test_x_self_thread_joins_parts_as_typed(tmp_path):
-    parts = ["1/ A thread about pagers & rotas.", '2/ "Boring" is the goal <3', "3/ End.\r\nThanks"]
-    (got,) = imported(tmp_path, x(parts, thread=True))
-    assert got == "\n\n".join(as_imported(p) for p in parts)
+@pytest.mark.parametrize("platform", ["x", "mastodon", "bluesky"])
+def test_self_thread_joins_parts_as_typed(tmp_path, platform):
+    writer, html_source = {"x": (x, False), "mastodon": (mastodon, True), "bluesky": (bluesky, False)}[
+        platform
+    ]
+    parts = ["1/ A thread about pagers & rotas.", '2/ "Boring" is the goal <3', f"3/ End.\r\nThanks: {LINK}"]
+    (got,) = imported(tmp_path, writer(parts, thread=True))
+    assert got == "\n\n".join(as_imported(p, html_source) for p in parts)
 
 
 def test_linkedin_quotes_at_line_starts_and_ends_survive(tmp_path):
