@@ -76,7 +76,7 @@ def read_linkedin(src: ExportSource, spec: DataSpec, tally: Tally) -> tuple[list
 
 def wrapping(fields) -> tuple[bool, bool]:
     """(seamed, wrapped) for one Shares.csv. Seamed: most multi-line fields have a quote on both sides
-    of every line break (every real export since LinkedIn started wrapping lines). Wrapped: the field's
+    of every line break (as real exports have it; a field whose breaks are not so is left alone). Wrapped: the field's
     own first and last line carry the wrapping too; only a file where every post (a few at least) opens
     and closes with a quote is read so, since a single post can open and close with real quotes."""
     fields = [f for f in (f.strip(" \t") for f in fields) if f.strip()]
