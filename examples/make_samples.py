@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+from linkedin_quirk import linkedin_commentary  # noqa: E402
 from sample_exports import (  # noqa: E402
     X_ACCOUNT,
     _tweet,
@@ -70,8 +71,9 @@ def share_link(n: int) -> str:
     return f"https://www.linkedin.com/feed/update/urn%3Ali%3Ashare%3A71{n:017d}"
 
 
-def linkedin_rows(rng: random.Random) -> list[list[str]]:
-    """150 posts (10 per topic), 5 reshares without commentary, 2 reposts, 1 edited repost, 1 short post."""
+def linkedin_rows(rng: random.Random, as_exported: bool = True) -> list[list[str]]:
+    """150 posts (10 per topic), 5 reshares without commentary, 2 reposts, 1 edited repost, 1 short post;
+    the text as LinkedIn writes it, or as typed (`as_exported=False`, what the import must give back)."""
     posts = [compose_post(topic, k, rng) for topic in TOPICS.values() for k in range(10)]
     posts[7] += "\n\nI wrote the long version here: https://mayalindqvist.dev/blog/small-prs"
     posts[23] = posts[23].replace("\n\n#", "\n\nQuestions welcome at maya.lindqvist@example.com\n\n#", 1)
@@ -94,7 +96,9 @@ def linkedin_rows(rng: random.Random) -> list[list[str]]:
     rows.append(
         [datetime(2022, 12, 12, 12, 0, 0), share_link(953), "New job, same bike. 🚲", "", "", "PUBLIC"]
     )
-    return [[d.strftime("%Y-%m-%d %H:%M:%S"), *rest] for d, *rest in rows]
+    # LinkedIn wraps each line of a multi-line post in quotes, and so does every real Shares.csv
+    encode = linkedin_commentary if as_exported else str
+    return [[d.strftime("%Y-%m-%d %H:%M:%S"), link, encode(text), *rest] for d, link, text, *rest in rows]
 
 
 def csv_bytes(header: list[str], rows: list[list[str]], bom: bool = False) -> bytes:
@@ -157,6 +161,8 @@ def write_linkedin_small(out: Path) -> None:
         ["2026-08-20 16:30:00", share_link(5), "", "https://example.org/talk", "", "MEMBER_NETWORK"],
         ["2026-08-11 08:00:00", share_link(6), "Thanks!", "", "", "MEMBER_NETWORK"],
     ]  # fmt: skip
+    for row in rows:  # the per-line quotes, with CRLF inside the field as well
+        row[2] = linkedin_commentary(row[2].replace("\r\n", "\n"), newline="\r\n")
     out.mkdir(parents=True, exist_ok=True)
     (out / "Shares.csv").write_bytes(csv_bytes(SHARES_HEADER, rows))
     (out / "Profile.csv").write_bytes(profile_csv())

@@ -14,7 +14,7 @@ from localft.events import Emit, Stage
 from localft.recipes.base import Recipe, RecipeInput, write_splits
 from localft.run.folder import RunDir
 
-TEXT_KEYS = ("text", "sentence", "review", "email", "content")
+TEXT_KEYS = ("text", "sentence", "review", "email", "content", "message")
 LABEL_KEYS = ("label", "labels", "category", "class")
 MAX_LABELS = 50
 
@@ -58,6 +58,10 @@ def read_labelled(source: Path, text_column: str | None = None) -> list[tuple[st
     for n, row in rows:
         text = _pick(row, TEXT_KEYS, text_column) if isinstance(row, dict) else None
         value = _pick(row, LABEL_KEYS) if isinstance(row, dict) else None
+        if isinstance(row, dict) and not any(k in row for k in (text_column, *TEXT_KEYS) if k):
+            from localft.data.importers.csv_rows import no_text_column
+
+            raise no_text_column(f"{label} row {n}", list(row), text_column)
         if not isinstance(text, str) or value is None or isinstance(value, (list, dict)):
             raise DataError(f'{label} row {n}: needs a "text" and a "label" (one value); fix or remove it')
         pairs.append((text.strip(), str(value).strip()))

@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from examples.bluesky_car import repo_car, tid
+from examples.linkedin_quirk import linkedin_commentary
 from examples.meta_escapes import meta_json
 from localft.config import DataSpec
 from localft.data.dataset import build_dataset
@@ -109,7 +110,9 @@ def linkedin(entries):
                 [
                     date,
                     f"https://www.linkedin.com/feed/update/urn:li:share:{i}",
-                    e.text,
+                    linkedin_commentary(
+                        e.text.replace("\r\n", "\n")
+                    ),  # each line quoted, as LinkedIn writes it
                     "",
                     "",
                     "MEMBER_NETWORK",

@@ -17,6 +17,7 @@ from localft.data.dedup import normalize
 from localft.data.load import describe_inputs, import_posts, input_paths
 from localft.data.prompts import chat_row, default_system_prompt, keyword_request
 from localft.data.report import DataReport, histogram
+from localft.data.residue import find_residue
 from localft.events import Emit, Stage
 
 SPLITS = ("train", "valid", "test")
@@ -107,6 +108,7 @@ def build_dataset(
         tokens=tokens,
         samples=[{"request": _request(r), "reply": _reply(r)} for r in split_rows["train"][:3]],
         sources=[s.to_dict() for s in result.sources],
+        residue=find_residue([_reply(r) for r in all_rows]),
     )
     atomic_write_json(out_dir / "report.json", report.to_dict())
     stage(STAGE_STEPS, f"{len(all_rows)} examples")

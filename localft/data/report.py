@@ -28,6 +28,9 @@ class DataReport:
     samples: list[dict] = field(default_factory=list)  # a few rows: request and reply
     # one entry per input: source, platform, platform_name, read, kept, dropped, changed
     sources: list[dict] = field(default_factory=list)
+    residue: list[dict] = field(
+        default_factory=list
+    )  # format debris in kept posts: kind, what, posts, example
 
     @property
     def counts(self) -> dict[str, int]:
@@ -96,6 +99,12 @@ def format_report(report: DataReport | dict, samples: int = 3, width: int = 32) 
         lines.append(
             f"         folded into the first user turn of {r.tokens['system_folded']} rows: "
             "the model's chat template has no system role"
+        )
+    for item in r.residue:
+        lines.append(f"warning  {item['posts']} {item['what']}, e.g. {item['example']}")
+    if r.residue:
+        lines.append(
+            "         the import may not have undone this export's format: check these posts before training"
         )
     for row in r.samples[:samples]:
         reply = row.get("reply", "").replace("\n", " ⏎ ")

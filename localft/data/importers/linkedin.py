@@ -1,5 +1,8 @@
 """LinkedIn data export: Shares.csv (Date, ShareLink, ShareCommentary, SharedUrl, MediaUrl, Visibility)
 and the long-form articles, one HTML page each under Articles/Articles/ (title, dates, body).
+
+LinkedIn wraps each line of a multi-line ShareCommentary in literal quotes, so after the CSV parse a
+line break reads `"` newline `"`; `unwrap_commentary` undoes exactly that (see its docstring).
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from localft.data.source import ExportSource
 from localft.errors import DataError
 
 SHARES_COLUMNS = ("Date", "ShareLink", "ShareCommentary", "SharedUrl", "MediaUrl", "Visibility")
+SEAM = '"\n"'  # one line break of a wrapped commentary: the line's closing quote, newline, the next's opening
+MIN_WRAPPED_FILE = 3  # posts that all open and close with a quote before a whole file counts as wrapped
 
 
 _H1 = re.compile(r"<h1\b[^>]*>(.*?)</h1>", re.IGNORECASE | re.DOTALL)
@@ -44,9 +49,11 @@ def read_linkedin(src: ExportSource, spec: DataSpec, tally: Tally) -> tuple[list
             src.read_text(name), src.label(name), required=("Date", "ShareCommentary"),
             hint="this is not LinkedIn's Shares.csv; pass the file from the LinkedIn export unchanged",
         )  # fmt: skip
+        seamed, wrapped = wrapping(row.get("ShareCommentary", "") for row in rows)
         for row in rows:
             tally.read += 1
-            text = row.get("ShareCommentary", "").strip()
+            raw = row.get("ShareCommentary", "")
+            text = (unwrap_commentary(raw, wrapped) if seamed or wrapped else raw).strip()
             if not text:
                 tally.drop("reshares without commentary")
                 continue
@@ -65,6 +72,31 @@ def read_linkedin(src: ExportSource, spec: DataSpec, tally: Tally) -> tuple[list
                 )  # fmt: skip
             )
     return posts, _author(src)
+
+
+def wrapping(fields) -> tuple[bool, bool]:
+    """(seamed, wrapped) for one Shares.csv. Seamed: most multi-line fields have a quote on both sides
+    of every line break (as real exports have it; a field whose breaks are not so is left alone). Wrapped: the field's
+    own first and last line carry the wrapping too; only a file where every post (a few at least) opens
+    and closes with a quote is read so, since a single post can open and close with real quotes."""
+    fields = [f for f in (f.strip(" \t") for f in fields) if f.strip()]
+    multi = [f for f in fields if "\n" in f]
+    seamed = sum(f.count("\n") == f.count(SEAM) for f in multi) * 2 > len(multi)
+    ends = sum(len(f) >= 2 and f.startswith('"') and f.endswith('"') for f in fields)
+    return seamed, ends == len(fields) >= MIN_WRAPPED_FILE
+
+
+def unwrap_commentary(text: str, wrapped: bool = False) -> str:
+    """The text as typed, from a ShareCommentary whose lines LinkedIn wrapped in quotes: each `"` newline
+    `"` is one line break (an empty line reads `""`, a trailing break leaves a closing `"`), and a wrapped
+    field also loses the quote opening its first line and the one closing its last. A field with a line
+    break not between quotes was not written this way and is left as it is. Real quotes stay."""
+    text = text.strip(" \t")
+    if text.count("\n") != text.count(SEAM):
+        return text
+    if wrapped and len(text) >= 2 and text.startswith('"') and text.endswith('"'):
+        text = text[1:-1]
+    return text.replace(SEAM, "\n")
 
 
 def _article(src: ExportSource, name: str, tally: Tally) -> Post | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 from localft.config import DataSpec
-from localft.data.importers.csv_rows import read_csv
+from localft.data.importers.csv_rows import no_text_column, read_csv
 from localft.data.posts import Post, Tally
 from localft.data.source import ExportSource, parse_json, shown
 from localft.errors import DataError
@@ -89,11 +89,7 @@ def column_posts(
     columns = list(numbered[0][1])
     column = spec.text_column or next((c for c in TEXT_COLUMNS if c in columns), None)
     if column is None or column not in columns:
-        asked = f"({shown(spec.text_column)}) " if spec.text_column else ""
-        raise DataError(
-            f"{label} {unit} 1: no text column {asked}"
-            f"(columns: {', '.join(shown(c) for c in columns[:8])}); pass --text-column NAME"
-        )
+        raise no_text_column(f"{label} {unit} 1", columns, spec.text_column)
     date_column = next((c for c in DATE_COLUMNS if c in columns), None)
     posts = []
     for n, row in numbered:
