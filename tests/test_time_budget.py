@@ -27,6 +27,10 @@ def test_a_short_budget_on_a_first_run_trains_for_that_long(tmp_path):
     plan = read_plan(run.path)
     assert plan.pace and plan.pace_from == f"{run.id}'s first 4 steps" and plan.steps < 1000
     assert run.read_spec().steps == plan.steps
+    from localft.train.budget import Calibration
+    from localft.train.state import LoopState
+
+    assert Calibration.for_attempt(plan, LoopState()) is None  # a resume trains to the fixed count
     assert [e.total for e in events if isinstance(e, Step)][3:] == [plan.steps] * (plan.steps - 3)
     fixed = [e.message for e in events if isinstance(e, Log) and "budget holds" in e.message]
     assert fixed == [f"{fixed[0].split(': the')[0]}: the {budget_s} s budget holds {plan.steps} steps"

@@ -23,36 +23,56 @@ def steps_in_budget(
     return min(planned, done + max(more, 0))
 
 
-def needs_calibration(plan, step: int) -> bool:
-    return bool(plan.time_budget_s and not plan.pace and plan.steps > CALIBRATION_STEPS and step == 0)
+class Calibration:
+    """One attempt's timing of its first CALIBRATION_STEPS steps (a resume before the count was
+    fixed calibrates again, counting the training time its checkpoint already spent)."""
 
+    def __init__(self, state) -> None:
+        self.start_step, self.start_tokens, self.spent = state.step, state.tokens, state.train_seconds
+        self.started = self.first_done = time.perf_counter()
 
-def calibrate(loop, started: float, first_done: float) -> None:
-    """At step CALIBRATION_STEPS: time one validation pass, then fix the plan's steps from the
-    steps after the first (the first pays for warm-up). Rank 0's figures decide for every rank."""
-    state, plan = loop.state, loop.plan
-    tic = time.perf_counter()
-    if loop.valid_rows and plan.eval_every < plan.steps:
-        loop.validation_loss()  # its result is not a scheduled evaluation: only its duration counts
-    eval_s = time.perf_counter() - tic if loop.valid_rows else 0.0
-    step_s = (tic - first_done) / (state.step - 1)
-    elapsed = time.perf_counter() - started
-    steps = steps_in_budget(
-        plan.time_budget_s, elapsed, step_s, eval_s, plan.eval_every or 1, state.step, plan.steps
-    )
-    if loop.world.several:
-        steps = int(loop.all_reduce_sum([float(steps) if loop.world.is_writer else 0.0])[0])
-    pace = state.tokens / max(elapsed, 1e-9)
-    loop.plan = replace(
-        plan, steps=steps, eval_every=min(plan.eval_every or steps, steps), pace=pace,
-        pace_from=f"{loop.run_dir.id}'s first {state.step} steps",
-        notes=[n for n in plan.notes if not n.startswith("time:")],  # describe() now prints the pace
-    )  # fmt: skip
-    if loop.world.is_writer:
-        write_plan(loop.run_dir.path, loop.plan)
-        loop.run_dir.write_spec(apply_plan(loop.run_dir.read_spec(), loop.plan))
-    loop.eval_every = loop.plan.eval_every
-    loop.emit(Log(
-        f"time: steps 2-{state.step} took {step_s:.1f} s each, a validation {eval_s:.1f} s: the "
-        f"{fmt_duration(plan.time_budget_s)} budget holds {steps} steps (of {plan.steps} planned)"
-    ))  # fmt: skip
+    @classmethod
+    def for_attempt(cls, plan, state) -> Calibration | None:
+        """A calibration where --time has no measured pace and the plan has steps to cut."""
+        if plan.time_budget_s and not plan.pace and plan.steps > state.step + CALIBRATION_STEPS:
+            return cls(state)
+        return None
+
+    def after_step(self, loop) -> bool:
+        """Called after each step; True once the count is fixed (nothing more to time)."""
+        done = loop.state.step - self.start_step
+        if done == 1:
+            self.first_done = time.perf_counter()  # the first step pays for warm-up: not timed
+        if done < CALIBRATION_STEPS:
+            return False
+        self.fix_steps(loop, done)
+        return True
+
+    def fix_steps(self, loop, done: int) -> None:
+        """Time one validation pass, then fix the plan's steps; rank 0's figures decide for all."""
+        state, plan = loop.state, loop.plan
+        tic = time.perf_counter()
+        if loop.valid_rows and plan.eval_every < plan.steps:
+            loop.validation_loss()  # not a scheduled evaluation: only its duration counts
+        eval_s = time.perf_counter() - tic if loop.valid_rows else 0.0
+        step_s = (tic - self.first_done) / (done - 1)
+        elapsed = time.perf_counter() - self.started
+        steps = steps_in_budget(plan.time_budget_s, self.spent + elapsed, step_s, eval_s, plan.eval_every or 1,
+                                state.step, plan.steps)  # fmt: skip
+        if loop.world.several:
+            steps = int(loop.all_reduce_sum([float(steps) if loop.world.is_writer else 0.0])[0])
+        loop.plan = replace(
+            plan, steps=steps, eval_every=min(plan.eval_every or steps, steps),
+            pace=(state.tokens - self.start_tokens) / max(elapsed, 1e-9),
+            pace_from=f"{loop.run_dir.id}'s first {state.step} steps",
+            notes=[n for n in plan.notes if not n.startswith("time:")],  # describe() now prints the pace
+        )  # fmt: skip
+        if loop.world.is_writer:
+            write_plan(loop.run_dir.path, loop.plan)
+            loop.run_dir.write_spec(apply_plan(loop.run_dir.read_spec(), loop.plan))
+        loop.eval_every = loop.plan.eval_every
+        loop.emit(Log(
+            f"time: steps {self.start_step + 2}-{state.step} took {step_s:.1f} s each, a validation "
+            f"{eval_s:.1f} s: the {fmt_duration(plan.time_budget_s)} budget holds {steps} steps "
+            f"(of {plan.steps} planned)"
+        ))  # fmt: skip

@@ -16,10 +16,10 @@ from localft.checkpoints import find_resume_checkpoint, read_state, require_chec
 from localft.config import TrainSpec
 from localft.errors import ConfigError, DoesNotFit, RunError
 from localft.events import Checkpoint, Emit, Eval, Log, RunStarted, Step
-from localft.plan import CALIBRATION_STEPS, Plan
+from localft.plan import Plan
 from localft.runs import RunDir, atomic_dir, atomic_write_json
 
-from .budget import calibrate, needs_calibration
+from .budget import Calibration
 from .rows import Row, RowStream, collate, eval_rows, tokenize_split
 from .session import LoadRequest, OutOfMemory, Session
 from .state import LoopState, learning_rate, step_seed
@@ -150,11 +150,7 @@ class Loop:
     def _train_to_end(self) -> None:
         spec, state = self.spec, self.state
         window_start, window_tokens = time.perf_counter(), 0
-        started, first_done, calibrating = (
-            window_start,
-            window_start,
-            needs_calibration(self.plan, state.step),
-        )
+        calibration = Calibration.for_attempt(self.plan, state)  # --time without a measured pace
         while state.step < self.plan.steps:
             self.mark(f"step {state.step + 1}")
             if self.stop_requested():  # before each step: a stop lands between steps, never inside one
@@ -166,10 +162,8 @@ class Loop:
             state.tokens += real
             state.trained_tokens += trained
             window_tokens += real
-            if state.step == 1:
-                first_done = time.perf_counter()
-            if calibrating and state.step == CALIBRATION_STEPS:  # --time without a measured pace
-                calibrate(self, started, first_done)
+            if calibration is not None and calibration.after_step(self):
+                calibration = None
             plan = self.plan
             last = state.step == plan.steps
             if state.step % spec.log_every == 0 or last:
