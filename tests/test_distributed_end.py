@@ -148,3 +148,19 @@ def test_a_rank_that_stalls_fails_the_run_in_one_line_within_its_bound(tiny_mode
         "at step 3" in end.error
         and max(e.step for e in read_events(run.events_path) if isinstance(e, Step)) == 2
     )
+
+
+@pytest.mark.slow
+def test_a_time_budget_on_a_first_two_process_run_fixes_one_count_for_every_rank(tiny_models, tmp_path):
+    from localft.plan import read_plan
+
+    spec, run = make_run(tmp_path, tiny_models("llama"), n_train=120, n_valid=3, batch_size=1, nproc=2,
+                         steps=None, epochs=50, time_budget_min=0.25, eval_every=5, save_every=1000)  # fmt: skip
+    worker = run_group_worker(run)
+    try:
+        assert worker.wait(timeout=300) == 0, run.log_path.read_text()[-3000:]
+    finally:
+        end_group(worker.pid)
+    plan = read_plan(run.path)
+    assert plan.pace_from == f"{run.id}'s first 4 steps" and 4 <= plan.steps < 1000
+    assert_ended_with_checkpoint_and_adapter(run, "completed", plan.steps)
