@@ -157,6 +157,12 @@ class TrainSpec(_Spec):
     sharding: Literal["none", "fsdp"] = Field(
         "none", description="torch, several processes: none (DDP, each holds the model) or fsdp (FSDP2)."
     )
+    collective_timeout_s: float = Field(
+        600.0,
+        gt=0,
+        description="Several processes: a rank with no progress for this long (waiting on the "
+        "others) fails the run in one line instead of hanging.",
+    )
 
     @field_validator("method", mode="before")
     @classmethod

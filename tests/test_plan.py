@@ -21,6 +21,7 @@ from localft.plan.planner import (
     PLAN_FILE,
     Plan,
     TrainingData,
+    describe,
     plan,
     plan_run,
     read_plan,
@@ -160,7 +161,11 @@ def test_a_time_budget_bounds_the_steps_at_the_pace_measured_here(tiny_models):
     data = TrainingData(tuple([100] * 400))  # 400 rows of 100 tokens: 100 steps of 4 rows an epoch
     spec = TrainSpec(model=model, batch_size=4, max_seq_len=128, epochs=2, time_budget_min=5)
     unknown = plan(spec, data=data)
-    assert unknown.steps == 200 and any("cannot size the steps yet" in n for n in unknown.notes)
+    assert unknown.steps == 200 and unknown.pace is None  # the loop's first steps fix the count
+    assert (
+        "the first 4 steps measure it, then the 5 min budget fixes the step count (at most 200)"
+        in "\n".join(describe(unknown))
+    )
 
     earlier = record_run(model, tokens_per_s=80.0)
     p = plan(spec, data=data)

@@ -25,9 +25,15 @@ def launch_command(run_dir: Path, world_size: int, hosts: Path | None) -> list[s
     ]  # fmt: skip
 
 
-def join_group(device: str, sharded: bool) -> World:
+BACKSTOP_S = 60  # torch's own collective timeout fires this long after localft's watch would
+
+
+def join_group(device: str, sharded: bool, timeout_s: float = 600.0) -> World:
     """This process's world; the process group is joined when there are several processes, or
-    for FSDP on one (fully_shard needs a mesh)."""
+    for FSDP on one (fully_shard needs a mesh). A collective that waits past `timeout_s` is
+    localft.train.watchdog's to report; gloo's and nccl's timeout is the backstop behind it."""
+    from datetime import timedelta
+
     import torch
     import torch.distributed as dist
 
@@ -38,7 +44,10 @@ def join_group(device: str, sharded: bool) -> World:
     if device == "cuda":
         torch.cuda.set_device(world.local_rank)
     if world.several:
-        dist.init_process_group(backend)  # env:// — the launcher's MASTER_ADDR/PORT, RANK, WORLD_SIZE
+        timeout = timedelta(seconds=timeout_s + BACKSTOP_S)
+        dist.init_process_group(
+            backend, timeout=timeout
+        )  # env:// — the launcher's MASTER_ADDR/PORT, RANK, WORLD_SIZE
     else:
         dist.init_process_group(backend, store=dist.HashStore(), rank=0, world_size=1)
     return world

@@ -63,7 +63,7 @@ class TorchSession:
         self.sharded = plan.sharding == "fsdp"
         if self.sharded and spec.method != "sft":
             raise ConfigError(f"{spec.method} (preference tuning) is not sharded; use --set sharding=none")
-        self.world = distributed.join_group(self.device, self.sharded)
+        self.world = distributed.join_group(self.device, self.sharded, spec.collective_timeout_s)
         if self.device == "cpu":
             set_threads(self.world.size)
         self.liger = liger_available(self.device)

@@ -17,6 +17,10 @@ from localft.run.pace import Pace, measured_pace
 
 PLAN_FILE = "plan.json"
 EVALS_PER_EPOCH = 2  # a run sized from epochs validates at least this often, so early stopping can act
+# --time without a measured pace: the loop times this many first steps (the first pays for warm-up,
+# within the default 5 warm-up steps, so the new count leaves their learning rates as they were)
+# and fixes the step count from them (localft.train.budget).
+CALIBRATION_STEPS = 4
 
 
 @dataclass(frozen=True)
@@ -221,13 +225,14 @@ def _size_to_data(spec: TrainSpec, base: Plan, data: TrainingData, notes: list[s
             if fit_in_time < steps:
                 steps = fit_in_time
                 notes.append(
-                    f"time: {_minutes(base.time_budget_s)} at {base.pace:.0f} tokens/s "
+                    f"time: {fmt_duration(base.time_budget_s)} at {base.pace:.0f} tokens/s "
                     f"(measured in {base.pace_from}) caps training at {steps} steps"
                 )
-        else:
+        elif steps > CALIBRATION_STEPS:
             notes.append(
-                f"time: no earlier run on {base.backend}/{base.device} here has measured a pace, so "
-                f"the {_minutes(base.time_budget_s)} budget cannot size the steps yet"
+                f"time: no pace measured on {base.backend}/{base.device} here yet: the first {CALIBRATION_STEPS} "
+                f"steps measure it, then the {fmt_duration(base.time_budget_s)} budget fixes the step count "
+                f"(at most {steps})"
             )
     return replace(
         base, steps=steps, epochs=round(steps * per_step / rows, 2), train_rows=rows,
@@ -368,12 +373,12 @@ def describe(p: Plan) -> list[str]:
     lines.append(f"memory: {fit}, needs ~{needed} of {free} {p.memory_where} free")
     seconds = p.seconds
     if seconds is not None:
-        lines.append(f"time: ~{_minutes(seconds)} at {p.pace:.0f} tokens/s (measured in {p.pace_from})")
+        lines.append(f"time: ~{fmt_duration(seconds)} at {p.pace:.0f} tokens/s (measured in {p.pace_from})")
     elif p.steps and not any(n.startswith("time:") for n in p.notes):
         lines.append(f"time: known after a first run of {p.model} on {p.backend}/{p.device} here")
     lines += [n for n in p.notes if not n.startswith("steps:")]
     return lines
 
 
-def _minutes(seconds: float) -> str:
+def fmt_duration(seconds: float) -> str:
     return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"

@@ -121,8 +121,16 @@ def run_rank(run: RunDir, plan: Plan, backend_name: str | None) -> int:
     world = World.from_env()
     sink = EventSink(run.events_path) if world.is_writer else None
     emit = sink if sink is not None else (lambda event: None)
+    error_file = ranks_dir(run) / f"rank-{world.rank}.error"
+
+    def stalled(why: str) -> None:  # from the watch's thread, while this rank waits in C
+        atomic_write_text(error_file, why + "\n")
+        print(f"rank {world.rank}: {why}", file=sys.stderr, flush=True)
+        os._exit(1)  # the launcher ends the other ranks; the run's worker reports this file
+
     try:
-        train(run, plan, emit, StopFlag(run.stop_path), backend=get_backend(backend_name or plan.backend))
+        backend = get_backend(backend_name or plan.backend)
+        train(run, plan, emit, StopFlag(run.stop_path), backend=backend, stalled=stalled)
     except Exception as exc:
         user_error = exc if isinstance(exc, LocalftError) else user_os_error(exc)
         if user_error is None:
@@ -131,7 +139,7 @@ def run_rank(run: RunDir, plan: Plan, backend_name: str | None) -> int:
         else:
             why = str(user_error)
             emit(Log(f"rank {world.rank}: {why}", level="error"))
-        atomic_write_text(ranks_dir(run) / f"rank-{world.rank}.error", why.splitlines()[0] + "\n")
+        atomic_write_text(error_file, why.splitlines()[0] + "\n")
         return 2 if user_error is not None else 1
     finally:
         if sink is not None:

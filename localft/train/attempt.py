@@ -13,11 +13,20 @@ from localft.train.head_loop import HeadLoop
 from localft.train.loop import Loop
 from localft.train.preference_loop import PreferenceLoop
 from localft.train.session import OutOfMemory
-from localft.train.world import several_process_blocker
+from localft.train.watchdog import CollectiveWatch
+from localft.train.world import World, several_process_blocker
 
 
-def train(run: RunDir, plan: Plan, emit: Emit, stop: Callable[[], bool], backend=None) -> None:
-    """Train `run` as `plan` says on the plan's backend (or `backend`, a Backend object)."""
+def train(
+    run: RunDir,
+    plan: Plan,
+    emit: Emit,
+    stop: Callable[[], bool],
+    backend=None,
+    stalled: Callable[[str], None] | None = None,
+) -> None:
+    """Train `run` as `plan` says on the plan's backend (or `backend`, a Backend object). One rank
+    of several passes `stalled(why)`, which ends the process, for a rank that stops progressing."""
     from localft.backends import get_backend
 
     loop_class, spec = Loop, run.read_spec()
@@ -29,10 +38,15 @@ def train(run: RunDir, plan: Plan, emit: Emit, stop: Callable[[], bool], backend
     elif spec.head:
         loop_class = HeadLoop
     loop = loop_class(run, plan, emit, stop, backend or get_backend(plan.backend))
-    loop.setup()
+    if plan.world_size > 1 and stalled is not None:
+        loop.watch = CollectiveWatch(World.from_env(), spec.collective_timeout_s, stalled)
     try:
+        loop.setup()
         loop.run()
     except OutOfMemory as exc:  # outside a training step (evaluation): nothing to halve
         raise DoesNotFit(
             f"out of memory ({exc}); lower --batch-size or --max-seq-len, or use --gradient-checkpointing"
         ) from None
+    finally:
+        if loop.watch is not None:
+            loop.watch.close()

@@ -20,9 +20,11 @@ from localft.plan.planner import Plan
 from localft.run.checkpoints import find_resume_checkpoint, read_state, require_checkpoint_space, write_state
 from localft.run.folder import RunDir
 
+from .budget import Calibration
 from .rows import Row, RowStream, collate, eval_rows, tokenize_split
 from .session import LoadRequest, OutOfMemory, Session
 from .state import LoopState, learning_rate, step_seed
+from .watchdog import CollectiveWatch
 from .world import (
     RANK_FILE,
     World,
@@ -69,6 +71,8 @@ class Loop:
     """One run's loop over a backend session; `run()` trains from the current state to the plan's
     last step, an early stop or a stop request."""
 
+    watch: CollectiveWatch | None = None  # several processes: ends a rank that stops progressing
+
     def __init__(self, run: RunDir, plan: Plan, emit: Emit, stop: Callable[[], bool], backend) -> None:
         self.run_dir, self.plan, self.emit, self.stop, self.backend = run, plan, emit, stop, backend
         self.spec = run.read_spec()
@@ -96,7 +100,9 @@ class Loop:
         self.state.world_size = plan.world_size
         # The attempt's first event (after any damaged checkpoint skipped); what loading says follows it.
         self.emit(RunStarted(run.id, plan.backend, spec.model, plan.device, plan.steps, self.state.step))
+        self.mark("loading the model (every rank joins the group)")
         self.session: Session = self.backend.load(LoadRequest(model_dir, spec, plan, self.emit))
+        self.mark("preparing the first step")
         self.world: World = getattr(self.session, "world", None) or World()
         check_world_size(plan.world_size, self.world.size, run.id)  # launched as planned
         if spec.start_adapter:  # a preference round continues from a finished run's adapter
@@ -142,9 +148,11 @@ class Loop:
         self.finish()
 
     def _train_to_end(self) -> None:
-        spec, plan, state = self.spec, self.plan, self.state
+        spec, state = self.spec, self.state
         window_start, window_tokens = time.perf_counter(), 0
-        while state.step < plan.steps:
+        calibration = Calibration.for_attempt(self.plan, state)  # --time without a measured pace
+        while state.step < self.plan.steps:
+            self.mark(f"step {state.step + 1}")
             if self.stop_requested():  # before each step: a stop lands between steps, never inside one
                 raise StopRequested("stopped")
             tic = time.perf_counter()
@@ -154,6 +162,9 @@ class Loop:
             state.tokens += real
             state.trained_tokens += trained
             window_tokens += real
+            if calibration is not None and calibration.after_step(self):
+                calibration = None
+            plan = self.plan
             last = state.step == plan.steps
             if state.step % spec.log_every == 0 or last:
                 elapsed = max(time.perf_counter() - window_start, 1e-9)
@@ -162,6 +173,7 @@ class Loop:
                 self.emit(Step(state.step, plan.steps, loss, lr, state.tokens, window_tokens / elapsed, peak))
                 window_start, window_tokens = time.perf_counter(), 0
             if self.valid_rows and (state.step % self.eval_every == 0 or last):
+                self.mark(f"validation after step {state.step}")
                 self.evaluate()
             if state.step % spec.save_every == 0 and not last:
                 self.checkpoint()
@@ -227,18 +239,24 @@ class Loop:
     def evaluate(self) -> None:
         """Validation loss over the first eval_batches micro-batches (of the planned size); the best
         adapter so far is kept; patience runs out into early stopping."""
-        s, spec = self.state, self.spec
+        s, patience = self.state, self.spec.early_stopping_patience
         val = self.validation_loss()
         s.last_val_loss = val
         self.emit(Eval(s.step, val))
-        if s.best_val_loss is None or val < s.best_val_loss:
+        improved = s.best_val_loss is None or val < s.best_val_loss
+        out_of_patience = (
+            not improved and patience is not None and s.evals_without_improvement + 1 >= patience
+        )
+        # Rank 0 decides for all: a rank that saved the best adapter (a collective gather under
+        # FSDP) or stopped alone would leave the others waiting.
+        improved, out_of_patience = self.writers_flags([improved, out_of_patience])
+        if improved:
             s.best_val_loss, s.best_step, s.evals_without_improvement = val, s.step, 0
             with self.written_dir(self.run_dir.best_adapter_dir) as tmp:
                 self.session.save_adapter(tmp)
             return
         s.evals_without_improvement += 1
-        patience = spec.early_stopping_patience
-        if patience is not None and s.evals_without_improvement >= patience:
+        if out_of_patience:
             s.stopped_early = True
             raise StopRequested(
                 f"early-stopped ({patience} evaluations without improvement; best step {s.best_step})"
@@ -247,26 +265,39 @@ class Loop:
     def validation_loss(self) -> float:
         """The mean token loss over the same validation rows whatever the world size: each rank
         takes its shard, the sums are summed over ranks."""
-        rows = self.world.shard(
-            self.valid_rows[: self.spec.eval_batches * self.plan.micro_batch * self.world.size]
-        )
-        total, count, micro = 0.0, 0, self.state.micro_batch
-        for i in range(0, len(rows), micro):
-            loss_sum, n = self.session.eval_loss(
-                collate(rows[i : i + micro], self.pad_id, self.session.pad_multiple)
-            )
-            total, count = total + loss_sum, count + n
+        rows = self.valid_rows[: self.spec.eval_batches * self.plan.micro_batch * self.world.size]
+        total, count = 0.0, 0
+        for batch, counted in self.world.even_batches(rows, self.state.micro_batch):
+            loss_sum, n = self.session.eval_loss(collate(batch, self.pad_id, self.session.pad_multiple))
+            if counted:
+                total, count = total + loss_sum, count + n
+            self.mark()
         total, count = self.all_reduce_sum([total, float(count)])
         return total / max(count, 1)
 
     # Several processes: every rank calls these at the same points (they may be collectives).
     def all_reduce_sum(self, values: list[float]) -> list[float]:
-        return self.session.all_reduce_sum(values) if self.world.several else list(values)
+        if not self.world.several:
+            return list(values)
+        sums = self.session.all_reduce_sum(values)
+        self.mark()
+        return sums
+
+    def writers_flags(self, flags: list[bool]) -> list[bool]:
+        """Rank 0's flags on every rank (the others' are ignored): one decision for the group."""
+        if not self.world.several:
+            return list(flags)
+        mine = [float(f) if self.world.is_writer else 0.0 for f in flags]
+        return [total > 0 for total in self.all_reduce_sum(mine)]
 
     def stop_requested(self) -> bool:
         """Rank 0's stop flag, shared so every rank stops before the same step."""
-        flag = bool(self.world.is_writer and self.stop())
-        return self.all_reduce_sum([float(flag)])[0] > 0 if self.world.several else flag
+        return self.writers_flags([bool(self.world.is_writer and self.stop())])[0]
+
+    def mark(self, where: str | None = None) -> None:
+        """Progress for the watch: every rank passes the same marks in the same order."""
+        if self.watch is not None:
+            self.watch.progress(where or self.watch.where)
 
     @contextlib.contextmanager
     def written_dir(self, target: Path) -> Iterator[Path]:
@@ -280,6 +311,7 @@ class Loop:
 
     def checkpoint(self) -> None:
         step, world = self.state.step, self.world
+        self.mark(f"the checkpoint of step {step}")
         path = self.run_dir.checkpoint_path(step)
         staged = (
             self.run_dir.checkpoints_dir / f".ranks-{path.name}"
@@ -307,8 +339,11 @@ class Loop:
         """The last checkpoint, then the adapter to export: the best by validation loss, else the last."""
         if self.saved_step != self.state.step:
             self.checkpoint()
+        self.mark(f"the end of training (step {self.state.step})")
         best = self.run_dir.best_adapter_dir
-        use_best = self.state.best_step is not None and best.is_dir()
+        # Rank 0's view of the folder decides (another host may not see it): a rank that saved
+        # the adapter alone would wait in FSDP's gather for the others.
+        use_best = self.writers_flags([self.state.best_step is not None and best.is_dir()])[0]
         if use_best and not self.world.is_writer:
             return  # rank 0 copies the best adapter; nothing collective to take part in
         with self.written_dir(self.run_dir.adapter_dir) as tmp:

@@ -58,6 +58,16 @@ class World:
         ranks together train exactly the rows one process would."""
         return list(items[self.rank :: self.size])
 
+    def even_batches(self, items: Sequence[T], micro: int) -> list[tuple[list[T], bool]]:
+        """This rank's share of `items` in micro-batches, as many as every other rank runs: under
+        DDP or FSDP a forward is a collective, so a rank short of items (fewer validation rows than
+        ranks) runs a filler batch whose result is not counted (the bool) rather than leave the
+        others waiting in a forward it never joins."""
+        mine = self.shard(items)
+        most = -(-len(items[:: self.size]) // micro)  # rank 0's share is the largest
+        batches = [(mine[i : i + micro], True) for i in range(0, len(mine), micro)]
+        return batches + [(list(items[:1]), False)] * (most - len(batches))
+
 
 def _mlx_hostfile_size(env: Mapping[str, str]) -> int:
     """mlx.launch names a JSON list with one entry per rank: the ring's hosts in MLX_HOSTFILE,
