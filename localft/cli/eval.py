@@ -24,27 +24,23 @@ def eval_command(
 ) -> None:
     """Evaluate a run on its test split: perplexity, ROUGE-L/BLEU, the task's own figures (style
     fingerprint and leak check, JSON shape, classification scores), samples, and an optional judge."""
+    from localft.cli.progress import stage_bars
     from localft.eval.evaluate import evaluate_run
     from localft.eval.inputs import tuned_gguf_path
     from localft.eval.report import headline_rows, sft_values
     from localft.run.folder import open_run
-    from localft.run.state import describe
 
     r = open_run(run)
     if blind:
         blind_test(r, tuned_gguf_path(r, quant), samples, max_tokens)
         return
 
-    def show(event) -> None:
-        line = describe(event)
-        if line:
-            print(line)
-
     tuned_gguf = None if r.read_spec().head else tuned_gguf_path(r, quant)  # a head is an HF folder
-    report = evaluate_run(
-        r, base_gguf=base_gguf, tuned_gguf=tuned_gguf, samples=samples,
-        max_tokens=max_tokens, judge=judge, emit=show,
-    )  # fmt: skip
+    with stage_bars() as emit:
+        report = evaluate_run(
+            r, base_gguf=base_gguf, tuned_gguf=tuned_gguf, samples=samples,
+            max_tokens=max_tokens, judge=judge, emit=emit,
+        )  # fmt: skip
     rows = headline_rows(report)
     sft = sft_values(report)  # a preference round: its SFT run's column between base and tuned
     width = max(len(x[0]) for x in rows)
@@ -61,12 +57,14 @@ def eval_command(
 def blind_test(run, gguf: Path, count: int, max_tokens: int) -> None:
     """The terminal's "Which one is you?": each held-out request with two answers, one of them
     the real post; the person types which is theirs."""
+    from localft.cli.progress import stage_bars
     from localft.eval.blind import answer, blind_questions, blind_summary
+    from localft.events import Stage
 
-    def progress(done: int, total: int) -> None:
-        print(f"\rdrafting {done}/{total}", end="" if done < total else "\n", flush=True)
-
-    questions = blind_questions(run, count, max_tokens, gguf, progress)
+    with stage_bars() as emit:
+        questions = blind_questions(
+            run, count, max_tokens, gguf, lambda done, total: emit(Stage("draft", done, total, gguf.name))
+        )
     for i, q in enumerate(questions, 1):
         print(f"\n[{i}/{len(questions)}] request: {q.request}")
         for k, text in enumerate(q.options, 1):

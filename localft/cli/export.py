@@ -35,23 +35,6 @@ def _resolve_target(target: str):
         return "folder", resolve_model(target)
 
 
-def _stage_printer(console):
-    """An Emit that redraws one status line per stage (the dashboard reads the same events)."""
-    from localft.events import Log, Stage
-    from localft.run.state import stage_line
-
-    status = console.status("")
-    status.start()
-
-    def emit(event) -> None:
-        if isinstance(event, Stage):
-            status.update(stage_line(event))
-        elif isinstance(event, Log):
-            console.print(f"[yellow]{event.message}[/yellow]")
-
-    return emit, status
-
-
 def print_report(report, console) -> None:
     from rich.markup import escape
     from rich.table import Table
@@ -120,12 +103,12 @@ def export_command(
         quants=quant, verify=verify, ollama=ollama, lmstudio=lmstudio, adapter_gguf=adapter, name=name
     )
     spec = build_spec(ExportSpec, {k: v for k, v in given.items() if v is not None}, where="export options")
+    from localft.cli.progress import stage_bars
     from localft.export.pipeline import export_folder
     from localft.run.export import export_run, merge_run
 
     kind, where = _resolve_target(target)
-    emit, status = _stage_printer(console)
-    try:
+    with stage_bars() as emit:  # an error is printed once, by `localft`'s main
         if kind == "run" and out is None:
             report = export_run(where, spec, emit=emit)
         else:
@@ -133,8 +116,6 @@ def export_command(
                 where = merge_run(where, emit=emit)
             folder_out = out or Path.cwd() / f"{Path(where).name}-gguf"
             report = export_folder(where, folder_out, spec, emit=emit, chat_reply=gguf_reply)
-    finally:  # an error is printed once, by `localft`'s main
-        status.stop()
     print_report(report, console)
     if not report.ok:
         console.print(

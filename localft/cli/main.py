@@ -146,6 +146,11 @@ def internal_error(exc: BaseException, stage: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
+    if argv is None:  # the program itself (tests calling main(args) keep their own warning filters)
+        from localft.library_logs import route_library_output
+        from localft.paths import localft_home
+
+        route_library_output(localft_home() / "logs" / "libraries.log")
     try:
         result = app(args=args, standalone_mode=False, prog_name="localft")
     except LocalftError as exc:

@@ -38,11 +38,14 @@ def preference_round_command(
         check_plan(p)
         return
 
-    def progress(split: str, done: int, total: int) -> None:
-        print(f"\rdrafting {split} requests with run {source.id}'s GGUF: {done}/{total}",
-              end="\n" if done == total else "", flush=True)  # fmt: skip
+    from localft.cli.progress import stage_bars
+    from localft.events import Stage
 
-    run = prepare_round(source, method, pairs, overrides, name=name, progress=progress)
+    with stage_bars() as emit:  # `--pairs self`: run source's GGUF drafts each request
+        run = prepare_round(
+            source, method, pairs, overrides, name=name,
+            progress=lambda split, done, total: emit(Stage("draft", done, total, f"{split} requests, run {source.id}'s GGUF")),
+        )  # fmt: skip
     try:
         runner.start_worker(run)
     except BaseException:

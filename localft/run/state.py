@@ -30,7 +30,7 @@ def describe(event: Event) -> str | None:
     if isinstance(event, Log) and event.level != "info":
         return f"{event.level}: {event.message}"
     if isinstance(event, Stage) and event.done == event.total:
-        return f"{event.name}: done" + (f" ({event.detail})" if event.detail else "")
+        return f"{event.name}: done" + (f" ({event.detail})" if event.detail not in ("", "done") else "")
     if isinstance(event, Finished):
         text = f"run {event.status} at step {event.step}"
         if event.best_val_loss is not None:
@@ -51,6 +51,29 @@ class StageState:
     done: int = 0
     total: int = 0
     detail: str = ""
+    started: float | None = None  # time of this pass's first event (a stage may run several passes)
+    _origin: tuple[int, float] | None = None
+    _last_time: float | None = None
+
+    def apply(self, event: Stage) -> None:
+        if self._origin is None or event.done < self.done or event.total != self.total:
+            self._origin, self.started = (event.done, event.time), event.time  # a new pass
+        self.done, self.total, self.detail, self._last_time = (
+            event.done,
+            event.total,
+            event.detail,
+            event.time,
+        )
+
+    def eta_seconds(self) -> float | None:
+        """Remaining time at this pass's pace so far (None before it has moved)."""
+        if self._origin is None or self._last_time is None or not self.total:
+            return None
+        done0, t0 = self._origin
+        done, elapsed = self.done - done0, self._last_time - t0
+        if done <= 0 or elapsed <= 0:
+            return None
+        return max(0.0, (self.total - self.done) * elapsed / done)
 
 
 @dataclass
@@ -111,8 +134,7 @@ class RunState:
         elif isinstance(event, Checkpoint):
             self.last_checkpoint = event.step
         elif isinstance(event, Stage):
-            stage = self.stages.setdefault(event.name, StageState(event.name))
-            stage.done, stage.total, stage.detail = event.done, event.total, event.detail
+            self.stages.setdefault(event.name, StageState(event.name)).apply(event)
         elif isinstance(event, Finished):
             self.status, self.error, self.training_open = event.status, event.error, False
             self.step = max(self.step, event.step)

@@ -104,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", default=None)
     parser.add_argument("--rank-worker", action="store_true", help="one rank of a several-process run")
     args = parser.parse_args(argv)
+    from localft.library_logs import route_library_output
+
+    route_library_output(sys.stderr)  # the run's train.log: each library warning once, no tqdm bars
     if args.rank_worker:
         from localft.run.rank_group import run_rank
 
