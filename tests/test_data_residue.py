@@ -12,7 +12,7 @@ import pytest
 
 from examples.linkedin_quirk import linkedin_commentary
 from examples.meta_escapes import meta_json
-from localft.cli import main
+from localft.cli.main import main
 from localft.config import DataSpec
 from localft.data.dataset import build_dataset
 from localft.data.load import import_posts
