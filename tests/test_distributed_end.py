@@ -48,6 +48,53 @@ def test_the_watch_reports_a_stall_once_with_where_and_not_while_progressing():
     assert len(calls) == 1 and "at validation after step 4" in calls[0] and "collective_timeout_s" in calls[0]
 
 
+SUSPENDED_RANK = """
+import sys, time
+from localft.train.watchdog import CollectiveWatch
+from localft.train.world import World
+watch = CollectiveWatch(World(0, 2), 1.0, lambda why: (print("stalled", flush=True), sys.exit(1)))
+print("ready", flush=True)
+end = time.monotonic() + 12
+while time.monotonic() < end:
+    watch.progress("step 1")
+    time.sleep(0.05)
+print("done", flush=True)
+"""
+
+
+def test_the_watch_does_not_count_the_time_its_process_was_suspended():
+    """A laptop's lid closed (here: SIGSTOP for 6 s, six times the bound) is not a stalled
+    collective: on waking, the watch's thread may run before the loop marks progress again."""
+    rank = subprocess.Popen([sys.executable, "-c", SUSPENDED_RANK], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": os.getcwd()})  # fmt: skip
+    try:
+        assert rank.stdout.readline().strip() == "ready"
+        os.kill(rank.pid, signal.SIGSTOP)
+        time.sleep(6)
+        os.kill(rank.pid, signal.SIGCONT)
+        out, _ = rank.communicate(timeout=60)
+    finally:
+        rank.kill()
+    assert out.split() == ["done"], out
+
+
+def test_the_rank_that_reported_first_is_named_not_the_ones_that_failed_on_losing_it(tmp_path):
+    from localft.run.folder import RunDir
+    from localft.run.rank_group import dead_rank_message, ranks_dir
+
+    run = RunDir(tmp_path / "run")
+    ranks_dir(run).mkdir(parents=True)
+    run.log_path.write_text("training output\n", encoding="utf-8")
+    for rank, (when, why) in {
+        0: (2_000, "woke and saw no progress"),
+        1: (1_000, "no progress at step 3"),
+    }.items():
+        report = ranks_dir(run) / f"rank-{rank}.error"
+        report.write_text(why + "\n", encoding="utf-8")
+        os.utime(report, ns=(when * 10**9, when * 10**9))
+    assert dead_rank_message(run, 1) == "rank 1 failed: no progress at step 3"
+
+
 def run_group_worker(run, env: dict | None = None) -> subprocess.Popen:
     log = open(run.log_path, "ab")  # noqa: SIM115 - the worker's output, closed with the process
     return subprocess.Popen(

@@ -77,10 +77,12 @@ def dead_rank_message(run: RunDir, code: int, log_start: int = 0) -> str:
     """One line: which rank failed first and how (its own error where it wrote one), and the log."""
     rank, exit_code = _root_cause(run, log_start)
     resume = f"`localft runs resume {run.id}` continues from the last checkpoint"
-    if rank is None:
-        errors = sorted(ranks_dir(run).glob("rank-*.error"))
-        if errors:
-            rank = int(errors[0].stem.split("-")[1])
+    killed = exit_code is not None and exit_code < 0 and exit_code != -signal.SIGTERM
+    # Unless a rank was killed (which writes nothing), the first rank to write its error is the
+    # cause: the others failed on losing it, and the launcher may list them in any order.
+    reports = sorted(ranks_dir(run).glob("rank-*.error"), key=lambda path: path.stat().st_mtime_ns)
+    if reports and not killed:
+        rank = int(reports[0].stem.split("-")[1])
     error_file = ranks_dir(run) / f"rank-{rank}.error"
     if rank is not None and error_file.exists():
         why = error_file.read_text(encoding="utf-8").strip()

@@ -30,8 +30,16 @@ class CollectiveWatch:
         self._done.set()
 
     def _watch(self) -> None:
-        while not self._done.wait(min(self.limit_s / 10, 5.0)):
-            if time.monotonic() - self.last > self.limit_s:
+        interval = min(self.limit_s / 10, 5.0)
+        tick = time.monotonic()
+        while not self._done.wait(interval):
+            now, slept = time.monotonic(), time.monotonic() - tick
+            tick = now
+            if slept > 3 * interval + 1:
+                # This process (or the machine: a laptop's lid) was suspended; the time it was
+                # away is not a collective's, so its clock starts again.
+                self.last = now
+            if now - self.last > self.limit_s:
                 self.stalled(
                     f"no progress for over {self.limit_s:g} s at {self.where} (waiting on the other ranks: a collective "
                     f"they did not join, or a rank that stopped responding); the run was ended. If one step "
