@@ -14,6 +14,7 @@ import gguf
 
 from localft.errors import ExportError
 from localft.export.pretokenizers import pre_tokenizer_name
+from localft.export.token_strip import strips_after_specials
 
 T = gguf.TokenType
 SPACE_MARK = "\u2581"  # SentencePiece's visible space
@@ -31,6 +32,7 @@ class GgufVocab:
     add_bos: bool | None = None
     add_eos: bool | None = None
     extra: dict = field(default_factory=dict)
+    strips_after_specials: bool = False  # HF strips the whitespace after special tokens (see token_strip)
 
     def write(self, w: gguf.GGUFWriter) -> None:
         w.add_tokenizer_model(self.model)
@@ -356,6 +358,10 @@ def load_vocab(folder: Path, n_vocab: int, tok=None) -> GgufVocab:
     else:
         vocab = _byte_level_vocab(tok, pipeline, folder, n_vocab)
     _set_added_specials(vocab, tok, folder.name)
+    added = pipeline["added_tokens"]
+    vocab.strips_after_specials = strips_after_specials(
+        added, vocab.tokens, vocab.types, folder.name, not_reproducible
+    )
     if vocab.special is not None and vocab.special.chat_template is None:
         template = folder / "chat_template.jinja"
         if template.is_file():
