@@ -140,7 +140,8 @@ def test_a_rank_that_stalls_fails_the_run_in_one_line_within_its_bound(tiny_mode
         assert worker.wait(timeout=120) == 2
     finally:
         end_group(worker.pid)
-    assert bound <= waited < bound + 30
+    # rank 1's clock starts at its last progress mark, which can come just before this test sees the hold
+    assert bound - 2 <= waited < bound + 30
     end = read_events(run.events_path)[-1]
     assert isinstance(end, Finished) and end.status == "failed" and "\n" not in end.error
     assert end.error.startswith(f"rank 1 failed: no progress for over {bound} s at step 3"), end.error
