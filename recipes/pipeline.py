@@ -11,11 +11,11 @@ from localft.atomic import atomic_write_json
 from localft.config import ExportSpec, TrainSpec, build_spec, merge_overrides
 from localft.errors import DataError, RunError
 from localft.events import Emit, EventSink, Log, Stage
+from localft.library_logs import quiet_libraries
 from localft.paths import runs_dir
 from localft.plan.hardware import Machine, this_machine
 from localft.recipes.base import Recipe
 from localft.run.folder import RECIPE_FILE, RunDir, mark_recipe_process, open_run, recipe_info
-from localft.run.library_output import quiet_libraries
 
 STAGES = ("import", "train", "export", "eval")
 

@@ -30,7 +30,7 @@ def head_predict(folder: Path, texts: list[str], batch_size: int = 16) -> tuple[
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from localft.run.library_output import quiet_libraries
+    from localft.library_logs import quiet_libraries
 
     quiet_libraries()  # `localft eval` too: no loading bars between the stage lines
     tokenizer = AutoTokenizer.from_pretrained(folder)
