@@ -13,7 +13,14 @@ import pytest
 from localft.errors import ExportError
 from localft.export.pretokenizers import PROBE_TEXT
 from localft.export.verify import bundled_text
-from localft.export.vocab import hf_tokenizer, load_vocab
+from localft.export.vocab import (
+    DECLARED_CLASS_KEPT,
+    FILE_AS_IS_CLASSES,
+    TokenizerFile,
+    folder_tokenizer,
+    hf_tokenizer,
+    load_vocab,
+)
 from tests.real_material import hf_tokenizer_dir, vocab_cases
 from tests.vocab_support import (
     CONVERSATION,
@@ -170,3 +177,40 @@ def test_sentencepiece_model_that_normalizes_text_is_refused(tmp_path):
     with pytest.raises(ExportError, match="normalizer changes the text") as err:
         load_vocab(folder, 400)
     assert "localft models" in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("model_type", [*DECLARED_CLASS_KEPT, "qwen2", "qwen3_5"])
+def test_tokenizer_json_is_read_directly_only_where_transformers_runs_it_as_is(model_type, tmp_path):
+    """The converter reads tokenizer.json itself (no transformers or torch import) only where
+    transformers' AutoTokenizer keeps the folder's file-as-is class; for qwen2 and qwen3_5 it puts
+    its own class (and split rules) in place, so the converter loads transformers' tokenizer there."""
+    from transformers import AutoTokenizer
+
+    from localft.plan.catalog import embedded_model_dir
+
+    folder = shutil.copytree(
+        embedded_model_dir(), tmp_path / model_type, ignore=shutil.ignore_patterns("*.safetensors")
+    )
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps(config | {"model_type": model_type}))
+    kept = type(AutoTokenizer.from_pretrained(folder)).__name__ in FILE_AS_IS_CLASSES
+    assert kept == (model_type in DECLARED_CLASS_KEPT)
+    assert isinstance(folder_tokenizer(folder), TokenizerFile) == kept
+
+
+@pytest.mark.parametrize("name", ["smollm2", "llama-bpe", "phi-3"])
+def test_tokenizer_json_read_directly_gives_the_vocabulary_transformers_gives(name, tmp_path):
+    """The same GGUF vocabulary (tokens, types, scores, merges, pre-tokenizer, special ids, BOS/EOS)
+    from tokenizer.json read by `tokenizers` as from transformers' tokenizer of the same folder:
+    SmolLM2 (no BOS), Llama 3 (BOS from the post-processor), Phi-3 (SentencePiece, BOS from
+    tokenizer_config.json's add_bos_token)."""
+    from transformers import AutoTokenizer
+
+    folder = tokenizer_folder(name, tmp_path)
+    hf = AutoTokenizer.from_pretrained(folder)
+    direct, through_hf = (load_vocab(folder, len(hf), tok) for tok in (TokenizerFile(folder), hf))
+    for key in ("model", "pre", "tokens", "types", "scores", "add_bos", "add_eos", "extra"):
+        assert getattr(direct, key) == getattr(through_hf, key), key
+    assert direct.special.special_token_ids == through_hf.special.special_token_ids
+    assert direct.special.merges == through_hf.special.merges
+    assert TokenizerFile(folder).encode(PROBE_TEXT) == hf.encode(PROBE_TEXT)

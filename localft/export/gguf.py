@@ -21,6 +21,7 @@ from localft.disk import require_free_space
 from localft.errors import ExportError
 from localft.export.archs import ArchDescription
 from localft.export.families import describe
+from localft.export.token_strip import llama_cpp_name
 from localft.export.vocab import load_vocab
 from localft.export.weights import SafetensorsFolder
 
@@ -193,7 +194,8 @@ def convert_folder(
     writer = FastGGUFWriter(tmp, desc.gguf_name)
     try:
         writer.add_type(gguf.GGUFType.MODEL)
-        writer.add_name(name or model_dir.name)
+        # The name also tells llama.cpp whether to strip whitespace after special tokens.
+        writer.add_name(llama_cpp_name(name or model_dir.name, vocab.strips_after_specials))
         desc.write_params(writer, config)
         writer.add_file_type(file_type)
         writer.add_quantization_version(gguf.GGML_QUANT_VERSION)

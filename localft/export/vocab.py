@@ -14,6 +14,7 @@ import gguf
 
 from localft.errors import ExportError
 from localft.export.pretokenizers import pre_tokenizer_name
+from localft.export.token_strip import strips_after_specials
 
 T = gguf.TokenType
 SPACE_MARK = "\u2581"  # SentencePiece's visible space
@@ -31,6 +32,7 @@ class GgufVocab:
     add_bos: bool | None = None
     add_eos: bool | None = None
     extra: dict = field(default_factory=dict)
+    strips_after_specials: bool = False  # HF strips the whitespace after special tokens (see token_strip)
 
     def write(self, w: gguf.GGUFWriter) -> None:
         w.add_tokenizer_model(self.model)
@@ -79,6 +81,86 @@ def hf_tokenizer(folder: Path):
     if getattr(tok, "backend_tokenizer", None) is None:
         raise ExportError(f"{folder}: the tokenizer has no tokenizer.json form, which the GGUF writer reads")
     return tok
+
+
+# The tokenizer classes that run tokenizer.json as it is; every other class (Qwen2Tokenizer,
+# LlamaTokenizer, ...) rebuilds its own split rules around the file's vocabulary when loaded.
+FILE_AS_IS_CLASSES = ("TokenizersBackend", "PreTrainedTokenizerFast")
+# Model types for which transformers' AutoTokenizer keeps a folder's declared class. For others
+# (qwen2, qwen3_5, ...) it puts its own class in place whatever the folder declares.
+# tests/test_export_vocab.py checks both lists against transformers itself.
+DECLARED_CLASS_KEPT = (
+    "llama", "mistral", "qwen3", "qwen3_5_text", "phi3", "smollm3", "gemma3", "gemma3_text", "gemma4", "gemma4_text",
+)  # fmt: skip
+
+
+class TokenizerFile:
+    """The folder's tokenizer.json read by the `tokenizers` library, with the BOS/EOS flags of
+    tokenizer_config.json applied as transformers applies them: for a folder whose tokenizer class
+    runs the file as it is, the same pipeline and ids as the HF tokenizer, without importing
+    transformers and torch (2-3 s and ~300 MiB, more than converting a small model takes)."""
+
+    def __init__(self, folder: Path):
+        from tokenizers import Tokenizer, processors
+
+        path = Path(folder) / "tokenizer.json"
+        try:
+            self.backend_tokenizer = Tokenizer.from_file(str(path))
+        except Exception as exc:  # the tokenizers library's errors are plain Exceptions
+            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ExportError(
+                f"{path} cannot be read ({first_line}); copy the base model's tokenizer files into the folder"
+            ) from None
+        config = _json_file(Path(folder) / "tokenizer_config.json")
+        self.unk_token = _token_text(config.get("unk_token")) or _pipeline(self)["model"].get("unk_token")
+        if "add_bos_token" in config or "add_eos_token" in config:
+            # transformers then replaces the file's post-processor with BOS/EOS around each text.
+            bos, eos = _token_text(config.get("bos_token")), _token_text(config.get("eos_token"))
+            add = [
+                t
+                for t, on in ((bos, config.get("add_bos_token")), (eos, config.get("add_eos_token")))
+                if on and t
+            ]
+            ids = {t: self.backend_tokenizer.token_to_id(t) for t in add}
+            if None in ids.values():
+                raise ExportError(
+                    f"{path.parent}: tokenizer_config.json names a BOS/EOS token the vocabulary lacks"
+                )
+            single = " ".join([f"{bos}:0"] * (bos in add) + ["$A:0"] + [f"{eos}:0"] * (eos in add))
+            self.backend_tokenizer.post_processor = processors.TemplateProcessing(
+                single=single, pair=f"{single} $B:1", special_tokens=list(ids.items())
+            )
+
+    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        return self.backend_tokenizer.encode(text, add_special_tokens=add_special_tokens).ids
+
+
+def _json_file(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except ValueError:
+        raise ExportError(f"{path} is not valid JSON; re-save the tokenizer") from None
+
+
+def _token_text(value) -> str | None:
+    """A special token as tokenizer_config.json gives it: a string or an AddedToken dict."""
+    return value.get("content") if isinstance(value, dict) else value
+
+
+def folder_tokenizer(folder: Path):
+    """The tokenizer as training loaded it: tokenizer.json through `tokenizers` where transformers runs
+    that file as it is (no remote code), else transformers' own tokenizer (its class's rules, or its
+    conversion of tokenizer.model). Verification compares the GGUF with transformers either way."""
+    folder = Path(folder)
+    config = _json_file(folder / "tokenizer_config.json")
+    model_type = _json_file(folder / "config.json").get("model_type")
+    as_is = (
+        config.get("tokenizer_class") in FILE_AS_IS_CLASSES
+        and "auto_map" not in config
+        and model_type in DECLARED_CLASS_KEPT
+        and (folder / "tokenizer.json").is_file()
+    )
+    return TokenizerFile(folder) if as_is else hf_tokenizer(folder)
 
 
 def _pipeline(tok) -> dict:
@@ -264,7 +346,7 @@ def load_vocab(folder: Path, n_vocab: int, tok=None) -> GgufVocab:
     is none, or llama.cpp cannot tokenize exactly like it."""
     folder = Path(folder)
     logging.getLogger("gguf").setLevel(logging.ERROR)
-    tok = tok or hf_tokenizer(folder)
+    tok = tok or folder_tokenizer(folder)
     pipeline = _pipeline(tok)
     kind = pipeline["model"].get("type")
     if kind != "BPE":
@@ -276,6 +358,10 @@ def load_vocab(folder: Path, n_vocab: int, tok=None) -> GgufVocab:
     else:
         vocab = _byte_level_vocab(tok, pipeline, folder, n_vocab)
     _set_added_specials(vocab, tok, folder.name)
+    added = pipeline["added_tokens"]
+    vocab.strips_after_specials = strips_after_specials(
+        added, vocab.tokens, vocab.types, folder.name, not_reproducible
+    )
     if vocab.special is not None and vocab.special.chat_template is None:
         template = folder / "chat_template.jinja"
         if template.is_file():

@@ -94,7 +94,7 @@ class SafetensorsFolder:
         if e.dtype == "BF16":
             # bf16 is the top half of an f32: shift the bits up.
             return (arr.astype(np.uint32) << 16).view(np.float32)
-        return arr.astype(np.float32)
+        return arr.astype(np.float32, copy=False)  # f32 stored: no second copy
 
     def read_raw(self, name: str) -> bytes:
         """The tensor's stored bytes, unchanged (for copying it to another file)."""
