@@ -81,7 +81,7 @@ def main() -> None:
             torch.cuda.empty_cache()
     m, v = results["masked"], results["varlen"]
     cos = float(torch.nn.functional.cosine_similarity(m["grads"], v["grads"], dim=0))
-    tokens = int(batch["real_tokens"])
+    tokens = int(batch.real_tokens)
     print(
         f"{args.model}, {len(rows)} rows x {args.row_len} (examples per row {per_row}), {tokens} tokens, {where.dtype_name} on {args.device}"
     )

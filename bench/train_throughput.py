@@ -25,6 +25,8 @@ RANDOM_CONFIGS = {
     "qwen2.5-1.5b-random": ("qwen2", 1536, 8960, 28, 12, 2, 151936),
     # A tiny body under Gemma's 262k-token vocabulary: the logits dominate a step's memory.
     "tiny-262k-vocab-random": ("llama", 256, 1024, 4, 4, 1, 262144),
+    # The GPU check's CPU smoke run: its plumbing, not its figures.
+    "tiny-llama-random": ("llama", 64, 128, 2, 4, 2, 49152),
 }
 SAMPLE_EXPORT = Path(__file__).resolve().parents[1] / "examples" / "linkedin-export.zip"
 WORDS = [
@@ -337,6 +339,7 @@ def main() -> None:
     p.add_argument("--examples", type=int, default=200, help="synthetic rows")
     p.add_argument("--workdir", default=None)
     p.add_argument("--tokenizer", default=None, help="tokenizer folder for random models (default: embedded)")
+    p.add_argument("--no-baseline", action="store_true", help="localft only (a second localft setting)")
     args = p.parse_args()
     args.workdir = args.workdir or tempfile.mkdtemp(prefix="localft-bench-")
     from bench_home import use_temporary_home
@@ -369,14 +372,15 @@ def main() -> None:
     )  # fmt: skip
     spec = TrainSpec(**common, batch_size=rows)
 
-    base = run_baseline(args, spec, model_dir, train, valid)
+    base = None if args.no_baseline else run_baseline(args, spec, model_dir, train, valid)
     release_memory(args.device)  # the baseline's model and optimizer must not count against localft
     ours = run_localft(args, spec, model_dir, valid)
     peak = matmul_peak(args.device)
     fpt = flops_per_token(model_dir, spec)
     for r in (base, ours):
-        r["mfu"] = r["tok_per_s"] * fpt / peak
-    ratio = ours["tok_per_s"] / base["tok_per_s"]
+        if r is not None:
+            r["mfu"] = r["tok_per_s"] * fpt / peak
+    ratio = ours["tok_per_s"] / base["tok_per_s"] if base else None
 
     print(
         f"\nmodel {args.model} on {args.device} ({args.quantize}), {args.steps} steps, LoRA r={spec.lora.rank}"
@@ -386,11 +390,15 @@ def main() -> None:
     )
     print(f"{'':10} {'tokens':>8} {'tok/s':>9} {'peak mem':>10} {'val loss':>9} {'MFU':>7}")
     for name, r in (("baseline", base), ("localft", ours)):
+        if r is None:
+            continue
         print(
             f"{name:10} {r['tokens']:>8} {r['tok_per_s']:>9.1f} {fmt_bytes(r['peak_mem']):>10} "
             f"{r['val_loss']:>9.4f} {r['mfu']:>6.1%}"
         )
-    print(f"ratio {ratio:.2f}x   matmul peak {peak / 1e12:.3f} TFLOP/s   {fpt / 1e9:.2f} GFLOP/token")
+    print(
+        f"ratio {ratio or float('nan'):.2f}x   matmul peak {peak / 1e12:.3f} TFLOP/s   {fpt / 1e9:.2f} GFLOP/token"
+    )
     figures = {
         "model": args.model, "device": args.device, "quantize": args.quantize, "steps": args.steps,
         "baseline": base, "localft": ours, "ratio": ratio, "matmul_peak_flops": peak,

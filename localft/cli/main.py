@@ -175,3 +175,7 @@ def main(argv: list[str] | None = None) -> None:
         internal_error(exc, command_stage(args))
     if isinstance(result, int) and result:
         raise SystemExit(result)
+
+
+if __name__ == "__main__":  # python -m localft.cli.main, where the console script is not on PATH
+    main()
