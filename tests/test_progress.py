@@ -1,5 +1,5 @@
 """What the terminal shows during long work, without a terminal: plain lines with elapsed time and
-ETA folded from the events (the bars themselves are read in tmux, tests/test_tui_tmux.py); and
+ETA folded from the events (the bars themselves are read in tmux: tests/test_tui_tmux.py); and
 libraries' warnings in LOCALFT_HOME/logs/libraries.log, never on the screen of a real command."""
 
 from __future__ import annotations
@@ -86,3 +86,12 @@ def test_real_train_and_export_print_plain_lines_and_no_library_warning(localft_
     assert log.count("Failed to load CPU gemm_4bit_forward from kernels-community") == 1
     train_log = (run / "train.log").read_text()
     assert "Loading weights" not in train_log and train_log.count("kernels-community") <= 1
+
+
+def test_a_plain_line_is_never_wrapped_and_its_brackets_are_kept():
+    """Off a terminal a long line (a path in an import stage) stays one line, as written."""
+    out = io.StringIO()
+    bars = Bars(console=Console(file=out, width=40))
+    long = "import reading /tmp/a-rather-long-folder/[2024] posts.jsonl"
+    bars.show(Stage("import", 0, 4, long.removeprefix("import "), time=100.0))
+    assert out.getvalue().splitlines() == [f"{long}: 0/4  elapsed 0:00:00  eta -:--:--"]

@@ -149,3 +149,31 @@ def test_kill_usr1_writes_every_threads_stack_to_the_dashboard_log(localft_home)
         for pid in processes_with_home(localft_home):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_training_and_export_draw_bars_with_eta_in_a_terminal(localft_home, tiny_models):
+    """`localft train` then `localft export` in a real terminal: the bars are redrawn in place with
+    step, loss, tokens/s, elapsed and remaining time, and no library warning reaches the screen."""
+    export = Path(__file__).parent.parent / "examples" / "linkedin-export.zip"
+    env = f"env -u COLUMNS -u LINES LOCALFT_HOME={localft_home} HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false"
+    train = (f"{LOCALFT} train {export} --model {tiny_models('llama')} --steps 60 --name bars "
+             "--set max_seq_len=128 --set eval_every=60")  # fmt: skip
+    term = Terminal("bars", localft_home)
+    try:
+        term.tmux("new-session", "-d", "-x", "160", "-y", "40",
+                  f"cd {Path(__file__).parent.parent} && {env} sh -c '{train} && {LOCALFT} export bars --quant Q8_0; sleep 600'")  # fmt: skip
+        bar = r"train\s+\S*━\S*\s+(\d+)/60\s+loss \d+\.\d+\s+[\d,.]+ tok/s\s+peak [\d.]+ \w+\s+(\d:\d\d:\d\d)\s+eta (\d:\d\d:\d\d)"
+        first = term.wait_for(bar, 240)
+        later = term.wait_for(rf"train\s+\S+\s+(?!{first.group(1)}/)(\d+)/60", 120)  # redrawn: a later step
+        assert int(later.group(1)) > int(first.group(1))
+        assert len(re.findall(r"^train\s", term.screen(), re.M)) == 1  # one bar, drawn in place
+        term.wait_for(r"convert\s+\S+\s+\d+/\d+.*eta", 240)  # the export's stages have bars too
+        term.wait_for(r"verify: done", 300)  # the export's end: the bars stay, no noise between them
+        screen = term.screen()
+        for noise in ("kernels-community", "Loading weights", "FutureWarning", "it/s]"):
+            assert noise not in screen, screen
+    finally:
+        term.close()
+        for pid in processes_with_home(localft_home):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

@@ -35,7 +35,7 @@ class Bars:
         self.terminal = self.console.is_terminal
         self.progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(bar_width=24), TextColumn("{task.completed}/{task.total}"),
-            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TextColumn("eta {task.fields[eta]}"),
+            TextColumn("{task.fields[info]}", markup=False), TimeElapsedColumn(), TextColumn("eta {task.fields[eta]}"),
             console=self.console, transient=False, disable=not self.terminal,
         )  # fmt: skip
         self.state, self.world_size = RunState(), world_size
@@ -57,7 +57,12 @@ class Bars:
             self._stage(event)
         line = describe(event)
         if line:
-            self.console.print(line, highlight=False)
+            self.say(line)
+
+    def say(self, line: str) -> None:
+        """One line as written: no markup read into it (paths hold brackets), and off a terminal
+        never wrapped, so a log or `| tee` keeps one line per message."""
+        self.console.print(line, highlight=False, markup=False, soft_wrap=not self.terminal)
 
     def _task(self, name: str, total: int, started: float | None) -> int:
         known = self._tasks.get(name)
@@ -79,9 +84,7 @@ class Bars:
             self.progress.update(task, total=event.total, completed=event.step, info=info, eta=eta)
         elif event.step % PLAIN_STEP_EVERY == 0 or event.step == event.total:
             elapsed = fmt_duration(event.time - (state.started or event.time))
-            self.console.print(
-                f"step {event.step}/{event.total} {info}  elapsed {elapsed}  eta {eta}", highlight=False
-            )
+            self.say(f"step {event.step}/{event.total} {info}  elapsed {elapsed}  eta {eta}")
 
     def _stage(self, event: Stage) -> None:
         stage = self.state.stages[event.name]
@@ -98,7 +101,7 @@ class Bars:
         self._printed[event.name] = event.time
         if event.done < event.total:  # the end is describe()'s "<stage>: done" line
             elapsed = fmt_duration(event.time - (stage.started or event.time))
-            self.console.print(f"{stage_line(event)}  elapsed {elapsed}  eta {eta}", highlight=False)
+            self.say(f"{stage_line(event)}  elapsed {elapsed}  eta {eta}")
 
 
 @contextmanager
@@ -131,9 +134,7 @@ def watch_run(run: RunDir, start: int = 0, stop_on_interrupt: bool = True) -> Fi
                 if not stop_on_interrupt or stopping:
                     raise
                 stopping = True
-                bars.console.print(
-                    "stopping: the worker writes a checkpoint, then exits (Ctrl-C again to detach)"
-                )
+                bars.say("stopping: the worker writes a checkpoint, then exits (Ctrl-C again to detach)")
                 runner.stop_worker(run, timeout=0)
                 # The interrupt closed the generator: follow on from the offset already shown.
                 events = follower.events()
