@@ -97,10 +97,11 @@ def chat_speed(gguf: Path, rounds: int = 5, max_tokens: int = 64, threads: int =
     import llama_cpp
 
     from localft.chat.session import ChatSession
-    from localft.export.llamacpp import native_stderr_to
+    from localft.export.llamacpp import extra_buffer_types, native_stderr_to, use_extra_buffers
 
     session = ChatSession(gguf, temperature=0.0, max_tokens=max_tokens, n_ctx=1024, n_threads=threads)
-    with native_stderr_to(None):
+    # The raw baseline loads as localft does on this CPU: llama.cpp's AMX buffers crash in a VM.
+    with native_stderr_to(None), extra_buffer_types(llama_cpp, use_extra_buffers()):
         raw = llama_cpp.Llama(str(gguf), n_ctx=1024, n_threads=threads, verbose=False)
     messages = [{"role": "user", "content": CHAT_PROMPT}]
 
