@@ -33,7 +33,7 @@ def test_export_folder_quantizes_verifies_and_describes(tiny_models, tmp_path):
         spec,
         emit=events.append,
         system_prompt="You write like Ada.",
-        verify_text=SHORT_TEXT,
+        held_out=[("given text", SHORT_TEXT)],
         chat_reply=gguf_reply,
     )
     q4, f16 = (out / "llama-Q4_K_M.gguf"), (out / "llama-F16.gguf")
@@ -92,8 +92,9 @@ def test_export_run_uses_merged_folder_test_split_and_training_system_prompt(tin
     assert [p.name for p in sorted(run.gguf_dir.glob("*.gguf"))] == [
         f"{run.id}-Q4_0.gguf"
     ]  # F16 was temporary
-    assert report.verify_text == "given"
-    assert report.files[0].parity["tokens"] < 80  # the short test split, not the bundled text
+    # The short test split first, topped up with the bundled prose to enough tokens for a verdict.
+    assert report.verify_text.startswith(f"{report.files[0].parity['tokens']} tokens: test split ")
+    assert report.files[0].parity["tokens"] >= 512 and "bundled prose" in report.verify_text
     assert f'SYSTEM """{system}"""' in (run.gguf_dir / "Modelfile").read_text()
     assert run.stage_done("export")
 

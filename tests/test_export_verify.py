@@ -103,4 +103,4 @@ def test_export_report_prints_the_tokenization_difference():
     console = Console(file=io.StringIO(), width=300)
     print_report(report, console)
     printed = console.file.getvalue()
-    assert "FAIL" in printed and f"F16: {diff}" in printed
+    assert "FAIL" in printed and f"F16: {diff}" in printed and "top-1 >= 99%" in printed

@@ -40,7 +40,7 @@ class ExportReport:
     lmstudio_dir: str | None = None
     adapter: str | None = None
     system_prompt: str | None = None
-    verify_text: str = ""  # where the held-out text came from
+    verify_text: str = ""  # how many held-out tokens, from where
     seconds: float = 0.0
 
     @property
@@ -151,12 +151,13 @@ def export_folder(
     *,
     emit: Emit | None = None,
     system_prompt: str | None = None,
-    verify_text: str | None = None,
+    held_out: list[tuple[str, str]] | None = None,
     log_path: Path | None = None,
     chat_reply=None,
 ) -> ExportReport:
     """Convert an HF folder into the GGUF types of `spec` under `out_dir`, verify and describe them.
     `chat_reply` (chat.session.gguf_reply) runs the chat check; without it verification skips it.
+    `held_out`: (label, text) documents verification reads first; the bundled prose tops them up.
     Refuses up front, with the numbers, when the files cannot fit on the disk."""
     start = time.perf_counter()
     model_dir, out_dir = Path(model_dir), Path(out_dir)
@@ -172,7 +173,7 @@ def export_folder(
         _write_ggufs(model_dir, out_dir, spec, name, paths, emit, log_path)
         report.files = [ExportedFile(str(paths[q]), q, paths[q].stat().st_size) for q in spec.quants]
         if spec.verify:
-            _verify(report, model_dir, verify_text, system_prompt, emit, log_path, chat_reply)
+            _verify(report, model_dir, held_out, system_prompt, emit, log_path, chat_reply)
         _write_extras(report, model_dir, out_dir, spec, paths, system_prompt)
         report.seconds = time.perf_counter() - start
         atomic_write_json(out_dir / "export.json", report.to_dict())
@@ -255,7 +256,7 @@ def _write_extras(report: ExportReport, model_dir, out_dir, spec, paths, system_
 def _verify(
     report: ExportReport,
     model_dir: Path,
-    verify_text: str | None,
+    held_out: list[tuple[str, str]] | None,
     system_prompt: str | None,
     emit: Emit | None,
     log_path: Path,
@@ -263,11 +264,10 @@ def _verify(
 ) -> None:
     from localft.export.verify import HfReference, bundled_text
 
-    text = verify_text or bundled_text()
-    report.verify_text = "given" if verify_text else "bundled"
     total = len(report.files)
     _emit(emit, Stage("verify", 0, total, "loading the HF model"))
-    ref = HfReference(model_dir, text)
+    ref = HfReference(model_dir, [*(held_out or []), ("bundled prose", bundled_text())])
+    report.verify_text = ref.describe_sources()
     for i, f in enumerate(report.files):
         _emit(emit, Stage("verify", i, total, f"{f.quant}: tokenization and next-token parity"))
         parity = ref.compare(Path(f.path), f.quant, log_path=log_path)

@@ -89,7 +89,7 @@ def export_run(run: RunDir, spec: ExportSpec, *, emit: Emit | None = None) -> Ex
         spec = spec.model_copy(update={"name": run.id})
     report = export_folder(
         merged, run.gguf_dir, spec, emit=emit, system_prompt=training_system_prompt(run),
-        verify_text=held_out_text(run), log_path=run.path / "export.log", chat_reply=gguf_reply,
+        held_out=held_out_documents(run), log_path=run.path / "export.log", chat_reply=gguf_reply,
     )  # fmt: skip
     if spec.adapter_gguf and run.adapter_dir.is_dir():
         from localft.export.adapter import convert_adapter
@@ -107,22 +107,26 @@ def no_gguf_for_head(run: RunDir) -> str:
             f"(`localft merge {run.id}` writes it; load it with AutoModelForSequenceClassification)")  # fmt: skip
 
 
-def held_out_text(run: RunDir, limit_chars: int = 6000) -> str | None:
-    """Assistant turns of the run's test split, the text the model never trained on."""
-    path = run.split_path("test")
-    if not path.is_file():
-        return None
-    parts: list[str] = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:
+def held_out_documents(run: RunDir, limit_chars: int = 6000) -> list[tuple[str, str]]:
+    """Assistant turns the model never trained on: the test split's, then the validation split's
+    (verification tops these up with its bundled prose)."""
+    documents = []
+    for split, label in (("test", "test split"), ("valid", "validation split")):
+        path = run.split_path(split)
+        if not path.is_file():
             continue
-        parts += [m["content"] for m in row.get("messages", []) if m.get("role") == "assistant"]
-        if sum(map(len, parts)) > limit_chars:
-            break
-    text = "\n\n".join(parts)[:limit_chars]
-    return text if len(text) > 200 else None
+        parts: list[str] = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            parts += [m["content"] for m in row.get("messages", []) if m.get("role") == "assistant"]
+            if sum(map(len, parts)) > limit_chars:
+                break
+        if parts:
+            documents.append((label, "\n\n".join(parts)[:limit_chars]))
+    return documents
 
 
 def training_system_prompt(run: RunDir) -> str | None:
