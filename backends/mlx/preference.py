@@ -15,6 +15,7 @@ class MlxOps:
     sigmoid = staticmethod(mx.sigmoid)
     where = staticmethod(mx.where)
     stop_gradient = staticmethod(mx.stop_gradient)
+    exp = staticmethod(mx.exp)
 
     @staticmethod
     def log_sigmoid(x):
@@ -30,6 +31,10 @@ class MlxOps:
     @staticmethod
     def clip_min(x, low: float):
         return mx.maximum(x, low)
+
+    @staticmethod
+    def clip_max(x, high: float):
+        return mx.minimum(x, high)
 
     @staticmethod
     def asarray(values, like=None):

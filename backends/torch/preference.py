@@ -13,6 +13,7 @@ class TorchOps:
     log_sigmoid = staticmethod(F.logsigmoid)
     sigmoid = staticmethod(torch.sigmoid)
     where = staticmethod(torch.where)
+    exp = staticmethod(torch.exp)
 
     @staticmethod
     def log1mexp(x):
@@ -21,6 +22,10 @@ class TorchOps:
     @staticmethod
     def clip_min(x, low: float):
         return x.clamp(min=low)
+
+    @staticmethod
+    def clip_max(x, high: float):
+        return x.clamp(max=high)
 
     @staticmethod
     def stop_gradient(x):

@@ -25,6 +25,8 @@ class ArrayOps(Protocol):
     def log1mexp(self, x: Any) -> Any: ...  # log(1 - exp(x)) for x < 0, stable
     def where(self, cond: Any, a: Any, b: Any) -> Any: ...
     def clip_min(self, x: Any, low: float) -> Any: ...
+    def clip_max(self, x: Any, high: float) -> Any: ...
+    def exp(self, x: Any) -> Any: ...
     def stop_gradient(self, x: Any) -> Any: ...
     def asarray(self, values: Any, like: Any) -> Any: ...  # numbers as an array beside `like`
 
@@ -64,6 +66,18 @@ class NumpyOps:
         import numpy as np
 
         return np.maximum(x, low)
+
+    @staticmethod
+    def clip_max(x, high: float):
+        import numpy as np
+
+        return np.minimum(x, high)
+
+    @staticmethod
+    def exp(x):
+        import numpy as np
+
+        return np.exp(x)
 
     @staticmethod
     def stop_gradient(x):
