@@ -44,16 +44,21 @@ class MlxOps:
 OPS = MlxOps()
 
 
-def sequence_logps(model: nn.Module, input_ids, labels):
-    """(summed log-prob of each row's trained tokens, their count) for right-padded numpy arrays
-    (B, T); labels are IGNORE where no log-prob is taken (padding comes after every real token, so
-    the causal mask keeps it out)."""
+def token_logps(model: nn.Module, input_ids, labels):
+    """(log-prob of each trained next token, 1.0 where one is trained), both (B, T - 1), for
+    right-padded numpy arrays (B, T); labels are IGNORE where no log-prob is taken (padding comes
+    after every real token, so the causal mask keeps it out)."""
     inputs = mx.array(input_ids[:, :-1], mx.int32)
     targets = mx.array(labels[:, 1:], mx.int32)
-    mask = targets != IGNORE
+    mask = (targets != IGNORE).astype(mx.float32)
     logits = model(inputs).astype(mx.float32)
-    token_logps = -nn.losses.cross_entropy(logits, mx.where(mask, targets, 0))
-    return (token_logps * mask).sum(axis=1), mask.sum(axis=1).astype(mx.float32)
+    return -nn.losses.cross_entropy(logits, mx.where(mask > 0, targets, 0)) * mask, mask
+
+
+def sequence_logps(model: nn.Module, input_ids, labels):
+    """(summed log-prob of each row's trained tokens, their count)."""
+    logps, mask = token_logps(model, input_ids, labels)
+    return logps.sum(axis=1), mask.sum(axis=1)
 
 
 def no_grad_logps(session, batch):
@@ -69,13 +74,15 @@ def no_grad_logps(session, batch):
     return np.array(sums, dtype=np.float64), np.array(counts, dtype=np.float64)
 
 
-def accumulate_objective(session, batch, objective, scale: float) -> float:
-    """Gradients of the core's `objective` over the micro-batch's log-probs, x `scale`, added to
-    the step's. Returns the loss."""
+def accumulate_objective(session, batch, objective, scale: float, per_token: bool = False) -> float:
+    """Gradients of the core's `objective` over the micro-batch's log-probs (per sequence, or per
+    token with `per_token`), x `scale`, added to the step's. Returns the loss."""
     from mlx.utils import tree_map
 
+    logps_of = token_logps if per_token else sequence_logps
+
     def loss_of(model):
-        return objective(OPS, *sequence_logps(model, batch.input_ids, batch.labels)).loss
+        return objective(OPS, *logps_of(model, batch.input_ids, batch.labels)).loss
 
     loss, grads = nn.value_and_grad(session.model, loss_of)(session.model)
     grads = tree_map(lambda g: g * scale, grads)

@@ -204,11 +204,11 @@ class MlxSession:
 
         return no_grad_logps(self, batch)
 
-    def accumulate_objective(self, batch: Batch, objective, scale: float) -> float:
+    def accumulate_objective(self, batch: Batch, objective, scale: float, per_token: bool = False) -> float:
         from .preference import accumulate_objective
 
         try:
-            return accumulate_objective(self, batch, objective, scale)
+            return accumulate_objective(self, batch, objective, scale, per_token)
         except RuntimeError as exc:
             if not is_oom(exc):
                 raise
