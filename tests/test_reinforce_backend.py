@@ -94,3 +94,36 @@ def test_drafts_are_seeded_and_come_from_the_adapted_model(session):
         base = draft(session, prompts, 4, 6, seed=11, stop_ids=stop)
     assert base != first
     assert session.model.training  # back in training mode after drafting
+
+
+@pytest.mark.mlx
+def test_mlx_drafts_are_seeded_and_come_from_the_adapted_model(tiny_models):
+    pytest.importorskip("mlx_lm")
+
+    from localft.backends.mlx.modeling import adapter_config, add_adapters, load_base
+    from localft.backends.mlx.preference import draft
+
+    model, _ = load_base(tiny_models("llama"), None, quantize=False)
+    add_adapters(model, adapter_config(model, LoraSpec(rank=4, alpha=8)))
+    session = SimpleNamespace(model=model)
+    prompts, stop = [[5, 17, 230, 41], [9, 88, 7]], [2]
+    before = draft(session, prompts, 4, 5, seed=11, stop_ids=stop)
+    assert [len(g) for g in before] == [4, 4] and all(0 < len(d) <= 5 for g in before for d in g)
+    assert draft(session, prompts, 4, 5, seed=11, stop_ids=stop) == before
+    assert draft(session, prompts, 4, 5, seed=12, stop_ids=stop) != before
+    assert len({tuple(d) for d in before[0]}) > 1
+    model.update(_moved_lora(model))  # the same seed, another adapter: other tokens
+    assert draft(session, prompts, 4, 5, seed=11, stop_ids=stop) != before
+    assert model.training
+
+
+def _moved_lora(model):
+    import mlx.core as mx
+    from mlx.utils import tree_flatten, tree_unflatten
+
+    moved = [
+        (k, mx.random.normal(v.shape) * 0.5)
+        for k, v in tree_flatten(model.trainable_parameters())
+        if "lora_b" in k
+    ]
+    return tree_unflatten(moved)

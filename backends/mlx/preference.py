@@ -89,3 +89,36 @@ def accumulate_objective(session, batch, objective, scale: float, per_token: boo
     session.grads = grads if session.grads is None else tree_map(mx.add, session.grads, grads)
     mx.eval(session.grads, loss)
     return loss.item()
+
+
+def draft(session, prompts: list[list[int]], group_size: int, max_new_tokens: int, seed: int,
+          stop_ids: list[int], temperature: float = 1.0) -> list[list[list[int]]]:  # fmt: skip
+    """`group_size` sampled completions of each prompt (token ids, up to and including the first
+    stop token) by the training model as it is now, through mlx-lm's generation with its KV
+    cache; seeded per draft, so the same weights and seed draft the same tokens."""
+    import importlib
+
+    from mlx_lm.sample_utils import make_sampler
+
+    generate_step = importlib.import_module(
+        "mlx_lm.generate"
+    ).generate_step  # the package re-exports a function of that name
+    sampler, stops, out = make_sampler(temp=temperature), set(stop_ids), []
+    session.model.eval()
+    try:
+        for i, prompt in enumerate(prompts):
+            group = []
+            for j in range(group_size):
+                mx.random.seed(seed * 1_000_003 + i * group_size + j)
+                tokens = []
+                for token, _ in generate_step(
+                    mx.array(prompt), session.model, max_tokens=max_new_tokens, sampler=sampler
+                ):
+                    tokens.append(int(token))
+                    if tokens[-1] in stops:
+                        break
+                group.append(tokens)
+            out.append(group)
+    finally:
+        session.model.train()
+    return out
