@@ -182,3 +182,24 @@ class Scorer:
 
     def score_group(self, request: Request, drafts: list[str]) -> list[float]:
         return [self.score(request, d) for d in drafts]
+
+
+class RowScorer:
+    """A run's scorer over its chat rows (what a reinforcement round's loop hands it): the task's
+    rewards with the spec's weights and user reward, the run's training replies as its data."""
+
+    def __init__(self, scorer: Scorer) -> None:
+        self.scorer = scorer
+
+    @classmethod
+    def for_run(cls, run, spec) -> RowScorer:
+        from localft.data.chat_tokens import read_jsonl
+
+        from .inputs import run_task
+
+        rows = [r for r in read_jsonl(run.split_path("train")) if "messages" in r]
+        data = RunData.from_rows(rows)
+        return cls(Scorer.for_task(run_task(run), data, spec.reward_weights, spec.reward))
+
+    def score_row(self, row: dict, drafts: list[str]) -> list[float]:
+        return self.scorer.score_group(Request.from_row(row), drafts)

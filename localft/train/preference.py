@@ -118,9 +118,12 @@ class LossParts:
     rejected_rewards: Any
 
 
-def sequences_per_example(method: str) -> int:
+def sequences_per_example(method: str, group_size: int = 1) -> int:
     """Sequences one example puts through the graph with gradients (what the memory estimate
-    counts): a pair's two; KTO's mismatched KL sequence runs without gradients, so one."""
+    counts): a pair's two; KTO's mismatched KL sequence runs without gradients, so one; a
+    reinforcement request's `group_size` drafts."""
+    if method == "grpo":
+        return group_size
     return 2 if method in PAIRED_METHODS else 1
 
 
