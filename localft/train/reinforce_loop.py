@@ -95,6 +95,12 @@ class ReinforceLoop(Loop):
             return {}
         return {"reward": float(np.mean(self.rewards)), "reward_std": float(np.std(self.rewards))}
 
+    def train_step(self) -> tuple[float, int, int]:
+        """The core's step; the tokens it reports are the prompts' and the drafts' (the drafts
+        are the trained ones), so tok/s counts what was generated and trained."""
+        loss, prompt_tokens, _ = super().train_step()
+        return loss, prompt_tokens + self.draft_tokens, self.draft_tokens
+
     def _accumulate(self, items: list[Item], n_trained: int) -> float:
         """Draft, score, then the objective's gradients, micro-batch (of requests) by micro-batch.
         Drafting is seeded by the step, so an out-of-memory retry drafts the same tokens again."""
@@ -114,7 +120,8 @@ class ReinforceLoop(Loop):
         advantages = group_advantages(rewards, G, scales_rewards(spec.loss_type))
         rows = [Row(tuple(p.ids + d), tuple([IGNORE] * len(p.ids) + d), tuple(range(len(p.ids) + len(d))))
                 for p, group in zip(prompts, groups, strict=True) for d in group]  # fmt: skip
-        step_tokens = float(sum(len(d) for group in groups for d in group))
+        self.draft_tokens = sum(len(d) for group in groups for d in group)
+        step_tokens = float(self.draft_tokens)
         self.session.seed(seed)
         micro, total = self.state.micro_batch * G, 0.0
         for i in range(0, len(rows), micro):
