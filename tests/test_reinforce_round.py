@@ -1,4 +1,4 @@
-"""A grpo round through the one loop on torch (a tiny real model, real drafting and real rewards):
+"""A grpo round through the one loop on torch and MLX (a tiny real model, real drafting and rewards):
 it trains from a finished SFT run with rewards in its Step events, a reward that raises stops it in
 one line naming the reward with the last checkpoint kept, and a worker killed with kill -9 resumes
 on the same per-step losses and rewards."""
@@ -19,11 +19,27 @@ ROUND = dict(steps=4, batch_size=1, learning_rate=5e-3, warmup_steps=0, save_eve
              max_draft_tokens=8, schedule="constant", early_stopping_patience=None)  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def source(tmp_path_factory, tiny_models):
-    spec, run = make_run(tmp_path_factory.mktemp("sft"), tiny_models("llama"), steps=2, n_valid=0)
+def finished_sft(tmp_path_factory, tiny_models, backend: str):
+    spec, run = make_run(tmp_path_factory.mktemp(f"sft-{backend}"), tiny_models("llama"), backend=backend,
+                         steps=2, n_valid=0)  # fmt: skip
     train_run(spec, run)
     return run
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory, tiny_models):
+    return finished_sft(tmp_path_factory, tiny_models, "torch")
+
+
+@pytest.mark.mlx
+def test_a_grpo_round_trains_on_mlx(tmp_path_factory, tiny_models):
+    pytest.importorskip("mlx_lm")
+    run = prepare_round(finished_sft(tmp_path_factory, tiny_models, "mlx"), "grpo", overrides=ROUND)
+    steps = curve(grpo_train(run))
+    assert sorted(steps) == [1, 2, 3, 4]
+    assert all(math.isfinite(loss) and math.isfinite(r) for loss, r, _ in steps.values())
+    assert any(std > 0 for _, _, std in steps.values())
+    assert (run.adapter_dir / "adapter_config.json").is_file()
 
 
 def grpo_train(run, stop=lambda: False) -> list:
@@ -62,11 +78,15 @@ def test_a_reward_that_raises_stops_the_run_naming_it(source, tmp_path):
 
 
 @pytest.mark.slow
-def test_kill_9_resumes_on_the_same_losses_and_rewards(source):
-    whole = prepare_round(source, "grpo", overrides=ROUND)
+@pytest.mark.parametrize("backend", ["torch", pytest.param("mlx", marks=pytest.mark.mlx)])
+def test_kill_9_resumes_on_the_same_losses_and_rewards(tmp_path_factory, tiny_models, backend):
+    if backend == "mlx":
+        pytest.importorskip("mlx_lm")
+    sft = finished_sft(tmp_path_factory, tiny_models, backend)
+    whole = prepare_round(sft, "grpo", overrides=ROUND)
     expected = curve(grpo_train(whole))
 
-    killed = prepare_round(source, "grpo", overrides=ROUND)
+    killed = prepare_round(sft, "grpo", overrides=ROUND)
     assert kill_9_after_checkpoint(killed, step=2) is not None
     events = grpo_train(killed)
     last_start = max(i for i, e in enumerate(events) if isinstance(e, RunStarted))
@@ -77,6 +97,35 @@ def test_kill_9_resumes_on_the_same_losses_and_rewards(source):
         assert loss == pytest.approx(expected[step][0], rel=1e-4, abs=1e-6)
         assert reward == pytest.approx(expected[step][1], abs=1e-9)
         assert std == pytest.approx(expected[step][2], abs=1e-9)
+
+
+@pytest.mark.slow
+def test_a_reward_failing_after_a_checkpoint_keeps_it_and_the_worker_says_one_line(source, tmp_path):
+    """Through the real worker process: the first two steps' 8 drafts score, the 9th returns NaN."""
+    import subprocess
+    import sys
+
+    from localft.events import Finished
+
+    user = tmp_path / "tired_reward.py"
+    count = tmp_path / "calls"
+    user.write_text(
+        "from pathlib import Path\n"
+        f"COUNT = Path({str(count)!r})\n"
+        "def score(request, draft, data):\n"
+        "    n = int(COUNT.read_text()) + 1 if COUNT.exists() else 1\n"
+        "    COUNT.write_text(str(n))\n"
+        "    return float('nan') if n > 8 else 1.0\n"
+    )
+    run = prepare_round(source, "grpo", overrides={**ROUND, "reward": f"{user}:score"})
+    worker = subprocess.run([sys.executable, "-m", "localft.run.worker", str(run.path)], capture_output=True,
+                            text=True, timeout=240)  # fmt: skip
+    assert worker.returncode == 2, worker.stderr[-2000:]
+    finished = [e for e in read_events(run.events_path) if isinstance(e, Finished)][-1]
+    assert finished.error == (
+        "reward user returned nan (it must be a finite number) at step 3; the last checkpoint is step 2"
+    )
+    assert run.latest_checkpoint().name.endswith("2")
 
 
 def test_the_train_command_plans_a_grpo_round_and_refuses_what_it_cannot_do(capsys, source):
