@@ -147,6 +147,14 @@ def test_the_train_command_plans_a_grpo_round_and_refuses_what_it_cannot_do(caps
         capsys, "train", "--method", "grpo", "--from", str(source.path), "--set", "group_size=2"
     )
     assert code == 2 and "group_size" in err and err.count("\n") == 1
+    code, _, err = run_cli(
+        capsys, "train", "--method", "grpo", "--from", str(source.path), "--set", "reward=nope.py:f"
+    )
+    assert code == 2 and err.startswith("error: reward 'nope.py:f': ") and "does not exist" in err
+    code, _, err = run_cli(
+        capsys, "train", "--method", "grpo", "--from", str(source.path), "--set", "reward_weights.tone=1"
+    )
+    assert code == 2 and err.startswith("error: unknown reward tone; known: copied, form")
 
 
 def test_the_memory_estimate_counts_the_group_of_drafts(source):

@@ -184,6 +184,17 @@ class Scorer:
         return [self.score(request, d) for d in drafts]
 
 
+def check_rewards(spec) -> None:
+    """Refuse, before a grpo round's run is made, a reward weight of no known reward or a user
+    reward that does not load (the worker would only find out after loading the model)."""
+    known = set(REWARDS) | ({"user"} if spec.reward else set())
+    unknown = sorted(set(spec.reward_weights or {}) - known)
+    if unknown:
+        raise ConfigError(f"unknown reward {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    if spec.reward:
+        load_user_reward(spec.reward)
+
+
 class RowScorer:
     """A run's scorer over its chat rows (what a reinforcement round's loop hands it): the task's
     rewards with the spec's weights and user reward, the run's training replies as its data."""
