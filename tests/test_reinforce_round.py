@@ -166,3 +166,18 @@ def test_the_memory_estimate_counts_the_group_of_drafts(source):
     for group in (4, 8):
         grpo = estimate_memory(TrainSpec(model=model, method="grpo", group_size=group), model)
         assert grpo.activations == group * sft.activations
+
+
+def test_old_event_files_still_read_and_a_step_keeps_its_rewards(tmp_path):
+    from pathlib import Path
+
+    from localft.events import EventSink
+
+    old = read_events(Path(__file__).parent / "fixtures" / "events" / "tiny-run.jsonl")
+    assert [e for e in old if isinstance(e, Step)] and all(
+        e.reward is None for e in old if isinstance(e, Step)
+    )
+    with EventSink(tmp_path / "events.jsonl") as sink:
+        sink(Step(1, 2, 0.5, 1e-4, 10, 5.0, 1, reward=0.25, reward_std=0.5))
+    (step,) = read_events(tmp_path / "events.jsonl")
+    assert (step.reward, step.reward_std) == (0.25, 0.5)
