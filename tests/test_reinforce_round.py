@@ -181,3 +181,17 @@ def test_old_event_files_still_read_and_a_step_keeps_its_rewards(tmp_path):
         sink(Step(1, 2, 0.5, 1e-4, 10, 5.0, 1, reward=0.25, reward_std=0.5))
     (step,) = read_events(tmp_path / "events.jsonl")
     assert (step.reward, step.reward_std) == (0.25, 0.5)
+
+
+@pytest.mark.slow
+def test_a_grpo_round_exports_to_gguf_with_the_runs_export_command(source, capsys):
+    from gguf import GGUFReader
+
+    from localft.cli.main import main
+
+    run = prepare_round(source, "grpo", overrides={**ROUND, "steps": 2})
+    assert sorted(curve(grpo_train(run))) == [1, 2]
+    code = main(["export", run.id, "--quant", "Q8_0", "--no-verify"])
+    assert code in (0, None), capsys.readouterr().out
+    gguf = next(run.gguf_dir.glob("*Q8_0.gguf"))
+    assert len(GGUFReader(gguf).tensors) > 0
