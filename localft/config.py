@@ -130,10 +130,11 @@ class TrainSpec(_Spec):
     seed: int = Field(0, description="Seed for weights init, data order and dropout.")
     data: DataSpec = Field(default_factory=DataSpec)
     # Preference tuning (localft.train.preference): after SFT, learn from chosen/rejected pairs.
-    method: Literal["sft", "dpo", "ipo", "orpo", "simpo", "kto"] = Field(
+    method: Literal["sft", "dpo", "ipo", "orpo", "simpo", "kto", "grpo"] = Field(
         "sft",
-        description="Training objective: sft (learn the data's replies), or a preference method on "
-        "chosen/rejected pairs: dpo, ipo, orpo, simpo, kto (good/bad marks, unpaired).",
+        description="Training objective: sft (learn the data's replies), a preference method on "
+        "chosen/rejected pairs: dpo, ipo, orpo, simpo, kto (good/bad marks, unpaired), or grpo "
+        "(the model drafts, rewards score the drafts; localft.train.reinforce).",
     )
     beta: float | None = Field(
         None, gt=0, description="Preference strength beta; unset: the method's usual value (0.1; SimPO 2.0)."
@@ -146,6 +147,22 @@ class TrainSpec(_Spec):
     pair_columns: str | None = Field(
         None,
         description="Column mapping for a preference dataset, e.g. prompt=question,chosen=good,rejected=bad.",
+    )
+    # Reinforcement rounds (method grpo, localft.train.reinforce_loop).
+    group_size: int = Field(4, ge=4, description="grpo: drafts per request, scored relative to each other.")
+    loss_type: Literal["grpo", "dr_grpo", "dapo", "gspo"] = Field(
+        "dapo",
+        description="grpo: how draft tokens are averaged (dapo: over the step's tokens; grpo: per draft; "
+        "dr_grpo: one constant; gspo: one sequence-level ratio per draft).",
+    )
+    max_draft_tokens: int = Field(64, ge=1, description="grpo: the longest draft, in tokens.")
+    reward_weights: dict[str, float] | None = Field(
+        None,
+        description="grpo: weight per named reward (style, copied, form, valid_json, json_fields, "
+        "label, user); unset: the task's defaults.",
+    )
+    reward: str | None = Field(
+        None, description="grpo: your own reward, path/to/file.py:function(request, draft, data) -> float."
     )
     start_adapter: str | None = Field(
         None, description="An adapter folder to continue from (a finished run's, with --from)."
@@ -177,6 +194,8 @@ class TrainSpec(_Spec):
     def _full_needs_full_precision(self) -> TrainSpec:
         if self.weights == "full" and self.quantize == "4bit":
             raise ValueError("weights full trains every weight, which a 4-bit base cannot; use quantize none")
+        if self.method == "grpo" and self.beta is not None:  # the KL term needs the start's logps per draft
+            raise ValueError("grpo has no KL term yet: leave beta unset")
         if self.head and (self.weights != "lora" or self.method != "sft"):
             raise ValueError(
                 "a classification head trains with LoRA and cross-entropy: use weights lora, method sft"

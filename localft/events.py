@@ -42,6 +42,9 @@ class Step:
     tok_per_s: float
     peak_mem: int  # bytes: CUDA max allocated, MLX peak, or process RSS on CPU
     time: float = field(default_factory=_now)
+    # A reinforcement step's drafts: their mean reward and its spread (absent in other runs' events).
+    reward: float | None = None
+    reward_std: float | None = None
 
 
 @dataclass(frozen=True)

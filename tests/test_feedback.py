@@ -148,4 +148,38 @@ def test_the_chat_screen_records_marks_drafts_and_edits(tiny_gguf):
     assert [r["kind"] for r in records] == ["rating", "pick", "edit"]
     assert records[2]["rejected"] == records[1]["chosen"]  # the kept draft, then edited
     assert records[1]["prompt"][-1] == {"role": "user", "content": "Write a post"}
-    assert count.startswith("feedback: 2 pairs, 1 mark")
+    assert count.startswith("2 pairs, 1 mark")
+
+
+def test_the_chat_screen_offers_a_grpo_round_and_says_in_one_line_why_not_yet(tiny_gguf):
+    """Beside "Train on feedback" the Chat screen offers a reinforcement round; on a run without an
+    adapter the refusal is the CLI's one line, and the button comes back for another try."""
+    import asyncio
+
+    from textual.widgets import Button
+
+    from localft.tui.app import LocalftApp
+    from localft.tui.screens.chat import ChatScreen
+    from tests.tui_support import MACHINE, wait_until
+
+    run = run_with_gguf(tiny_gguf)
+    said = []
+
+    async def drive() -> None:
+        app = LocalftApp(machine=MACHINE, attach=False)
+        app.notify = lambda message, **kw: said.append(message)
+        async with app.run_test(size=(110, 32)) as pilot:
+            await app.push_screen(ChatScreen(run_path=run.path))
+            screen = app.screen
+            button = screen.query_one("#train-grpo", Button)
+            assert button.display and screen.query_one("#train-round", Button).display
+            await pilot.click("#train-grpo")
+            await wait_until(pilot, lambda: any("no adapter yet" in m for m in said), 30)
+            await wait_until(pilot, lambda: not button.disabled)
+            assert app.screen is screen
+
+    asyncio.run(drive())
+    assert said[0].startswith("starting a reinforcement round (grpo)")
+    assert [m for m in said if "no adapter" in m] == [
+        f"run {run.id} has no adapter yet; let it finish (or `localft runs resume {run.id}`)"
+    ]

@@ -1,6 +1,7 @@
 """The feedback loop end to end on a tiny model: from a finished, exported style-clone run to a
 preference-tuned GGUF without leaving the dashboard (rate in chat -> train round -> export ->
-chat), and by one command (`localft train --method dpo --from RUN --pairs self`, then export)."""
+chat; a grpo round from the Chat screen, its reward on the Training screen), and by one command
+(`localft train --method dpo --from RUN --pairs self`, then export)."""
 
 from __future__ import annotations
 
@@ -104,3 +105,30 @@ def test_one_command_dpo_round_with_self_pairs_then_export(exported_run, capsys)
     code = main(["export", new.id, "--quant", "Q8_0", "--no-verify"])
     assert code in (0, None)
     assert next(new.gguf_dir.glob("*Q8_0.gguf")).stat().st_size > 0
+
+
+async def test_the_chat_screens_grpo_round_trains_and_the_training_screen_shows_its_reward(exported_run):
+    from localft.tui.app import LocalftApp
+    from localft.tui.screens.chat import ChatScreen
+    from localft.tui.screens.training import TrainingScreen
+    from tests.tui_support import MACHINE, wait_until
+
+    started: list[RunDir] = []  # the round's run, stopped below if the test ends before it does
+    app = LocalftApp(machine=MACHINE, attach=False)
+    try:
+        async with app.run_test(size=(110, 32)) as pilot:
+            await app.push_screen(ChatScreen(run_path=exported_run.path))
+            await pilot.click("#train-grpo")
+            await wait_until(pilot, lambda: isinstance(app.screen, TrainingScreen), 120)
+            training = app.screen
+            started.append(RunDir(training.run.path))
+            spec = started[0].read_spec()
+            assert spec.method == "grpo" and spec.start_adapter
+            await wait_until(pilot, lambda: training.view.reward is not None, 300)
+            stats = str(training.query_one("#stats").content)
+            assert f"reward {training.view.reward:.3f} ± " in stats
+            assert app.worker_failures == []
+    finally:
+        for run in started:
+            if not wait_worker(run, timeout=1):
+                stop_worker(run, timeout=30)

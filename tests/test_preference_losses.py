@@ -236,6 +236,20 @@ def test_reward_accuracy_counts_wins():
     assert reward_accuracy([1.0, 0.2, 3.0, -1.0], [0.0, 0.5, 2.0, -2.0]) == 0.75
 
 
+def completion_batch():
+    """Three rows of a micro-batch (the training core's Batch): a 5-token prompt, then trained
+    tokens; the second row shorter, padded."""
+    from localft.train.rows import Batch
+
+    rng = np.random.default_rng(0)
+    ids = rng.integers(5, 500, size=(3, 12))
+    labels = ids.copy()
+    labels[:, :5] = IGNORE  # the prompt
+    labels[1, 9:] = IGNORE  # padding after a shorter row
+    ids[1, 9:] = 0
+    return Batch(ids, labels, np.tile(np.arange(ids.shape[1]), (ids.shape[0], 1)), int(ids.size))
+
+
 def test_sequence_logps_equal_trl_on_a_real_model(tiny_models):
     """The torch backend's per-sequence log-probs of trained tokens (prompt and padding masked)
     equal TRL's get_batch_logps over the same model's full logits, gradients included."""
@@ -245,16 +259,9 @@ def test_sequence_logps_equal_trl_on_a_real_model(tiny_models):
 
     model = AutoModelForCausalLM.from_pretrained(tiny_models("llama"), dtype=torch.float32)
     model = get_peft_model(model, LoraConfig(r=4, target_modules="all-linear", init_lora_weights=False))
-    rng = np.random.default_rng(0)
-    ids = rng.integers(5, 500, size=(3, 12))
-    labels = ids.copy()
-    labels[:, :5] = IGNORE  # the prompt
-    labels[1, 9:] = IGNORE  # padding after a shorter row
-    ids[1, 9:] = 0
-    Batch = pytest.importorskip("localft.train.rows").Batch  # the training core's micro-batch
-
-    positions = np.tile(np.arange(ids.shape[1]), (ids.shape[0], 1))
-    sums, counts = sequence_logps(model, Batch(ids, labels, positions, int(ids.size)), "cpu")
+    batch = completion_batch()
+    ids, labels = batch.input_ids, batch.labels
+    sums, counts = sequence_logps(model, batch, "cpu")
     logits = model(input_ids=torch.as_tensor(ids)).logits
     theirs = ORPOTrainer.get_batch_logps(logits, torch.as_tensor(labels))
     assert torch.allclose(sums, theirs, atol=1e-4)

@@ -41,6 +41,14 @@ def test_plain_lines_give_the_eta_at_this_sessions_pace():
     assert "\r" not in out.getvalue() and "\x1b[" not in out.getvalue()
 
 
+def test_a_reinforcement_steps_line_carries_its_mean_reward_and_spread():
+    bars, out = plain_bars()
+    with bars:
+        bars.show(RunStarted("r", "torch", "m", "cpu", total_steps=10, time=100.0))
+        bars.show(Step(10, 10, 0.25, 1e-5, 900, 30.0, 2**30, time=120.0, reward=0.412, reward_std=0.087))
+    assert "loss 0.250  reward 0.412 ± 0.087  30 tok/s" in out.getvalue()
+
+
 def test_plain_stage_lines_are_throttled_and_each_pass_has_its_own_eta():
     bars, out = plain_bars()
     with bars:

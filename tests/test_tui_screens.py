@@ -189,3 +189,23 @@ async def test_a_failing_background_job_is_a_notification_not_a_crash():
         assert "details in logs/dashboard.log" in [n.message for n in app._notifications][-1]
         await pilot.press("escape")  # the dashboard still answers
         assert isinstance(app.screen, HomeScreen)
+
+
+async def test_training_shows_a_reinforcement_rounds_mean_reward_and_spread_beside_the_loss():
+    from localft.events import EventSink, Finished, RunStarted
+
+    run = make_run(events=None)
+    rewards = [(0.2, 0.11), (0.35, 0.09), (0.5, 0.04)]
+    with EventSink(run.events_path) as sink:  # what a grpo worker writes
+        sink(RunStarted(run_id=run.id, backend="torch", model="embedded", device="cpu", total_steps=3))
+        for step, (reward, spread) in enumerate(rewards, 1):
+            sink(Step(step, 3, 0.1 * step, 1e-5, 200 * step, 40.0, 2**20, reward=reward, reward_std=spread))
+        sink(Finished(status="completed", step=3))
+    app = LocalftApp(machine=MACHINE, attach=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.open_training(run.path)
+        await wait_until(pilot, lambda: isinstance(app.screen, TrainingScreen))
+        screen = app.screen
+        await wait_until(pilot, lambda: screen.view.status == "completed")
+        stats = str(screen.query_one("#stats").content).splitlines()
+        assert stats[1:3] == ["loss 0.3000", "reward 0.500 ± 0.040"]

@@ -15,6 +15,7 @@ class MlxOps:
     sigmoid = staticmethod(mx.sigmoid)
     where = staticmethod(mx.where)
     stop_gradient = staticmethod(mx.stop_gradient)
+    exp = staticmethod(mx.exp)
 
     @staticmethod
     def log_sigmoid(x):
@@ -32,6 +33,10 @@ class MlxOps:
         return mx.maximum(x, low)
 
     @staticmethod
+    def clip_max(x, high: float):
+        return mx.minimum(x, high)
+
+    @staticmethod
     def asarray(values, like=None):
         return mx.array(values)
 
@@ -39,16 +44,21 @@ class MlxOps:
 OPS = MlxOps()
 
 
-def sequence_logps(model: nn.Module, input_ids, labels):
-    """(summed log-prob of each row's trained tokens, their count) for right-padded numpy arrays
-    (B, T); labels are IGNORE where no log-prob is taken (padding comes after every real token, so
-    the causal mask keeps it out)."""
+def token_logps(model: nn.Module, input_ids, labels):
+    """(log-prob of each trained next token, 1.0 where one is trained), both (B, T - 1), for
+    right-padded numpy arrays (B, T); labels are IGNORE where no log-prob is taken (padding comes
+    after every real token, so the causal mask keeps it out)."""
     inputs = mx.array(input_ids[:, :-1], mx.int32)
     targets = mx.array(labels[:, 1:], mx.int32)
-    mask = targets != IGNORE
+    mask = (targets != IGNORE).astype(mx.float32)
     logits = model(inputs).astype(mx.float32)
-    token_logps = -nn.losses.cross_entropy(logits, mx.where(mask, targets, 0))
-    return (token_logps * mask).sum(axis=1), mask.sum(axis=1).astype(mx.float32)
+    return -nn.losses.cross_entropy(logits, mx.where(mask > 0, targets, 0)) * mask, mask
+
+
+def sequence_logps(model: nn.Module, input_ids, labels):
+    """(summed log-prob of each row's trained tokens, their count)."""
+    logps, mask = token_logps(model, input_ids, labels)
+    return logps.sum(axis=1), mask.sum(axis=1)
 
 
 def no_grad_logps(session, batch):
@@ -64,16 +74,51 @@ def no_grad_logps(session, batch):
     return np.array(sums, dtype=np.float64), np.array(counts, dtype=np.float64)
 
 
-def accumulate_objective(session, batch, objective, scale: float) -> float:
-    """Gradients of the core's `objective` over the micro-batch's log-probs, x `scale`, added to
-    the step's. Returns the loss."""
+def accumulate_objective(session, batch, objective, scale: float, per_token: bool = False) -> float:
+    """Gradients of the core's `objective` over the micro-batch's log-probs (per sequence, or per
+    token with `per_token`), x `scale`, added to the step's. Returns the loss."""
     from mlx.utils import tree_map
 
+    logps_of = token_logps if per_token else sequence_logps
+
     def loss_of(model):
-        return objective(OPS, *sequence_logps(model, batch.input_ids, batch.labels)).loss
+        return objective(OPS, *logps_of(model, batch.input_ids, batch.labels)).loss
 
     loss, grads = nn.value_and_grad(session.model, loss_of)(session.model)
     grads = tree_map(lambda g: g * scale, grads)
     session.grads = grads if session.grads is None else tree_map(mx.add, session.grads, grads)
     mx.eval(session.grads, loss)
     return loss.item()
+
+
+def draft(session, prompts: list[list[int]], group_size: int, max_new_tokens: int, seed: int,
+          stop_ids: list[int], temperature: float = 1.0) -> list[list[list[int]]]:  # fmt: skip
+    """`group_size` sampled completions of each prompt (token ids, up to and including the first
+    stop token) by the training model as it is now, through mlx-lm's generation with its KV
+    cache; seeded per draft, so the same weights and seed draft the same tokens."""
+    import importlib
+
+    from mlx_lm.sample_utils import make_sampler
+
+    generate_step = importlib.import_module(
+        "mlx_lm.generate"
+    ).generate_step  # the package re-exports a function of that name
+    sampler, stops, out = make_sampler(temp=temperature), set(stop_ids), []
+    session.model.eval()
+    try:
+        for i, prompt in enumerate(prompts):
+            group = []
+            for j in range(group_size):
+                mx.random.seed(seed * 1_000_003 + i * group_size + j)
+                tokens = []
+                for token, _ in generate_step(
+                    mx.array(prompt), session.model, max_tokens=max_new_tokens, sampler=sampler
+                ):
+                    tokens.append(int(token))
+                    if tokens[-1] in stops:
+                        break
+                group.append(tokens)
+            out.append(group)
+    finally:
+        session.model.train()
+    return out

@@ -204,11 +204,17 @@ class MlxSession:
 
         return no_grad_logps(self, batch)
 
-    def accumulate_objective(self, batch: Batch, objective, scale: float) -> float:
+    def draft(self, prompts: list[list[int]], group_size: int, max_new_tokens: int, seed: int,
+              stop_ids: list[int]) -> list[list[list[int]]]:  # fmt: skip
+        from .preference import draft
+
+        return draft(self, prompts, group_size, max_new_tokens, seed, stop_ids)
+
+    def accumulate_objective(self, batch: Batch, objective, scale: float, per_token: bool = False) -> float:
         from .preference import accumulate_objective
 
         try:
-            return accumulate_objective(self, batch, objective, scale)
+            return accumulate_objective(self, batch, objective, scale, per_token)
         except RuntimeError as exc:
             if not is_oom(exc):
                 raise

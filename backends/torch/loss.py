@@ -138,11 +138,10 @@ def _projected_loss(head, picked, targets, cap, use_liger: bool):
     return linear_cross_entropy(picked, head.weight, head.bias, targets, cap, use_liger)
 
 
-def token_loss_sum(model, batch, device: str, use_liger: bool = False, per_row: bool = False):
-    """(sum of token cross-entropies, number of trained tokens) for one micro-batch (a
-    localft.train Batch). The decoder runs on every position, the vocabulary projection only on
-    positions whose next token is trained (prompts are not), in chunks. With `per_row`, both are
-    tensors with one value per row (a preference pair's sequences)."""
+def _trained_hidden(model, batch, device: str):
+    """The decoder over every position of a micro-batch (a localft.train Batch): (base model, the
+    final hidden states of positions whose next token is trained, the mask of those positions
+    (rows x positions - 1), their target tokens)."""
     import torch
 
     ids = torch.from_numpy(batch.input_ids).to(device)
@@ -157,21 +156,62 @@ def token_loss_sum(model, batch, device: str, use_liger: bool = False, per_row: 
     out = base.get_decoder()(input_ids=ids, position_ids=pos, use_cache=False, **extra)
     targets = labels[:, 1:]
     keep = targets != IGNORE
-    picked = out.last_hidden_state[:, :-1][keep]
+    return base, out.last_hidden_state[:, :-1][keep], keep, targets[keep]
+
+
+def token_loss_sum(model, batch, device: str, use_liger: bool = False, per_row: bool = False):
+    """(sum of token cross-entropies, number of trained tokens) for one micro-batch (a
+    localft.train Batch). The decoder runs on every position, the vocabulary projection only on
+    positions whose next token is trained (prompts are not), in chunks. With `per_row`, both are
+    tensors with one value per row (a preference pair's sequences)."""
+    import torch
+
+    base, picked, keep, targets = _trained_hidden(model, batch, device)
     head = base.get_output_embeddings()
     cap = final_softcap(base)
     if per_row:
-        rows = torch.arange(ids.shape[0], device=device)[:, None].expand_as(targets)[keep]
+        rows = torch.arange(keep.shape[0], device=device)[:, None].expand_as(keep)[keep]
         sums = [
-            _projected_loss(head, picked[rows == r], targets[keep][rows == r], cap, use_liger)
-            for r in range(ids.shape[0])
+            _projected_loss(head, picked[rows == r], targets[rows == r], cap, use_liger)
+            for r in range(keep.shape[0])
         ]
         return torch.stack(sums), keep.sum(dim=1)
     if type(head) is not torch.nn.Linear:  # an adapted or unusual head: project through the module itself
         logits = head(picked).float()
         if cap:
             logits = torch.tanh(logits / cap) * cap
-        loss_sum = torch.nn.functional.cross_entropy(logits, targets[keep], reduction="sum")
+        loss_sum = torch.nn.functional.cross_entropy(logits, targets, reduction="sum")
     else:
-        loss_sum = linear_cross_entropy(picked, head.weight, head.bias, targets[keep], cap, use_liger)
+        loss_sum = linear_cross_entropy(picked, head.weight, head.bias, targets, cap, use_liger)
     return loss_sum, int(keep.sum())
+
+
+def _chunk_logps(hidden, targets, head, cap):
+    import torch
+
+    logits = head(hidden).float()
+    if cap:
+        logits = torch.tanh(logits / cap) * cap
+    return logits.log_softmax(-1).gather(1, targets[:, None]).squeeze(1)
+
+
+def token_logps(model, batch, device: str):
+    """(log-prob of each trained next token, 1.0 where one is trained), both rows x (positions - 1),
+    zeros elsewhere: what a token-level objective (localft.train.reinforce) needs. The projection
+    runs a chunk of positions at a time and is recomputed in backward, so no chunk's logits are
+    kept for the gradient."""
+    import torch
+    from torch.utils.checkpoint import checkpoint
+
+    base, picked, keep, targets = _trained_hidden(model, batch, device)
+    head, cap = base.get_output_embeddings(), final_softcap(base)
+    chunk = max(1, CHUNK_ELEMENTS // head.weight.shape[0])
+    parts = [
+        checkpoint(
+            _chunk_logps, picked[i : i + chunk], targets[i : i + chunk], head, cap, use_reentrant=False
+        )
+        for i in range(0, picked.shape[0], chunk)
+    ]
+    values = torch.cat(parts) if parts else picked.new_zeros(0, dtype=torch.float32)
+    logps = torch.zeros(keep.shape, dtype=torch.float32, device=keep.device).masked_scatter(keep, values)
+    return logps, keep.float()

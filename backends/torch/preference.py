@@ -1,5 +1,6 @@
-"""The torch side of preference tuning: the array namespace the core's losses run in, and the
-per-sequence log-probabilities of a batch's completions (summed over their trained tokens)."""
+"""The torch side of preference and reinforcement tuning: the array namespace the core's losses
+run in, the log-probabilities of a batch's completions (summed per sequence, or per token), and
+drafts sampled from the model being trained."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ class TorchOps:
     log_sigmoid = staticmethod(F.logsigmoid)
     sigmoid = staticmethod(torch.sigmoid)
     where = staticmethod(torch.where)
+    exp = staticmethod(torch.exp)
 
     @staticmethod
     def log1mexp(x):
@@ -21,6 +23,10 @@ class TorchOps:
     @staticmethod
     def clip_min(x, low: float):
         return x.clamp(min=low)
+
+    @staticmethod
+    def clip_max(x, high: float):
+        return x.clamp(max=high)
 
     @staticmethod
     def stop_gradient(x):
@@ -65,14 +71,49 @@ def no_grad_logps(session, batch):
     return sums.double().cpu().numpy(), counts.double().cpu().numpy()
 
 
-def accumulate_objective(session, batch, objective, scale: float) -> float:
-    """Forward and backward of a preference micro-batch: the core's `objective` turns the rows'
-    log-probs into the loss; its gradient x `scale` adds to the step's. Returns the loss."""
+def accumulate_objective(session, batch, objective, scale: float, per_token: bool = False) -> float:
+    """Forward and backward of a preference or reinforcement micro-batch: the core's `objective`
+    turns the rows' log-probs (summed per row with their counts; with `per_token`, per token with
+    the mask) into the loss; its gradient x `scale` adds to the step's. Returns the loss."""
     from .device import autocast, oom_as_core_error
+    from .loss import token_logps
 
     with oom_as_core_error():
         with autocast(session.where):
-            sums, counts = sequence_logps(session.model, batch, session.device, session.liger)
-        loss = objective(OPS, sums, counts).loss
+            if per_token:
+                logps, counts = token_logps(session.model, batch, session.device)
+            else:
+                logps, counts = sequence_logps(session.model, batch, session.device, session.liger)
+        loss = objective(OPS, logps, counts).loss
         (loss * scale).backward()
     return float(loss.detach())
+
+
+def draft(session, prompts: list[list[int]], group_size: int, max_new_tokens: int, seed: int,
+          stop_ids: list[int], temperature: float = 1.0) -> list[list[list[int]]]:  # fmt: skip
+    """`group_size` sampled completions of each prompt (token ids, up to and including the first
+    stop token) by the model as it is now, adapter included, with the KV cache; seeded, so the
+    same weights and seed draft the same tokens."""
+    import torch
+
+    from .device import evaluating
+
+    out = []
+    with evaluating(session):
+        for i, prompt in enumerate(prompts):
+            torch.manual_seed(
+                seed * 1_000_003 + i
+            )  # each prompt its own stream: a group never depends on another
+            ids = torch.tensor([prompt], device=session.device)
+            drafted = session.model.generate(
+                input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=True, temperature=temperature,
+                top_k=0, top_p=1.0, num_return_sequences=group_size, max_new_tokens=max_new_tokens,
+                use_cache=True, eos_token_id=stop_ids, pad_token_id=stop_ids[0],
+            )[:, len(prompt) :].tolist()  # fmt: skip
+            out.append([_until_stop(d, set(stop_ids)) for d in drafted])
+    return out
+
+
+def _until_stop(tokens: list[int], stops: set[int]) -> list[int]:
+    end = next((i for i, t in enumerate(tokens) if t in stops), None)
+    return tokens if end is None else tokens[: end + 1]

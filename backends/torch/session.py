@@ -193,10 +193,16 @@ class TorchSession:
 
         return no_grad_logps(self, batch)
 
-    def accumulate_objective(self, batch: Batch, objective, scale: float) -> float:
+    def accumulate_objective(self, batch: Batch, objective, scale: float, per_token: bool = False) -> float:
         from .preference import accumulate_objective
 
-        return accumulate_objective(self, batch, objective, scale)
+        return accumulate_objective(self, batch, objective, scale, per_token)
+
+    def draft(self, prompts: list[list[int]], group_size: int, max_new_tokens: int, seed: int,
+              stop_ids: list[int]) -> list[list[list[int]]]:  # fmt: skip
+        from .preference import draft
+
+        return draft(self, prompts, group_size, max_new_tokens, seed, stop_ids)
 
     def trainable_bytes(self) -> int:
         return sum(p.numel() * p.element_size() for p in self.params)

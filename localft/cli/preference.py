@@ -1,5 +1,6 @@
 """`localft train --method dpo --from RUN [--pairs self|feedback|FILE|DATASET]`: a preference
-round on a finished run, through localft.train.preference_round (what the dashboard calls too)."""
+round on a finished run, through localft.train.preference_round (what the dashboard calls too);
+`--method grpo --from RUN`, a reinforcement round on the run's own requests."""
 
 from __future__ import annotations
 
@@ -32,6 +33,10 @@ def preference_round_command(
     source = open_run(from_run)
     method, pairs = options.pop("method") or "dpo", options.pop("pairs")
     overrides = {**{k: v for k, v in options.items() if v is not None}, **parse_sets(sets)}
+    if method == "grpo":  # its rewards load now, not after the worker has loaded the model
+        from localft.eval.rewards import check_rewards
+
+        check_rewards(round_spec(source, method, pairs, overrides))
     if plan_only:
         p = plan(round_spec(source, method, pairs, overrides))
         print_plan(p)

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from localft.disk import fmt_bytes
 from localft.events import Emit, Event, Finished, Stage, Step
 from localft.run.folder import RunDir
-from localft.run.state import RunState, describe, stage_line, throughput
+from localft.run.state import RunState, describe, reward_line, stage_line, throughput
 
 PLAIN_STEP_EVERY = 10  # without a terminal: a line every 10 steps (and the last)
 PLAIN_STAGE_SECONDS = 5.0  # ... and a stage's line at most every 5 s (and its end)
@@ -77,7 +77,8 @@ class Bars:
 
     def _step(self, event: Step) -> None:
         state = self.state
-        info = f"loss {event.loss:.3f}  {throughput(event.tok_per_s, self.world_size)}  peak {fmt_bytes(event.peak_mem)}"
+        reward = f"  {reward_line(event.reward, event.reward_std)}" if event.reward is not None else ""
+        info = f"loss {event.loss:.3f}{reward}  {throughput(event.tok_per_s, self.world_size)}  peak {fmt_bytes(event.peak_mem)}"
         eta = fmt_duration(state.eta_seconds())
         if self.terminal:
             task = self._task("train", event.total, state.started)

@@ -136,10 +136,11 @@ def estimate_memory(
         if device == "cuda"
         else s.heads * seq * seq * act_bytes * (1 if spec.gradient_checkpointing else s.layers)
     )
-    # A preference example is a chosen and a rejected sequence, both through the graph at once.
+    # A preference example is a chosen and a rejected sequence, both through the graph at once;
+    # a reinforcement request its G drafts.
     from localft.train.preference import sequences_per_example
 
-    per_row = int(per_token * seq + scores) * sequences_per_example(spec.method)
+    per_row = int(per_token * seq + scores) * sequences_per_example(spec.method, spec.group_size)
     return MemoryEstimate(
         weights=weights,
         lora=lora,

@@ -121,7 +121,7 @@ def training_data(split: Path, spec: TrainSpec) -> TrainingData:
     from localft.data.chat_tokens import read_jsonl, tokenize_row
     from localft.plan.catalog import load_tokenizer, resolve_model
 
-    if spec.method != "sft":
+    if spec.method not in ("sft", "grpo"):  # grpo: the run's requests, as SFT counts them
         from localft.train.preference_data import preference_lengths
 
         return TrainingData(preference_lengths(split, spec))
@@ -336,7 +336,7 @@ def plan_run(run, machine: Machine | None = None, spec: TrainSpec | None = None)
     from localft.data.pairs import pairs_path
 
     spec = spec or run.read_spec()
-    split = run.split_path("train") if spec.method == "sft" else pairs_path(run, "train")
+    split = run.split_path("train") if spec.method in ("sft", "grpo") else pairs_path(run, "train")
     p = check_plan(plan(spec, machine, training_data(split, spec)))
     write_plan(run.path, p)
     run.write_spec(apply_plan(spec, p))

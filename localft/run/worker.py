@@ -54,6 +54,17 @@ def run_plan(run: RunDir) -> Plan:
     return read_plan(run.path) or plan_run(run)
 
 
+def run_scorer(run: RunDir):
+    """A reinforcement round's rewards (localft.eval.rewards), built here: train/ may not import
+    eval/. None for every other method."""
+    spec = run.read_spec()
+    if spec.method != "grpo":
+        return None
+    from localft.eval.rewards import RowScorer
+
+    return RowScorer.for_run(run, spec)
+
+
 def run_worker(run: RunDir, backend_name: str | None = None) -> int:
     from localft.backends import get_backend
     from localft.disk import user_os_error
@@ -82,7 +93,7 @@ def run_worker(run: RunDir, backend_name: str | None = None) -> int:
                     for event in read_events(run.events_path)[events_before:]:
                         emit.note(event)
             else:
-                train(run, plan, emit, stop, backend=backend)
+                train(run, plan, emit, stop, backend=backend, scorer=run_scorer(run))
         except Exception as exc:
             user_error = exc if isinstance(exc, LocalftError) else user_os_error(exc)
             if user_error is None:  # a bug: keep the traceback in train.log, tell the reader in one line

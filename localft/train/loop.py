@@ -138,6 +138,10 @@ class Loop:
         return (f"{len(self.train_ex)} train / {len(self.valid_ex)} valid examples, {self.stream.rows_per_epoch} "
                 f"rows per epoch ({'packed' if self.packing else 'one example a row'})")  # fmt: skip
 
+    def step_fields(self) -> dict:
+        """What a method adds to its Step events (a reinforcement round: the drafts' rewards)."""
+        return {}
+
     def run(self) -> None:
         plan, state = self.plan, self.state
         if state.step < plan.steps and not state.stopped_early:  # a finished run trains no further
@@ -170,7 +174,8 @@ class Loop:
                 elapsed = max(time.perf_counter() - window_start, 1e-9)
                 lr = learning_rate(spec, plan.steps, state.step - 1)
                 peak = self.session.peak_memory()
-                self.emit(Step(state.step, plan.steps, loss, lr, state.tokens, window_tokens / elapsed, peak))
+                self.emit(Step(state.step, plan.steps, loss, lr, state.tokens, window_tokens / elapsed, peak,
+                               **self.step_fields()))  # fmt: skip
                 window_start, window_tokens = time.perf_counter(), 0
             if self.valid_rows and (state.step % self.eval_every == 0 or last):
                 self.mark(f"validation after step {state.step}")

@@ -25,6 +25,8 @@ class ArrayOps(Protocol):
     def log1mexp(self, x: Any) -> Any: ...  # log(1 - exp(x)) for x < 0, stable
     def where(self, cond: Any, a: Any, b: Any) -> Any: ...
     def clip_min(self, x: Any, low: float) -> Any: ...
+    def clip_max(self, x: Any, high: float) -> Any: ...
+    def exp(self, x: Any) -> Any: ...
     def stop_gradient(self, x: Any) -> Any: ...
     def asarray(self, values: Any, like: Any) -> Any: ...  # numbers as an array beside `like`
 
@@ -66,6 +68,18 @@ class NumpyOps:
         return np.maximum(x, low)
 
     @staticmethod
+    def clip_max(x, high: float):
+        import numpy as np
+
+        return np.minimum(x, high)
+
+    @staticmethod
+    def exp(x):
+        import numpy as np
+
+        return np.exp(x)
+
+    @staticmethod
     def stop_gradient(x):
         return x
 
@@ -104,9 +118,12 @@ class LossParts:
     rejected_rewards: Any
 
 
-def sequences_per_example(method: str) -> int:
+def sequences_per_example(method: str, group_size: int = 1) -> int:
     """Sequences one example puts through the graph with gradients (what the memory estimate
-    counts): a pair's two; KTO's mismatched KL sequence runs without gradients, so one."""
+    counts): a pair's two; KTO's mismatched KL sequence runs without gradients, so one; a
+    reinforcement request's `group_size` drafts."""
+    if method == "grpo":
+        return group_size
     return 2 if method in PAIRED_METHODS else 1
 
 

@@ -1,6 +1,7 @@
 """A preference round after a finished run (`localft train --method dpo --from RUN`, the Chat
 screen's "Train on feedback"): a new run that continues from the run's adapter, on pairs from the
-chat's feedback, the run's own drafts (`--pairs self`), a JSONL file or a dataset."""
+chat's feedback, the run's own drafts (`--pairs self`), a JSONL file or a dataset; or a
+reinforcement round (`--method grpo`) on the run's training requests, drafted and scored in the loop."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 from localft.config import TrainSpec, merge_overrides
 from localft.data.pairs import Judged, Pair, as_judged, as_pairs, pairs_path, write_preferences
-from localft.errors import DataError, RunError
+from localft.errors import ConfigError, DataError, RunError
 from localft.events import EventSink, Log
 from localft.run.folder import RunDir, discard_unstarted, new_run
 
@@ -20,6 +21,7 @@ ROUND_DEFAULTS = {"learning_rate": 5e-5, "epochs": 1.0, "steps": None, "time_bud
                   "warmup_steps": 2, "early_stopping_patience": 3}  # fmt: skip
 HOLD_OUT_EVERY = 10  # every 10th pair of the feedback is held out for the validation loss
 PAIR_SPLITS = ("train", "valid")
+ROUND_UNITS = {"kto": "examples", "grpo": "requests"}
 
 
 def round_spec(source: RunDir, method: str, pairs: str | None, overrides: dict | None = None) -> TrainSpec:
@@ -30,7 +32,9 @@ def round_spec(source: RunDir, method: str, pairs: str | None, overrides: dict |
             f"run {source.id} has no adapter yet; let it finish (or `localft runs resume {source.id}`)"
         )
     spec = source.read_spec()
-    update = {**ROUND_DEFAULTS, "method": method, "pairs": pairs or "feedback",
+    if method == "grpo" and pairs:
+        raise ConfigError("a grpo round drafts its own completions of the run's requests: leave out --pairs")
+    update = {**ROUND_DEFAULTS, "method": method, "pairs": None if method == "grpo" else pairs or "feedback",
               "start_adapter": str(source.adapter_dir.resolve())}  # fmt: skip
     return merge_overrides(spec, {**update, **(overrides or {})})
 
@@ -93,6 +97,17 @@ def collect_pairs(
     return counts
 
 
+def count_requests(run: RunDir) -> int:
+    """A grpo round's training requests (chat rows of the copied split); none is a user error."""
+    from localft.data.chat_tokens import read_jsonl
+
+    split = run.split_path("train")
+    n = sum(1 for r in read_jsonl(split) if "messages" in r) if split.is_file() else 0
+    if not n:
+        raise DataError(f"no chat requests in {split} to draft completions of; a grpo round needs a chat run")
+    return n
+
+
 def _read(path: Path) -> list:
     from localft.data.pairs import read_preferences
 
@@ -124,14 +139,17 @@ def prepare_round(
         for f in source.data_dir.glob("*.json*"):
             if not f.name.startswith("pairs-"):
                 shutil.copy2(f, run.data_dir / f.name)
-        counts = collect_pairs(source, run, spec, progress, limit)  # limit: requests per split (self)
+        if spec.method == "grpo":  # requests instead of pairs: the source's training prompts, copied above
+            counts = {"train": count_requests(run), "valid": 0}
+        else:
+            counts = collect_pairs(source, run, spec, progress, limit)  # limit: requests per split (self)
         p = plan_run(run, machine)
     except BaseException:
         discard_unstarted(run)
         raise
     with EventSink(run.events_path) as sink:
         sink(Log(f"{spec.method} round from run {source.id}: {counts['train']} training and "
-                 f"{counts['valid']} held-out {'examples' if spec.method == 'kto' else 'pairs'}"))  # fmt: skip
+                 f"{counts['valid']} held-out {ROUND_UNITS.get(spec.method, 'pairs')}"))  # fmt: skip
         for line in describe(p):
             sink(Log(f"plan: {line}"))
     return run

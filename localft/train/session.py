@@ -90,10 +90,19 @@ class Session(Protocol):
         gradients."""
         ...
 
-    def accumulate_objective(self, batch: Batch, objective, scale: float) -> float:
+    def accumulate_objective(self, batch: Batch, objective, scale: float, per_token: bool = False) -> float:
         """Forward and backward of a preference micro-batch: `objective(ops, logps, counts)` (the
         core's loss over the rows' log-probs, in the framework's ArrayOps) gives the loss, whose
-        gradient x `scale` adds to the step's. Returns the loss. Raises OutOfMemory."""
+        gradient x `scale` adds to the step's. With `per_token` (a reinforcement objective) the
+        log-probs are per token (rows x positions - 1) and `counts` the mask of trained tokens.
+        Returns the loss. Raises OutOfMemory."""
+        ...
+
+    # Reinforcement tuning (localft.train.reinforce): drafts from the model being trained.
+    def draft(self, prompts: list[list[int]], group_size: int, max_new_tokens: int, seed: int,
+              stop_ids: list[int]) -> list[list[list[int]]]:  # fmt: skip
+        """`group_size` sampled completions (token ids, ending at a stop token or the limit) of
+        each prompt, seeded: the same weights and seed draft the same tokens."""
         ...
 
     def trainable_bytes(self) -> int: ...

@@ -128,6 +128,9 @@ class ChatScreen(ChatFeedbackActions, ReportsWorkerErrors, Screen):
             yield Static("", id="feedback-count")
             yield Button("Train on feedback", id="train-round", compact=True,
                          tooltip="A DPO round from this run's adapter on the pairs collected here")  # fmt: skip
+            yield Button("grpo round", id="train-grpo", compact=True,
+                         tooltip="A grpo round from this run's adapter: drafts of its training requests, "
+                                 "scored by the task's rewards (no feedback needed)")  # fmt: skip
         yield Input(placeholder="Say something; Enter sends", id="prompt", compact=True)
         yield Footer()
 

@@ -21,9 +21,10 @@ class ChatFeedbackActions:
         if self.run is not None:
             from localft.chat.feedback import feedback_counts
 
-            line = f"feedback: {feedback_counts(self.run.path).describe()} · ^y good ^n bad ^t 2 drafts ^o edit ^l blind test"
+            line = f"{feedback_counts(self.run.path).describe()} · ^y good ^n bad ^t drafts ^o edit ^l blind"
         self.query_one("#feedback-count", Static).update(line)
-        self.query_one("#train-round").display = self.run is not None
+        for button in self.query("#train-round, #train-grpo"):
+            button.display = self.run is not None
 
     def start_drafts(self, text: str, settings: ChatSpec) -> None:
         """Two drafts of a reply side by side (left and right pane); neither is kept until picked."""
@@ -107,11 +108,15 @@ class ChatFeedbackActions:
             event.button.disabled = True
             self.notify("starting a preference round on this run's feedback…")
             self.start_round("dpo" if counts.pairs else "kto")
+        elif event.button.id == "train-grpo" and self.run is not None:
+            event.button.disabled = True
+            self.notify("starting a reinforcement round (grpo) on this run's training requests…")
+            self.start_round("grpo")
 
     @background("round")
     def start_round(self, method: str) -> None:
-        """A preference round from this run (localft.train.preference_round, as `localft train --method
-        dpo --from RUN` does); the Training screen follows it."""
+        """A preference or reinforcement round from this run (localft.train.preference_round, as
+        `localft train --method dpo|grpo --from RUN` does); the Training screen follows it."""
         from localft.run.folder import discard_unstarted
         from localft.run.runner import start_worker
         from localft.train.preference_round import prepare_round
@@ -128,11 +133,15 @@ class ChatFeedbackActions:
             return
         self.post_message(RunLaunched(run.path))
 
+    def enable_round_buttons(self) -> None:
+        for button in self.query("#train-round, #train-grpo"):
+            button.disabled = False
+
     def on_work_failed(self, message: WorkFailed) -> None:
-        self.query_one("#train-round", Button).disabled = False  # the app shows the message
+        self.enable_round_buttons()  # the app shows the message
 
     def on_run_launched(self, message: RunLaunched) -> None:
-        self.query_one("#train-round", Button).disabled = False
+        self.enable_round_buttons()
         self.close_sessions()
         self.app.open_training(message.run_path)
 

@@ -15,7 +15,7 @@ from localft.disk import fmt_bytes
 from localft.errors import LocalftError
 from localft.plan.planner import read_plan
 from localft.run.folder import RunDir, run_writing
-from localft.run.state import RunState, throughput
+from localft.run.state import RunState, reward_line, throughput
 from localft.tui.messages import RunEvents, TailEnded, WorkFailed
 from localft.tui.widgets.loss_chart import LossChart
 from localft.tui.widgets.stage_list import StageList
@@ -126,6 +126,7 @@ class TrainingScreen(ReportsWorkerErrors, Screen):
         lines = [
             f"step {v.step}/{v.total or '?'}",
             f"loss {v.loss:.4f}" if v.loss is not None else "loss -",
+            *([reward_line(v.reward, v.reward_std)] if v.reward is not None else []),
             f"best val {v.best_val_loss:.4f} @ {v.best_step}" if v.best_val_loss is not None else "val -",
             f"lr {v.lr:.2e}" if v.lr is not None else "lr -",
             throughput(v.tok_per_s, self.world_size),

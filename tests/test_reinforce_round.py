@@ -1,0 +1,197 @@
+"""A grpo round through the one loop on torch and MLX (a tiny real model, real drafting and rewards):
+it trains from a finished SFT run with rewards in its Step events, a reward that raises stops it in
+one line naming the reward with the last checkpoint kept, and a worker killed with kill -9 resumes
+on the same per-step losses and rewards."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from localft.errors import RunError
+from localft.eval.rewards import RowScorer
+from localft.events import RunStarted, Step, read_events
+from localft.train.preference_round import prepare_round
+from tests.training import kill_9_after_checkpoint, make_run, train_run
+
+ROUND = dict(steps=4, batch_size=1, learning_rate=5e-3, warmup_steps=0, save_every=2, group_size=4,
+             max_draft_tokens=8, schedule="constant", early_stopping_patience=None)  # fmt: skip
+
+
+def finished_sft(tmp_path_factory, tiny_models, backend: str):
+    spec, run = make_run(tmp_path_factory.mktemp(f"sft-{backend}"), tiny_models("llama"), backend=backend,
+                         steps=2, n_valid=0)  # fmt: skip
+    train_run(spec, run)
+    return run
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory, tiny_models):
+    return finished_sft(tmp_path_factory, tiny_models, "torch")
+
+
+@pytest.mark.mlx
+def test_a_grpo_round_trains_on_mlx(tmp_path_factory, tiny_models):
+    pytest.importorskip("mlx_lm")
+    run = prepare_round(finished_sft(tmp_path_factory, tiny_models, "mlx"), "grpo", overrides=ROUND)
+    steps = curve(grpo_train(run))
+    assert sorted(steps) == [1, 2, 3, 4]
+    assert all(math.isfinite(loss) and math.isfinite(r) for loss, r, _ in steps.values())
+    assert any(std > 0 for _, _, std in steps.values())
+    assert (run.adapter_dir / "adapter_config.json").is_file()
+
+
+def grpo_train(run, stop=lambda: False) -> list:
+    from localft.events import EventSink
+    from localft.run.worker import run_plan
+    from localft.train import train
+
+    with EventSink(run.events_path) as sink:
+        train(run, run_plan(run), sink, stop, scorer=RowScorer.for_run(run, run.read_spec()))
+    return read_events(run.events_path)
+
+
+def curve(events) -> dict[int, tuple[float, float, float]]:
+    return {e.step: (e.loss, e.reward, e.reward_std) for e in events if isinstance(e, Step)}
+
+
+def test_a_grpo_round_drafts_scores_and_trains(source):
+    run = prepare_round(source, "grpo", overrides=ROUND)
+    assert run.read_spec().method == "grpo" and (run.path / "plan.json").is_file()
+    steps = curve(grpo_train(run))
+    assert sorted(steps) == [1, 2, 3, 4]
+    assert all(math.isfinite(loss) and math.isfinite(r) for loss, r, _ in steps.values())
+    assert any(std > 0 for _, _, std in steps.values())  # the drafts of a group differ in reward
+    assert (run.adapter_dir / "adapter_config.json").is_file()
+
+
+def test_a_reward_that_raises_stops_the_run_naming_it(source, tmp_path):
+    user = tmp_path / "bad_reward.py"
+    user.write_text("def score(request, draft, data):\n    raise ValueError('no opinion')\n")
+    run = prepare_round(source, "grpo", overrides={**ROUND, "reward": f"{user}:score"})
+    with pytest.raises(RunError) as failed:
+        grpo_train(run)
+    message = str(failed.value)
+    assert "reward user raised ValueError: no opinion" in message and "\n" not in message
+    assert "step 1" in message and not list(run.checkpoints_dir.glob("step-*"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["torch", pytest.param("mlx", marks=pytest.mark.mlx)])
+def test_kill_9_resumes_on_the_same_losses_and_rewards(tmp_path_factory, tiny_models, backend):
+    if backend == "mlx":
+        pytest.importorskip("mlx_lm")
+    sft = finished_sft(tmp_path_factory, tiny_models, backend)
+    whole = prepare_round(sft, "grpo", overrides=ROUND)
+    expected = curve(grpo_train(whole))
+
+    killed = prepare_round(sft, "grpo", overrides=ROUND)
+    assert kill_9_after_checkpoint(killed, step=2) is not None
+    events = grpo_train(killed)
+    last_start = max(i for i, e in enumerate(events) if isinstance(e, RunStarted))
+    assert events[last_start].resumed_from == 2
+    resumed = curve(events[last_start:])
+    assert sorted(resumed) == [3, 4]
+    for step, (loss, reward, std) in resumed.items():
+        assert loss == pytest.approx(expected[step][0], rel=1e-4, abs=1e-6)
+        assert reward == pytest.approx(expected[step][1], abs=1e-9)
+        assert std == pytest.approx(expected[step][2], abs=1e-9)
+
+
+@pytest.mark.slow
+def test_a_reward_failing_after_a_checkpoint_keeps_it_and_the_worker_says_one_line(source, tmp_path):
+    """Through the real worker process: the first two steps' 8 drafts score, the 9th returns NaN."""
+    import subprocess
+    import sys
+
+    from localft.events import Finished
+
+    user = tmp_path / "tired_reward.py"
+    count = tmp_path / "calls"
+    user.write_text(
+        "from pathlib import Path\n"
+        f"COUNT = Path({str(count)!r})\n"
+        "def score(request, draft, data):\n"
+        "    n = int(COUNT.read_text()) + 1 if COUNT.exists() else 1\n"
+        "    COUNT.write_text(str(n))\n"
+        "    return float('nan') if n > 8 else 1.0\n"
+    )
+    run = prepare_round(source, "grpo", overrides={**ROUND, "reward": f"{user}:score"})
+    worker = subprocess.run([sys.executable, "-m", "localft.run.worker", str(run.path)], capture_output=True,
+                            text=True, timeout=240)  # fmt: skip
+    assert worker.returncode == 2, worker.stderr[-2000:]
+    finished = [e for e in read_events(run.events_path) if isinstance(e, Finished)][-1]
+    assert finished.error == (
+        "reward user returned nan (it must be a finite number) at step 3; the last checkpoint is step 2"
+    )
+    assert run.latest_checkpoint().name.endswith("2")
+
+
+def test_the_train_command_plans_a_grpo_round_and_refuses_what_it_cannot_do(capsys, source):
+    from tests.test_cli import run_cli
+
+    capsys.readouterr()
+    code, out, err = run_cli(capsys, "train", "--method", "grpo", "--from", str(source.path), "--plan")
+    assert code == 0 and "memory" in out.lower(), err
+    code, _, err = run_cli(capsys, "train", "--method", "grpo", "--from", str(source.path), "--pairs", "self")
+    assert (
+        code == 2
+        and err == "error: a grpo round drafts its own completions of the run's requests: leave out --pairs\n"
+    )
+    code, _, err = run_cli(
+        capsys, "train", "--method", "grpo", "--from", str(source.path), "--set", "beta=0.1"
+    )
+    assert code == 2 and "grpo has no KL term yet" in err and err.count("\n") == 1
+    code, _, err = run_cli(
+        capsys, "train", "--method", "grpo", "--from", str(source.path), "--set", "group_size=2"
+    )
+    assert code == 2 and "group_size" in err and err.count("\n") == 1
+    code, _, err = run_cli(
+        capsys, "train", "--method", "grpo", "--from", str(source.path), "--set", "reward=nope.py:f"
+    )
+    assert code == 2 and err.startswith("error: reward 'nope.py:f': ") and "does not exist" in err
+    code, _, err = run_cli(
+        capsys, "train", "--method", "grpo", "--from", str(source.path), "--set", "reward_weights.tone=1"
+    )
+    assert code == 2 and err.startswith("error: unknown reward tone; known: copied, form")
+
+
+def test_the_memory_estimate_counts_the_group_of_drafts(source):
+    from localft.config import TrainSpec
+    from localft.plan.memory import estimate_memory
+
+    model = source.read_spec().model
+    sft = estimate_memory(TrainSpec(model=model, method="sft"), model)
+    for group in (4, 8):
+        grpo = estimate_memory(TrainSpec(model=model, method="grpo", group_size=group), model)
+        assert grpo.activations == group * sft.activations
+
+
+def test_old_event_files_still_read_and_a_step_keeps_its_rewards(tmp_path):
+    from pathlib import Path
+
+    from localft.events import EventSink
+
+    old = read_events(Path(__file__).parent / "fixtures" / "events" / "tiny-run.jsonl")
+    assert [e for e in old if isinstance(e, Step)] and all(
+        e.reward is None for e in old if isinstance(e, Step)
+    )
+    with EventSink(tmp_path / "events.jsonl") as sink:
+        sink(Step(1, 2, 0.5, 1e-4, 10, 5.0, 1, reward=0.25, reward_std=0.5))
+    (step,) = read_events(tmp_path / "events.jsonl")
+    assert (step.reward, step.reward_std) == (0.25, 0.5)
+
+
+@pytest.mark.slow
+def test_a_grpo_round_exports_to_gguf_with_the_runs_export_command(source, capsys):
+    from gguf import GGUFReader
+
+    from localft.cli.main import main
+
+    run = prepare_round(source, "grpo", overrides={**ROUND, "steps": 2})
+    assert sorted(curve(grpo_train(run))) == [1, 2]
+    code = main(["export", run.id, "--quant", "Q8_0", "--no-verify"])
+    assert code in (0, None), capsys.readouterr().out
+    gguf = next(run.gguf_dir.glob("*Q8_0.gguf"))
+    assert len(GGUFReader(gguf).tensors) > 0
