@@ -120,3 +120,13 @@ def test_a_run_trains_on_the_ollama_model_without_a_download(stores):
     run = only_run()
     assert (run.adapter_dir / "adapter_config.json").is_file()
     assert run.read_spec().model == "ollama:smollm2:135m"
+
+
+def test_the_new_run_form_offers_them_without_preparing_one(stores):
+    from localft.tui.run_setup import local_choices, model_on_disk
+
+    choices = dict((value, label) for label, value in local_choices())
+    assert choices["ollama:smollm2:135m"] == "ollama:smollm2:135m (135M Q4_1)"
+    # Not dequantized yet: the form previews the data without token statistics instead of
+    # spending a minute per billion parameters in the dashboard.
+    assert not model_on_disk("ollama:smollm2:135m")

@@ -207,19 +207,14 @@ def find_local_model(model_id: str) -> LocalModel:
 
 def local_model_dir(model_id: str) -> Path:
     """The HF folder training, merge and export read for a local model: its GGUF dequantized once
-    into the cache (keyed by the file's content, so a copy of it is the same entry). Refused before anything is
-    written when transformers cannot read or dequantize the file."""
+    into the cache (keyed by the file's content: a copy of it is the same entry). Refused before
+    anything is written when transformers cannot read or dequantize the file."""
     from localft.atomic import atomic_dir
-    from localft.paths import cache_dir, file_lock
+    from localft.paths import file_lock
     from localft.plan.gguf_base import check_trainable, materialize_gguf
 
     model = find_local_model(model_id)
-    target = (
-        cache_dir()
-        / "models"
-        / "local"
-        / f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', model.name)}-{file_key(model.gguf)}"
-    )
+    target = _cached_dir(model)
     if (target / "config.json").is_file():
         return target
     check_trainable(model.info, model_id)
@@ -229,6 +224,26 @@ def local_model_dir(model_id: str) -> Path:
         with atomic_dir(target) as tmp:
             materialize_gguf(model.gguf, tmp, model_id)
     return target
+
+
+def _cached_dir(model: LocalModel) -> Path:
+    from localft.paths import cache_dir
+
+    return (
+        cache_dir()
+        / "models"
+        / "local"
+        / f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', model.name)}-{file_key(model.gguf)}"
+    )
+
+
+def local_model_prepared(model_id: str) -> bool:
+    """Whether the local model's HF folder is in the cache already (the dashboard's form never
+    dequantizes a model just to preview a plan)."""
+    try:
+        return (_cached_dir(find_local_model(model_id)) / "config.json").is_file()
+    except (ModelError, OSError):
+        return False
 
 
 def file_key(path: Path) -> str:
