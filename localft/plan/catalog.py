@@ -162,7 +162,7 @@ def embedded_model_dir() -> Path:
         from localft.plan.gguf_base import materialize_gguf
 
         with atomic_dir(target) as tmp:
-            materialize_gguf(gguf, tmp)
+            materialize_gguf(gguf, tmp, "the embedded model")
     return target
 
 
