@@ -78,6 +78,7 @@ def test_both_apps_models_are_listed_with_their_metadata(stores):
     assert parse_ollama_name("host.io/ns/m:q8") == ("host.io", "ns", "m", "q8")
 
 
+@pytest.mark.slow
 def test_models_local_prints_them(stores):
     shown = localft("models", "--local", "--json")
     assert shown.returncode == 0, shown.stderr
@@ -92,10 +93,26 @@ def test_a_model_not_there_names_what_is(stores):
         find_local_model("ollama:qwen3:1.7b")
 
 
-@pytest.mark.parametrize(
-    ("arch", "tensor_type", "named"),
-    [("rwkv7", "F32", "architecture 'rwkv7'"), ("llama", "Q8_K", "quantization Q8_K")],
-)
+REFUSED = [("rwkv7", "F32", "architecture 'rwkv7'"), ("llama", "Q8_K", "quantization Q8_K")]
+
+
+@pytest.mark.parametrize(("arch", "tensor_type", "named"), REFUSED)
+def test_a_file_transformers_cannot_read_is_refused_before_it_is_prepared(
+    stores, tmp_path, arch, tensor_type, named
+):
+    from localft.paths import cache_dir
+    from localft.plan.catalog import resolve_model
+
+    gguf = write_gguf(tmp_path / f"{arch}.gguf", arch, tensor_type)
+    add_ollama_model(stores["ollama"], gguf, f"odd-{arch}")
+    with pytest.raises(ModelError, match=f"^ollama:odd-{arch}: {named} cannot be"):
+        resolve_model(f"ollama:odd-{arch}")
+    local = cache_dir() / "models" / "local"
+    assert not local.exists() or not [p for p in local.iterdir() if p.name.startswith(f"odd-{arch}")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("arch", "tensor_type", "named"), REFUSED)
 def test_a_file_transformers_cannot_read_is_refused_before_anything_is_written(
     stores, tmp_path, arch, tensor_type, named
 ):
