@@ -50,6 +50,7 @@ def test_a_run_on_an_ollama_model_exports_its_adapter_for_that_model(stores, tmp
     from localft.run.export import held_out_text
 
     alone = HfReference(run.merged_dir, held_out_text(run) or bundled_text()).compare(f16, "F16")
+    print(f"base+adapter {parity}; base alone top-1 {alone.top1:.4f} ppl {alone.ppl_change:+.4%}")
     assert abs(alone.ppl_change) > 10 * abs(parity["ppl_change"]), (alone, parity)
 
     # The same run as if trained on LM Studio's copy of the file: the adapter and a README.txt.

@@ -146,4 +146,6 @@ def test_the_new_run_form_offers_them_without_preparing_one(stores):
     assert choices["ollama:smollm2:135m"] == "ollama:smollm2:135m (135M Q4_1)"
     # Not dequantized yet: the form previews the data without token statistics instead of
     # spending a minute per billion parameters in the dashboard.
-    assert not model_on_disk("ollama:smollm2:135m")
+    # (A name no other test trains on: prepared models are shared between tests.)
+    add_ollama_model(stores["ollama"], embedded_gguf_path(), "smollm2:form-only")
+    assert not model_on_disk("ollama:smollm2:form-only")
