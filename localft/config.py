@@ -212,6 +212,11 @@ class ExportSpec(_Spec):
     ollama: bool = Field(True, description="Write an Ollama Modelfile beside the GGUF.")
     lmstudio: bool = Field(False, description="Also lay the file out as an LM Studio publisher/model folder.")
     adapter_gguf: bool = Field(False, description="Also export the LoRA adapter alone as a GGUF adapter.")
+    adapter_only: bool | None = Field(
+        None,
+        description="Export only the LoRA adapter GGUF, for the Ollama / LM Studio model the run "
+        "trained on (the default for such a run).",
+    )
     name: str | None = Field(None, description="File name stem; default is the run or folder name.")
 
 

@@ -86,7 +86,10 @@ def sample_export() -> Path | None:
 def model_on_disk(model: str) -> bool:
     """Whether the model's files are here already (the form never starts a download)."""
     from localft.plan.catalog import EMBEDDED, catalog_entry
+    from localft.plan.local_models import is_local_id, local_model_prepared
 
+    if is_local_id(model):
+        return local_model_prepared(model)
     if model == EMBEDDED or Path(model).expanduser().exists():
         return True
     entry = catalog_entry(model)
@@ -178,3 +181,15 @@ def continue_recipe(recipe: str, run: RunDir) -> int:
                                 env=os.environ.copy(), **detached())  # fmt: skip
     mark_recipe_process(run, proc.pid)  # live from now on, before the child has started up
     return proc.pid
+
+
+def local_choices() -> list[tuple[str, str]]:
+    """The form's entries for the GGUF models in Ollama's store and LM Studio's folder (a folder
+    that cannot be read lists nothing; a file training cannot read is refused when the run starts)."""
+    from localft.plan.local_models import local_models
+
+    try:
+        found = local_models()
+    except (LocalftError, OSError):
+        return []
+    return [(f"{m.id} ({m.info.size} {m.info.quantization})", m.id) for m in found]

@@ -108,15 +108,17 @@ def export_command(
     adapter: Annotated[
         bool | None, typer.Option("--adapter/--no-adapter", help=_HELP["adapter_gguf"])
     ] = None,
+    adapter_only: Annotated[
+        bool | None, typer.Option("--adapter-only/--merged", help=_HELP["adapter_only"])
+    ] = None,
     name: Annotated[str | None, typer.Option("--name", help=_HELP["name"])] = None,
 ) -> None:
     """Merge, convert to GGUF, quantize and verify against the HF model; write a Modelfile."""
     from rich.console import Console
 
     console = Console()
-    given = dict(
-        quants=quant, verify=verify, ollama=ollama, lmstudio=lmstudio, adapter_gguf=adapter, name=name
-    )
+    given = dict(quants=quant, verify=verify, ollama=ollama, lmstudio=lmstudio, adapter_gguf=adapter)
+    given |= dict(name=name, adapter_only=adapter_only)
     spec = build_spec(ExportSpec, {k: v for k, v in given.items() if v is not None}, where="export options")
     from localft.cli.progress import stage_bars
     from localft.export.pipeline import export_folder

@@ -43,9 +43,20 @@ def doctor(as_json: bool = typer.Option(False, "--json", help="Print the report 
 
 
 @app.command()
-def models(as_json: bool = typer.Option(False, "--json", help="Print the catalog as JSON.")) -> None:
+def models(
+    as_json: bool = typer.Option(False, "--json", help="Print the catalog as JSON."),
+    local: bool = typer.Option(
+        False, "--local", help="The GGUF models already in Ollama's store and LM Studio's models folder."
+    ),
+) -> None:
     """The model catalog: recommended bases, their size and the memory a LoRA / QLoRA run needs."""
     from dataclasses import asdict
+
+    if local:
+        from localft.cli.local_models import print_local_models
+
+        print_local_models(as_json)
+        return
 
     from localft.disk import fmt_bytes
     from localft.plan.catalog import CATALOG

@@ -220,18 +220,23 @@ def _quote(text: str) -> str:
 
 def write_modelfile(
     out_dir: Path,
-    gguf_name: str,
+    gguf_name: str | None,
     jinja_template: str | None,
     *,
     system_prompt: str | None = None,
     eos_token: str | None = None,
+    from_model: str | None = None,
+    adapter: str | None = None,
 ) -> Path:
     """Write `Modelfile` beside the GGUF: FROM, TEMPLATE, stop parameters and SYSTEM. The TEMPLATE
     is read off the model's own chat template, so Ollama builds the same prompt text; templates
-    it cannot be read off fall back to a known family format."""
+    it cannot be read off fall back to a known family format. With `from_model` (a model Ollama
+    holds) and `adapter` (a LoRA GGUF beside the Modelfile) it builds on that model instead."""
     pieces = turn_pieces(jinja_template, eos_token or "") if jinja_template else None
     fmt = None if pieces else chat_format(jinja_template)
-    lines = [f"FROM ./{gguf_name}"]
+    lines = [f"FROM {from_model}" if from_model else f"FROM ./{gguf_name}"]
+    if adapter:
+        lines.append(f"ADAPTER ./{adapter}")
     if pieces is not None:
         lines.append(f"TEMPLATE {_quote(pieces.go_template())}")
     elif fmt is not None:

@@ -223,8 +223,13 @@ class HfReference:
         """Where the tokens came from, e.g. '512 tokens: test split 101, bundled prose 411'."""
         return f"{len(self.ids)} tokens: " + ", ".join(f"{k} {v}" for k, v in self.sources.items())
 
-    def compare(self, gguf: Path, quant: str, *, log_path: Path | None = None) -> Parity:
-        llm = load_llama(gguf, n_ctx=len(self.ids) + 8, logits_all=True, log_path=log_path)
+    def compare(
+        self, gguf: Path, quant: str, *, log_path: Path | None = None, lora_path: Path | None = None
+    ) -> Parity:
+        """`lora_path`: a LoRA adapter GGUF llama.cpp applies on top of `gguf`."""
+        llm = load_llama(
+            gguf, n_ctx=len(self.ids) + 8, logits_all=True, log_path=log_path, lora_path=lora_path
+        )
         try:
             with native_stderr_to(log_path):
                 diff = self.tokenization_difference(llm)

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
-import io
 import json
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -162,40 +159,24 @@ def embedded_model_dir() -> Path:
         if (target / "config.json").is_file():  # another process finished while we waited
             return target
         from localft.atomic import atomic_dir
+        from localft.plan.gguf_base import materialize_gguf
 
         with atomic_dir(target) as tmp:
-            _materialize_gguf(gguf, tmp)
+            materialize_gguf(gguf, tmp, "the embedded model")
     return target
 
 
-def _materialize_gguf(gguf: Path, out: Path) -> None:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    print("preparing the embedded model (once, about a minute)...", file=sys.stderr)
-    # transformers' per-tensor progress bars would flood the terminal or the recipe display.
-    with contextlib.redirect_stderr(io.StringIO()):
-        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-    # transformers marks GGUF-loaded models as quantized and refuses to save them, but the
-    # weights are already dequantized: drop the marker and save a plain safetensors folder.
-    model.hf_quantizer = None
-    model.is_quantized = False
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    model.generation_config.eos_token_id = tok.convert_tokens_to_ids("<|im_end|>")
-    with contextlib.redirect_stderr(io.StringIO()):
-        model.save_pretrained(out, safe_serialization=True)
-    tok.save_pretrained(out)
-
-
 def resolve_model(name: str) -> Path:
-    """A local HF folder for a model name: 'embedded', a catalog name, a local folder or a hub id.
-    A vision-language checkpoint resolves to its language model, taken out once into the cache."""
+    """A local HF folder for a model name: 'embedded', a catalog name, a local folder, an Ollama or
+    LM Studio model (`ollama:NAME[:TAG]`, `lmstudio:PUBLISHER/MODEL`) or a hub id. A vision-language
+    checkpoint resolves to its language model, taken out once into the cache."""
+    from localft.plan.local_models import is_local_id, local_model_dir
     from localft.plan.vision_text import text_model_dir
 
     if name == EMBEDDED:
         return embedded_model_dir()
+    if is_local_id(name):
+        return local_model_dir(name)
     path = Path(name).expanduser()
     if path.exists():
         return text_model_dir(check_model_folder(path))

@@ -32,6 +32,7 @@ from localft.tui.run_setup import (
     base_spec,
     form_overrides,
     form_values,
+    local_choices,
     preview,
     recipe_choices,
     sample_export,
@@ -61,7 +62,7 @@ class NewRunScreen(ReportsWorkerErrors, Screen):
                     yield Button("Sample", id="sample", compact=True)
                 yield Static("", id="source-error", classes="error")
                 yield Label("Model", classes="label")
-                models = [(f"{m.name} ({m.params_m:.0f}M)", m.name) for m in CATALOG]
+                models = [(f"{m.name} ({m.params_m:.0f}M)", m.name) for m in CATALOG] + local_choices()
                 yield Select(models, value="embedded", allow_blank=False, id="model", compact=True)
                 yield Input(placeholder="or a local folder / hub id", id="model-path", compact=True)
                 yield Static("", id="fit")
