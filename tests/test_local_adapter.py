@@ -55,13 +55,13 @@ def test_a_run_on_an_ollama_model_exports_its_adapter_for_that_model(stores, tmp
     assert abs(alone.ppl_change) > 10 * abs(parity["ppl_change"]), (alone, parity)
 
     # The same run as if trained on LM Studio's copy of the file: the adapter and a README.txt.
-    from localft.run.local_adapter import export_local_adapter
+    from localft.run.export import export_run
 
     spec_path = run.path / "spec.json"
     spec_path.write_text(
         spec_path.read_text().replace("ollama:smollm2:135m-f16", "lmstudio:localft/smollm2-f16")
     )
-    studio = export_local_adapter(run, ExportSpec(verify=False))
+    studio = export_run(run, ExportSpec(verify=False))  # adapter-only: the default for a local model
     readme = (run.gguf_dir / "README.txt").read_text()
     assert studio.adapter == str(adapter) and f'--lora "{adapter}"' in readme
     assert str(stores["lmstudio"] / "localft" / "smollm2-f16") in readme

@@ -81,10 +81,13 @@ def merge_run(run: RunDir, *, emit: Emit | None = None, export: ExportSpec | Non
 def export_run(run: RunDir, spec: ExportSpec, *, emit: Emit | None = None) -> ExportReport:
     """Merge the run (once), export the merged folder into run.gguf_dir, verify on its test split;
     for a run on an Ollama / LM Studio model, the adapter alone (localft.run.local_adapter)."""
-    from localft.run.local_adapter import adapter_only, export_local_adapter
+    from localft.run.local_adapter import RunExport, adapter_only, export_local_adapter
 
     if adapter_only(run, spec):
-        return export_local_adapter(run, spec, emit=emit)
+        merge = lambda r, e: merge_run(r, emit=e)  # noqa: E731
+        return export_local_adapter(
+            run, spec, RunExport(merge, held_out_documents, training_system_prompt), emit=emit
+        )
     if run.read_spec().head:
         from localft.errors import ExportError
 

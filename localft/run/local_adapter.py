@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from localft.atomic import atomic_write_json, atomic_write_text
@@ -17,6 +19,16 @@ from localft.run.folder import RunDir
 ADAPTER_FILE = "adapter.gguf"
 
 
+@dataclass(frozen=True)
+class RunExport:
+    """What this export needs of a run's ordinary export (localft.run.export), handed in by it so
+    the two modules do not import each other."""
+
+    merge: Callable[[RunDir, Emit], Path]  # the HF merged folder (made once)
+    held_out: Callable[[RunDir], list[tuple[str, str]]]  # (label, text) the run never trained on
+    system_prompt: Callable[[RunDir], str | None]
+
+
 def adapter_only(run: RunDir, spec: ExportSpec) -> bool:
     """Whether this export writes the adapter alone: asked for, else whenever the base is a local model."""
     from localft.plan.local_models import is_local_id
@@ -24,13 +36,14 @@ def adapter_only(run: RunDir, spec: ExportSpec) -> bool:
     return spec.adapter_only if spec.adapter_only is not None else is_local_id(run.read_spec().model)
 
 
-def export_local_adapter(run: RunDir, spec: ExportSpec, *, emit: Emit | None = None) -> ExportReport:
+def export_local_adapter(
+    run: RunDir, spec: ExportSpec, run_export: RunExport, *, emit: Emit | None = None
+) -> ExportReport:
     """adapter.gguf (+ Modelfile or README.txt) in run.gguf_dir; verified unless spec.verify is off."""
     from localft.errors import ExportError
     from localft.export.adapter import convert_adapter
     from localft.plan.catalog import resolve_model
     from localft.plan.local_models import OLLAMA, find_local_model, is_local_id
-    from localft.run.export import held_out_documents, merge_run, training_system_prompt
 
     emit = emit or (lambda _e: None)
     start = time.perf_counter()
@@ -49,7 +62,7 @@ def export_local_adapter(run: RunDir, spec: ExportSpec, *, emit: Emit | None = N
     adapter = convert_adapter(run.adapter_dir, resolve_model(model_id), out_dir / ADAPTER_FILE)
     report.adapter = str(adapter)
     emit(Stage("export", 1, 1, "adapter written"))
-    system = training_system_prompt(run)
+    system = run_export.system_prompt(run)
     if local.app == OLLAMA:
         from localft.export.ollama import write_modelfile
 
@@ -68,8 +81,8 @@ def export_local_adapter(run: RunDir, spec: ExportSpec, *, emit: Emit | None = N
         from localft.export.verify import HfReference, bundled_text
 
         emit(Stage("verify", 0, 1, "llama.cpp base + adapter against the HF merged model"))
-        documents = [*held_out_documents(run), ("bundled prose", bundled_text())]
-        ref = HfReference(merge_run(run, emit=emit), documents)
+        documents = [*run_export.held_out(run), ("bundled prose", bundled_text())]
+        ref = HfReference(run_export.merge(run, emit), documents)
         report.verify_text = ref.describe_sources()
         # The base file's own type sets the target (F16 holds 99% top-1; a quantized base is reported).
         parity = ref.compare(local.gguf, local.info.quantization, log_path=log_path, lora_path=adapter)
