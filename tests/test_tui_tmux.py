@@ -132,11 +132,13 @@ def test_kill_usr1_writes_every_threads_stack_to_the_dashboard_log(localft_home)
         os.kill(dashboard, signal.SIGUSR1)
         deadline = time.monotonic() + 10
         current = re.compile(r"Current thread 0x[0-9a-f]+ \(most recent call first\)")
-        # The log is read while faulthandler writes it: wait for the current (main) thread's part too.
-        while not current.search(log.read_text(errors="replace") if log.is_file() else ""):
+        # The log is read while faulthandler writes it: wait for the current (main) thread's part
+        # and then for the file to stop growing (its frames come after its header; CI read between).
+        dump, previous = "", None
+        while not current.search(dump) or dump != previous:
             assert time.monotonic() < deadline, "no stack dump of the current thread in dashboard.log"
-            time.sleep(0.2)
-        dump = log.read_text(errors="replace")
+            time.sleep(0.3)
+            previous, dump = dump, log.read_text(errors="replace") if log.is_file() else ""
         assert "in run_dashboard" in dump and "textual" in dump  # the main thread, inside the app
         assert "most recent call first" not in term.screen()  # in the log, never on the screen
         term.keys("C-q")  # the dashboard is still up and quits normally

@@ -54,7 +54,8 @@ def print_report(report, console) -> None:
         "stops",
         "target",
     ):
-        table.add_column(col, justify="left" if col == "type" else "right", no_wrap=True)
+        # Wrapping allowed: a table of unbreakable columns wider than the console is not drawn at all.
+        table.add_column(col, justify="left" if col == "type" else "right", no_wrap=col == "type")
     for f in report.files:
         p, s = f.parity or {}, f.stop_check or {}
         verdict = (
@@ -70,6 +71,8 @@ def print_report(report, console) -> None:
             (f"{p['top1']:.1%}" + (f" ({top1[0]:.1%}-{top1[1]:.1%})".replace("%-", "-") if top1 else ""))
             if p
             else "-",
+            f"{p['ppl_hf']:.4f}" if p.get("ppl_hf") is not None else "-",
+            f"{p['ppl_gguf']:.4f}" if p.get("ppl_gguf") is not None else "-",
             (f"{p['ppl_change']:+.2%}" + (f" ({ppl[0]:+.1%}..{ppl[1]:+.1%})" if ppl else "")) if p else "-",
             ("yes" if s.get("stopped") else "[red]no[/red]" if not s.get("passed") else "no, as HF")
             if s
