@@ -83,7 +83,6 @@ def throughput_summary(figures: dict) -> dict:
 def fsdp_smoke(args, workdir: Path, model: str) -> list[str]:
     """A one-process FSDP2 + QLoRA run through the CLI, as a user would start it."""
     data = workdir / "fsdp-data.jsonl"
-    sys.path.insert(0, str(BENCH))
     from train_throughput import synthetic_rows
 
     data.write_text("".join(json.dumps(r) + "\n" for r in synthetic_rows(40, 3)), encoding="utf-8")
@@ -95,7 +94,6 @@ def fsdp_smoke(args, workdir: Path, model: str) -> list[str]:
 
 
 def build_smoke_model(args, workdir: Path) -> str:
-    sys.path.insert(0, str(BENCH))
     from train_throughput import build_model_dir
 
     return str(build_model_dir(args.model, workdir, args.tokenizer))

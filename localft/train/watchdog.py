@@ -33,8 +33,8 @@ class CollectiveWatch:
         interval = min(self.limit_s / 10, 5.0)
         tick = time.monotonic()
         while not self._done.wait(interval):
-            now, slept = time.monotonic(), time.monotonic() - tick
-            tick = now
+            now = time.monotonic()
+            slept, tick = now - tick, now
             if slept > 3 * interval + 1:
                 # This process (or the machine: a laptop's lid) was suspended; the time it was
                 # away is not a collective's, so its clock starts again.
