@@ -7,9 +7,10 @@ import threading
 
 import pytest
 
+from localft.chat.run_chat import ChatModel
 from localft.chat.session import ChatSession
 from localft.chat.template import render_chat
-from localft.cli.chat import find_gguf
+from localft.cli.chat import find_chat_model
 from localft.config import TrainSpec
 from localft.errors import ExportError, RunError
 from localft.export.gguf import convert_folder
@@ -81,11 +82,15 @@ def test_foreign_gguf_loads_only_on_request():
 def test_find_gguf_prefers_a_quantized_file_of_a_run():
     run = new_run(TrainSpec())
     with pytest.raises(RunError, match="localft export"):
-        find_gguf(str(run.path))
+        find_chat_model(str(run.path))
     run.gguf_dir.mkdir()
+    for adapter in (f"{run.id}-lora-F32.gguf", "adapter.gguf"):  # LoRA adapters are no model
+        (run.gguf_dir / adapter).write_bytes(b"GGUF")
+    with pytest.raises(RunError, match="localft export"):
+        find_chat_model(run.id)
     for quant in ("F16", "Q4_K_M", "Q8_0"):
         (run.gguf_dir / f"{run.id}-{quant}.gguf").write_bytes(b"GGUF")
-    assert find_gguf(run.id).name.endswith("-Q4_K_M.gguf")
+    assert find_chat_model(run.id) == ChatModel(run.gguf_dir / f"{run.id}-Q4_K_M.gguf")
 
 
 def test_chat_command_repl(tiny_gguf, tmp_path, capsys):

@@ -79,7 +79,7 @@ async def test_rate_train_export_and_chat_without_leaving_the_dashboard(exported
 
             await pilot.press("c")
             chat = app.screen
-            assert isinstance(chat, ChatScreen) and chat.gguf == gguf
+            assert isinstance(chat, ChatScreen) and chat.model.gguf == gguf
             chat.query_one("#max_tokens").value = "6"
             chat.query_one("#prompt").value = "Write about coffee."
             await pilot.press("enter")

@@ -1,10 +1,13 @@
-"""Chatting with a run: its preferred GGUF and the chat settings it trained with (ChatSpec)."""
+"""Chatting with a run: what to load (its preferred GGUF, or the user's base GGUF with the run's
+adapter on it) and the chat settings it trained with (ChatSpec)."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
+from localft.chat.session import ChatSession
 from localft.config import ChatSpec, build_spec
 from localft.run.export import training_system_prompt
 from localft.run.folder import RunDir
@@ -13,14 +16,66 @@ from localft.run.folder import RunDir
 QUANT_PREFERENCE = ("Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0", "Q4_0", "Q3_K_M", "Q2_K", "F16", "BF16", "F32")
 
 
+@dataclass(frozen=True)
+class ChatModel:
+    """What a chat loads: one GGUF, or a base GGUF with a LoRA adapter GGUF applied by llama.cpp."""
+
+    gguf: Path
+    adapter: Path | None = None
+    label: str = ""  # how the faces name it (an Ollama blob's file name says nothing)
+
+    @property
+    def name(self) -> str:
+        return self.label or self.gguf.name
+
+    def open(self, spec: ChatSpec | None = None, **options) -> ChatSession:
+        return ChatSession(self.gguf, spec, lora_path=self.adapter, name=self.name, **options)
+
+
 def run_gguf(folder: Path) -> Path | None:
-    """The preferred GGUF in a folder (a run's gguf/), or None."""
+    """The preferred model GGUF in a folder (a run's gguf/), or None; LoRA adapter files are no model."""
+    from localft.run.local_adapter import ADAPTER_FILE
+
     found = sorted(Path(folder).glob("*.gguf")) if Path(folder).is_dir() else []
+    found = [f for f in found if f.name != ADAPTER_FILE and "-lora-" not in f.name]
     for quant in QUANT_PREFERENCE:
         for f in found:
             if f.stem.upper().endswith(f"-{quant}"):
                 return f
     return found[0] if found else None
+
+
+def run_chat_model(run: RunDir) -> ChatModel | None:
+    """A run's exported model to chat with: a merged GGUF where the run has one, else (a run on an
+    Ollama / LM Studio model, exported adapter-only) the user's own base file with adapter.gguf on
+    it; None before any export. A ModelError when that base is no longer in the app's store."""
+    from localft.plan.local_models import find_local_model, is_local_id
+    from localft.run.local_adapter import ADAPTER_FILE
+
+    merged = run_gguf(run.gguf_dir)
+    if merged is not None:
+        return ChatModel(merged)
+    adapter = run.gguf_dir / ADAPTER_FILE
+    model_id = run.read_spec().model
+    if not adapter.is_file() or not is_local_id(model_id):
+        return None
+    local = find_local_model(model_id)
+    return ChatModel(local.gguf, adapter, f"{local.name} + {ADAPTER_FILE}")
+
+
+def base_chat_model(run: RunDir | None) -> ChatModel | None:
+    """The base model alone, for side by side: the embedded GGUF, or the user's Ollama / LM Studio
+    file the run trained on; None for a hub model (localft holds no GGUF of it)."""
+    from localft.plan.catalog import EMBEDDED, embedded_gguf_path
+    from localft.plan.local_models import find_local_model, is_local_id
+
+    model = run.read_spec().model if run else EMBEDDED
+    if model == EMBEDDED:
+        return ChatModel(embedded_gguf_path())
+    if is_local_id(model):
+        local = find_local_model(model)
+        return ChatModel(local.gguf, label=local.name)
+    return None
 
 
 def run_chat_spec(run: RunDir | None, **given) -> ChatSpec:

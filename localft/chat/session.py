@@ -1,5 +1,6 @@
-"""A streaming chat with one GGUF through llama.cpp, with the chat template inside the file: what
-`localft chat`, the Chat screen and the export's stop check (`gguf_reply`) use."""
+"""A streaming chat with one GGUF (or a base GGUF plus a LoRA adapter GGUF) through llama.cpp, with
+the chat template inside the file: what `localft chat`, the Chat screen and the export's stop check
+(`gguf_reply`) use."""
 
 from __future__ import annotations
 
@@ -26,8 +27,9 @@ class GenerationStats:
 
 
 class ChatSession:
-    """A conversation with one GGUF. `stream()` yields text pieces as llama.cpp produces them.
-    Sampling comes from `spec` (ChatSpec's defaults) with `sampling` keywords over it."""
+    """A conversation with one GGUF, or with `lora_path` (a LoRA adapter GGUF) applied on it.
+    `stream()` yields text pieces as llama.cpp produces them. Sampling comes from `spec` (ChatSpec's
+    defaults) with `sampling` keywords over it."""
 
     def __init__(
         self,
@@ -39,6 +41,8 @@ class ChatSession:
         log_path: Path | None = None,
         allow_foreign: bool = False,
         n_threads: int | None = None,
+        lora_path: Path | None = None,
+        name: str | None = None,
         **sampling,
     ):
         from localft.export.gguf import LOCALFT_KEY
@@ -46,12 +50,20 @@ class ChatSession:
 
         spec = build_spec(ChatSpec, {**(spec or ChatSpec()).model_dump(), **sampling}, where="chat settings")
         self.path = Path(gguf_path)
-        self.llm = load_llama(self.path, n_ctx=n_ctx, log_path=log_path, seed=seed, n_threads=n_threads)
+        self.adapter = Path(lora_path) if lora_path else None
+        self.name = name or self.path.name
+        self.llm = load_llama(
+            self.path, n_ctx=n_ctx, log_path=log_path, seed=seed, n_threads=n_threads, lora_path=self.adapter
+        )
         self.log_path = log_path
         meta = self.llm.metadata
-        if not allow_foreign and LOCALFT_KEY not in meta:
+        # A localft adapter vouches for the base it was trained on (the user's own Ollama file).
+        if not allow_foreign and not (
+            adapter_made_by_localft(self.adapter) if self.adapter else LOCALFT_KEY in meta
+        ):
             self.close()
-            raise ExportError(f"{self.path.name} was not made by localft; pass --any-gguf to load it anyway")
+            what = self.adapter.name if self.adapter else self.path.name
+            raise ExportError(f"{what} was not made by localft; pass --any-gguf to load it anyway")
         self.template = meta.get("tokenizer.chat_template")
         if not self.template:
             self.close()
@@ -168,13 +180,27 @@ class ChatSession:
     def save(self, path: Path) -> Path:
         from localft.atomic import atomic_write_json
 
-        atomic_write_json(Path(path), {"model": str(self.path), "messages": self.history()})
+        adapter = {"adapter": str(self.adapter)} if self.adapter else {}
+        atomic_write_json(Path(path), {"model": str(self.path), **adapter, "messages": self.history()})
         return Path(path)
 
     def close(self) -> None:
         from localft.export.llamacpp import close_llama
 
         close_llama(self.llm)
+
+
+def adapter_made_by_localft(adapter: Path) -> bool:
+    """Whether localft wrote this adapter GGUF (its version key in the header; llama-cpp-python
+    shows no adapter's metadata)."""
+    import gguf
+
+    from localft.export.gguf import LOCALFT_KEY
+
+    try:
+        return LOCALFT_KEY in gguf.GGUFReader(adapter).fields
+    except (OSError, ValueError, KeyError, IndexError):
+        return False
 
 
 def gguf_reply(

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from localft.chat.run_chat import run_chat_spec, run_gguf
+from localft.chat.run_chat import ChatModel, run_chat_model, run_chat_spec, run_gguf
 from localft.chat.session import ChatSession
 from localft.config import ChatSpec, field_help
 from localft.errors import ExportError, RunError
@@ -16,24 +16,30 @@ from localft.errors import ExportError, RunError
 _HELP = field_help(ChatSpec)
 
 
-def find_gguf(ref: str) -> Path:
-    """A .gguf path as given, or the preferred GGUF of a run or folder (by quant, most useful first)."""
+def find_chat_model(ref: str) -> ChatModel:
+    """What `ref` names to chat with: a .gguf file, a folder's preferred GGUF, or a run's exported
+    model (a merged GGUF, or the user's base file plus the run's adapter.gguf)."""
     path = Path(ref)
     if path.suffix == ".gguf":
         if not path.is_file():
             raise ExportError(f"{path} does not exist")
-        return path
+        return ChatModel(path)
     from localft.run.folder import open_run
 
-    folder = path if path.is_dir() and not (path / "spec.json").is_file() else open_run(ref).gguf_dir
-    found = run_gguf(folder)
-    if found is None:
-        raise RunError(f"no GGUF in {folder}; run `localft export {ref}` first")
-    return found
+    if path.is_dir() and not (path / "spec.json").is_file():
+        found = run_gguf(path)
+        if found is None:
+            raise RunError(f"no GGUF in {path}")
+        return ChatModel(found)
+    run = open_run(ref)
+    model = run_chat_model(run)
+    if model is None:
+        raise RunError(f"no GGUF in {run.gguf_dir}; run `localft export {ref}` first")
+    return model
 
 
 def _repl(session: ChatSession, base: ChatSession | None, console, feedback=None) -> None:
-    console.print(f"[dim]{session.path.name} — /reset, /system TEXT, /save FILE, /quit[/dim]")
+    console.print(f"[dim]{session.name} — /reset, /system TEXT, /save FILE, /quit[/dim]")
     if feedback is not None and feedback.log is not None:
         from localft.chat.feedback import COMMANDS_HELP, feedback_counts
 
@@ -111,13 +117,21 @@ def _feedback_command(feedback, cmd: str, arg: str, line: str, console) -> bool:
 
 
 def chat_command(
-    target: Annotated[str, typer.Argument(help="A .gguf file, or a run (id or path) whose GGUF to use.")],
+    target: Annotated[
+        str,
+        typer.Argument(
+            help="A .gguf file, or a run (id or path): its GGUF, or its adapter on your Ollama / LM Studio model."
+        ),
+    ],
     system: Annotated[str | None, typer.Option("--system", "-s", help=_HELP["system"])] = None,
     temperature: Annotated[float | None, typer.Option(help=_HELP["temperature"])] = None,
     top_p: Annotated[float | None, typer.Option(help=_HELP["top_p"])] = None,
     max_tokens: Annotated[int | None, typer.Option(help=_HELP["max_tokens"])] = None,
     compare: Annotated[
-        str | None, typer.Option("--compare", help="A base GGUF whose answer is shown beside the tuned one.")
+        str | None,
+        typer.Option(
+            "--compare", help="A base GGUF (or another run) whose answer is shown beside the tuned one."
+        ),
     ] = None,
     any_gguf: Annotated[
         bool, typer.Option("--any-gguf", help="Also load GGUF files not made by localft.")
@@ -133,9 +147,9 @@ def chat_command(
     spec = run_chat_spec(run, system=system, temperature=temperature, top_p=top_p, max_tokens=max_tokens)
     session = base = None
     try:
-        session = ChatSession(find_gguf(target), spec, allow_foreign=any_gguf)
+        session = find_chat_model(target).open(spec, allow_foreign=any_gguf)
         if compare:
-            base = ChatSession(find_gguf(compare), spec, allow_foreign=any_gguf)
+            base = find_chat_model(compare).open(spec, allow_foreign=any_gguf)
         log = FeedbackLog(feedback_path(run.path)) if run is not None else None
         _repl(session, base, Console(), ChatFeedback(session, log))
     finally:  # an error is printed once, by `localft`'s main

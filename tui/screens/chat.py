@@ -13,25 +13,13 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, Static
 
-from localft.chat.run_chat import run_chat_spec, run_gguf
+from localft.chat.run_chat import ChatModel, base_chat_model, run_chat_model, run_chat_spec
 from localft.config import ChatSpec, field_help
 from localft.errors import LocalftError
 from localft.run.folder import RunDir
 from localft.tui.messages import ChatDone, ChatText
 from localft.tui.screens.chat_feedback import ChatFeedbackActions
 from localft.tui.workers import ReportsWorkerErrors, background
-
-
-def base_gguf(run: RunDir | None) -> Path | None:
-    """A GGUF of the base model, for side-by-side mode: the embedded one when the run used it."""
-    from localft.plan.catalog import EMBEDDED, embedded_gguf_path
-
-    try:
-        model = run.read_spec().model if run else EMBEDDED
-        return embedded_gguf_path() if model == EMBEDDED else None
-    except LocalftError:
-        return None
-
 
 HELP = field_help(ChatSpec)
 SAMPLING = {"temperature": "temp", "top_p": "top_p", "max_tokens": "max tokens"}  # field -> label
@@ -93,7 +81,11 @@ class ChatScreen(ChatFeedbackActions, ReportsWorkerErrors, Screen):
     def __init__(self, gguf: Path | None = None, run_path: Path | None = None) -> None:
         super().__init__()
         self.run = RunDir(Path(run_path)) if run_path else None
-        self.gguf = gguf or (run_gguf(self.run.gguf_dir) if self.run else None)
+        self.missing = "No GGUF to chat with: export the run first."
+        try:  # a merged GGUF, or the user's base file with the run's adapter.gguf on it
+            self.model = ChatModel(gguf) if gguf else run_chat_model(self.run) if self.run else None
+        except LocalftError as exc:  # the base is gone from Ollama / LM Studio
+            self.model, self.missing = None, str(exc)
         self.sessions: dict[str, object] = {}
         self.busy: set[str] = set()
         self.feedback = None  # localft.chat.feedback.ChatFeedback over the tuned session, once loaded
@@ -136,12 +128,12 @@ class ChatScreen(ChatFeedbackActions, ReportsWorkerErrors, Screen):
 
     def on_mount(self) -> None:
         tuned = self.query_one("#tuned", Transcript)
-        tuned.border_title = self.gguf.name if self.gguf else "tuned"
+        tuned.border_title = self.model.name if self.model else "tuned"
         base = self.query_one("#base", Transcript)
         base.border_title = "base"
         base.display = False
-        if self.gguf is None:
-            tuned.query_one(Static).update("No GGUF to chat with: export the run first.")
+        if self.model is None:
+            tuned.query_one(Static).update(escape(self.missing))
         self.query_one("#draft-picks").display = False
         self.show_feedback_count()
         self.query_one("#prompt", Input).focus()
@@ -191,28 +183,30 @@ class ChatScreen(ChatFeedbackActions, ReportsWorkerErrors, Screen):
         if drafts:
             self.start_drafts(text, settings)
             return
-        sides = {"tuned": self.gguf}
+        sides = {"tuned": self.model}
         if self.query_one("#compare", Checkbox).value:
-            sides["base"] = base_gguf(self.run)
-        for side, path in sides.items():
-            if path is None:
-                what = "export the run first" if side == "tuned" else "no base GGUF for this model"
+            try:
+                sides["base"] = base_chat_model(self.run)
+            except LocalftError as exc:
+                self.notify(f"base: {exc}", severity="error")
+        for side, model in sides.items():
+            if model is None:
+                what = self.missing if side == "tuned" else "no base GGUF for this model"
                 self.notify(f"{side}: {what}", severity="error")
                 continue
             self.query_one(f"#{side}", Transcript).add_user(text)
             self.busy.add(side)
-            self.generate(side, path, text, settings)
+            self.generate(side, model, text, settings)
 
-    def session_for(self, side: str, gguf: Path, settings: ChatSpec):
+    def session_for(self, side: str, model: ChatModel, settings: ChatSpec):
         session = self.sessions.get(side)
         if session is None:
             from localft.chat.feedback import ChatFeedback, FeedbackLog, feedback_path
-            from localft.chat.session import ChatSession
 
             # llama.cpp's own output goes to the run's chat.log, never to the screen. The base
-            # side is the embedded model's GGUF, which localft ships but did not write.
+            # side is the embedded model's GGUF or the user's own, which localft did not write.
             log = self.run.path / "chat.log" if self.run else None
-            session = ChatSession(gguf, settings, log_path=log, allow_foreign=side == "base")
+            session = model.open(settings, log_path=log, allow_foreign=side == "base")
             self.sessions[side] = session
             if side == "tuned":
                 self.feedback = ChatFeedback(
@@ -221,9 +215,9 @@ class ChatScreen(ChatFeedbackActions, ReportsWorkerErrors, Screen):
         return session
 
     @background("chat", exclusive=False)
-    def generate(self, side: str, gguf: Path, text: str, settings: ChatSpec) -> None:
+    def generate(self, side: str, model: ChatModel, text: str, settings: ChatSpec) -> None:
         try:
-            session = self.session_for(side, gguf, settings)
+            session = self.session_for(side, model, settings)
             for piece in session.stream(text):
                 self.post_message(ChatText(side, piece))
         except LocalftError as exc:

@@ -13,7 +13,7 @@ from localft.tui.workers import background
 
 
 class ChatFeedbackActions:
-    """Mixed into ChatScreen: expects its `run`, `gguf`, `feedback`, `busy`, `editing`,
+    """Mixed into ChatScreen: expects its `run`, `model`, `feedback`, `busy`, `editing`,
     `session_for`, `send` and the Transcript panes #tuned and #base."""
 
     def show_feedback_count(self) -> None:
@@ -28,8 +28,8 @@ class ChatFeedbackActions:
 
     def start_drafts(self, text: str, settings: ChatSpec) -> None:
         """Two drafts of a reply side by side (left and right pane); neither is kept until picked."""
-        if self.gguf is None:
-            self.notify("tuned: export the run first", severity="error")
+        if self.model is None:
+            self.notify(f"tuned: {self.missing}", severity="error")
             return
         if self.query_one("#compare", Checkbox).value:
             self.notify("turn off 'vs base' to ask for two drafts", severity="warning")
@@ -46,7 +46,7 @@ class ChatFeedbackActions:
     def generate_drafts(self, text: str, settings: ChatSpec) -> None:
         side = "tuned"
         try:
-            self.session_for("tuned", self.gguf, settings)
+            self.session_for("tuned", self.model, settings)
             for index, side in enumerate(("tuned", "base")):
                 for piece in self.feedback.stream_draft(text, index):
                     self.post_message(ChatText(side, piece))
