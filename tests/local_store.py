@@ -9,6 +9,11 @@ import os
 import shutil
 from pathlib import Path
 
+EXPORT = Path(__file__).resolve().parent.parent / "examples" / "linkedin-export.zip"
+# A short run that moves the model well away from its base (a large learning rate).
+SHORT_RUN = ("--steps", "4", "--set", "max_seq_len=128", "--set", "learning_rate=0.02",
+             "--set", "save_every=4", "--set", "eval_every=4")  # fmt: skip
+
 CHATML_GO = (
     "{{- if .System }}<|im_start|>system\n{{ .System }}<|im_end|>\n{{ end }}"
     "{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}<|im_start|>assistant\n"
@@ -70,3 +75,23 @@ def add_lmstudio_model(models: Path, gguf: Path, publisher: str, model: str) -> 
     target = models / publisher / model / gguf.name
     _link(gguf, target)
     return target
+
+
+def train_short_run(model_id: str):
+    """`localft train` of the LinkedIn example on `model_id` for 4 steps; the run it made."""
+    from tests.command_support import localft, only_run
+
+    trained = localft("train", EXPORT, "--model", model_id, *SHORT_RUN, timeout=900)
+    assert trained.returncode == 0, trained.stdout + trained.stderr
+    return only_run()
+
+
+def embedded_as(quant: str, folder: Path) -> Path:
+    """The embedded model (dequantized once from its Q4_1 file) written back as a `quant` GGUF by
+    localft's own exporter: a user's F16 or Q8_0 download of the same model."""
+    from localft.config import ExportSpec
+    from localft.export.pipeline import export_folder
+    from localft.plan.catalog import resolve_model
+
+    spec = ExportSpec(quants=[quant], verify=False, ollama=False, lmstudio=False, name=f"smollm2-{quant}")
+    return Path(export_folder(resolve_model("ollama:smollm2:135m"), folder, spec).files[0].path)

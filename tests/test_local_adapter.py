@@ -5,33 +5,22 @@ base + adapter matching the HF merged model."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from localft.config import ExportSpec
-from localft.export.pipeline import export_folder
-from localft.plan.catalog import resolve_model
-from tests.command_support import localft, only_run
-from tests.local_store import add_lmstudio_model, add_ollama_model
-from tests.test_local_models import EXPORT, stores  # noqa: F401  (the fixture)
+from tests.command_support import localft
+from tests.local_store import add_lmstudio_model, add_ollama_model, embedded_as, train_short_run
+from tests.test_local_models import stores  # noqa: F401  (the fixture)
 
 
 @pytest.mark.slow
 def test_a_run_on_an_ollama_model_exports_its_adapter_for_that_model(stores, tmp_path):  # noqa: F811
     # An F16 base: the embedded model's Q4_1 file dequantized, written back as F16.
-    hf = resolve_model("ollama:smollm2:135m")
-    spec = ExportSpec(quants=["F16"], verify=False, ollama=False, lmstudio=False, name="smollm2-f16")
-    f16 = Path(export_folder(hf, tmp_path / "f16", spec).files[0].path)
+    f16 = embedded_as("F16", tmp_path / "f16")
     add_ollama_model(stores["ollama"], f16, "smollm2:135m-f16")
     add_lmstudio_model(stores["lmstudio"], f16, "localft", "smollm2-f16")
-    trained = localft(
-        "train", EXPORT, "--model", "ollama:smollm2:135m-f16", "--steps", "4", "--set", "max_seq_len=128",
-        "--set", "learning_rate=0.02", "--set", "save_every=4", "--set", "eval_every=4",
-        env={"HF_HUB_OFFLINE": "1"}, timeout=900,
-    )  # fmt: skip
-    assert trained.returncode == 0, trained.stdout + trained.stderr
-    run = only_run()
+    run = train_short_run("ollama:smollm2:135m-f16")
 
     exported = localft("export", run.id, timeout=900)  # --adapter-only is the default for this run
     assert exported.returncode == 0, exported.stdout + exported.stderr
@@ -65,3 +54,23 @@ def test_a_run_on_an_ollama_model_exports_its_adapter_for_that_model(stores, tmp
     readme = (run.gguf_dir / "README.txt").read_text()
     assert studio.adapter == str(adapter) and f'--lora "{adapter}"' in readme
     assert str(stores["lmstudio"] / "localft" / "smollm2-f16") in readme
+
+
+@pytest.mark.slow
+def test_a_quantized_base_is_verified_beside_an_f16_copy_and_says_how_far_it_moves(stores, tmp_path):  # noqa: F811
+    # A Q8_0 base made by localft's own quantizer from the embedded model, as a user's Ollama model.
+    add_ollama_model(stores["ollama"], embedded_as("Q8_0", tmp_path / "q8"), "smollm2:135m-q8_0")
+    run = train_short_run("ollama:smollm2:135m-q8_0")
+
+    exported = localft("export", run.id, timeout=900)
+    assert exported.returncode == 0, exported.stdout + exported.stderr
+    print(exported.stdout)
+    quantized, reference = json.loads((run.gguf_dir / "export.json").read_text())["files"]
+    assert quantized["quant"] == "Q8_0 base + adapter" and quantized["parity"]["passed"]  # ppl +-2%
+    assert reference["quant"] == "F16 copy + adapter" and not list(run.path.glob(".base-F16-*"))
+    f16 = reference["parity"]
+    assert f16["passed"] and f16["top1"] >= 0.99 and abs(f16["ppl_change"]) <= 0.001, f16
+    shift = quantized["parity"]["vs_f16_base"]
+    assert shift["ppl_shift"] == pytest.approx(quantized["parity"]["ppl_gguf"] / f16["ppl_gguf"] - 1)
+    assert f"perplexity {shift['ppl_shift']:+.2%}" in " ".join(exported.stdout.split())
+    assert sorted(p.name for p in run.gguf_dir.iterdir()) == ["Modelfile", "adapter.gguf", "export.json"]

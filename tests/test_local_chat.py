@@ -12,8 +12,9 @@ import pytest
 from localft.chat.feedback import feedback_path
 from localft.chat.run_chat import base_chat_model, run_chat_model, run_chat_spec
 from localft.run.runner import stop_worker, wait_worker
-from tests.command_support import localft, only_run
-from tests.test_local_models import EXPORT, stores  # noqa: F401  (the fixture)
+from tests.command_support import localft
+from tests.local_store import train_short_run
+from tests.test_local_models import stores  # noqa: F401  (the fixture)
 
 REQUEST = "Write a short post about my week."
 
@@ -29,14 +30,14 @@ def greedy(model, spec, lora: bool = True) -> str:
 
 @pytest.mark.slow
 def test_a_run_on_an_ollama_model_chats_through_its_adapter_on_the_users_file(stores):  # noqa: F811
-    trained = localft(
-        "train", EXPORT, "--model", "ollama:smollm2:135m", "--steps", "4", "--set", "max_seq_len=128",
-        "--set", "learning_rate=0.02", "--set", "save_every=4", "--set", "eval_every=4", timeout=900,
-    )  # fmt: skip
-    assert trained.returncode == 0, trained.stdout + trained.stderr
-    run = only_run()
-    exported = localft("export", run.id, "--no-verify", timeout=600)
+    run = train_short_run("ollama:smollm2:135m")
+    # Verified on the user's Q4_1 file and, for reference, on an F16 copy of it.
+    exported = localft("export", run.id, timeout=900)
     assert exported.returncode == 0, exported.stdout + exported.stderr
+    print(exported.stdout)
+    quantized, reference = json.loads((run.gguf_dir / "export.json").read_text())["files"]
+    assert quantized["quant"] == "Q4_1 base + adapter" and "vs_f16_base" in quantized["parity"]
+    assert reference["parity"]["passed"] and reference["parity"]["top1"] >= 0.99, reference
 
     model = run_chat_model(run)
     assert model.gguf.parent == stores["ollama"] / "blobs"  # the user's file itself, no copy
@@ -111,3 +112,16 @@ async def chat_screen(run):
             if not wait_worker(started_run, timeout=1):
                 stop_worker(started_run, timeout=30)
     return reply, base_reply, started[0]
+
+
+def test_a_run_whose_base_left_the_store_says_so_in_one_line(stores, capsys):  # noqa: F811
+    from localft.config import TrainSpec
+    from localft.run.folder import new_run
+    from tests.test_cli import run_cli
+
+    run = new_run(TrainSpec(model="ollama:removed:1b"))
+    run.gguf_dir.mkdir()
+    (run.gguf_dir / "adapter.gguf").write_bytes(b"GGUF")
+    code, out, err = run_cli(capsys, "chat", run.id)
+    assert code == 2 and out == "" and err.startswith("error: ollama:removed:1b is not in Ollama's store")
+    assert len(err.splitlines()) == 1 and "smollm2:135m" in err  # what the store holds instead

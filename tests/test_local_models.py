@@ -14,9 +14,7 @@ from localft.paths import runs_dir
 from localft.plan.catalog import embedded_gguf_path
 from localft.plan.local_models import find_local_model, local_models, parse_ollama_name
 from tests.command_support import localft, only_run
-from tests.local_store import add_lmstudio_model, add_ollama_model
-
-EXPORT = Path(__file__).resolve().parent.parent / "examples" / "linkedin-export.zip"
+from tests.local_store import EXPORT, add_lmstudio_model, add_ollama_model
 
 
 @pytest.fixture

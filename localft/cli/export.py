@@ -77,9 +77,15 @@ def print_report(report, console) -> None:
             ("yes" if s.get("stopped") else "[red]no[/red]" if not s.get("passed") else "no, as HF")
             if s
             else "-",
-            f"{verdict} ({target_text(f.quant)})" if p else verdict,
+            f"{verdict} ({target_text(p.get('quant', f.quant))})" if p else verdict,
         )
     console.print(table)
+    for f in report.files:
+        if shift := (f.parity or {}).get("vs_f16_base"):
+            console.print(
+                f"{f.quant}: the quantized base moves perplexity {shift['ppl_shift']:+.2%} and top-1 "
+                f"{shift['top1_shift']:+.1%} from the same adapter on an F16 copy of it (made to measure, not kept)"
+            )
     for f in report.files:
         if (f.parity or {}).get("tokenization_diff"):
             console.print(f"[red]{f.quant}: {escape(f.parity['tokenization_diff'])}[/red]", highlight=False)

@@ -17,6 +17,7 @@ from localft.export.pipeline import ExportedFile, ExportReport
 from localft.run.folder import RunDir
 
 ADAPTER_FILE = "adapter.gguf"
+FULL_PRECISION = ("F32", "F16", "BF16")  # a base of these types needs no reference row
 
 
 @dataclass(frozen=True)
@@ -86,13 +87,42 @@ def export_local_adapter(
         report.verify_text = ref.describe_sources()
         # The base file's own type sets the target (F16 holds 99% top-1; a quantized base is reported).
         parity = ref.compare(local.gguf, local.info.quantization, log_path=log_path, lora_path=adapter)
-        checked.parity = parity.to_dict() | {"quant": checked.quant}
+        checked.parity = parity.to_dict()  # its "quant": the base's type, whose target applied
+        if local.info.quantization not in FULL_PRECISION:
+            emit(Stage("verify", 0, 1, "the adapter on an F16 copy of the base, for reference"))
+            report.files.append(
+                f16_reference(ref, resolve_model(model_id), run.path, adapter, checked, log_path=log_path)
+            )
         emit(Stage("verify", 1, 1, "done"))
     report.system_prompt = system
     report.seconds = time.perf_counter() - start
     atomic_write_json(out_dir / "export.json", report.to_dict())
     run.mark_stage("export", {"files": [str(adapter)], "ok": report.ok, "adapter_only": True})
     return report
+
+
+def f16_reference(
+    ref, model_dir: Path, scratch: Path, adapter: Path, quantized: ExportedFile, *, log_path: Path
+) -> ExportedFile:
+    """The adapter on an F16 copy of the base (converted from the HF folder training read, deleted
+    once measured): the F16 target checks the adapter itself, and the quantized base's row gets how
+    far its quantization moves perplexity and top-1 from there (`vs_f16_base`). The copy is made in
+    `scratch` (the run folder), never where chat looks for GGUF files."""
+    import os
+
+    from localft.export.gguf import convert_folder
+
+    tmp = Path(scratch) / f".base-F16-{os.getpid()}.gguf.tmp"
+    try:
+        size = convert_folder(model_dir, tmp, "F16").path.stat().st_size
+        parity = ref.compare(tmp, "F16", log_path=log_path, lora_path=adapter)
+    finally:
+        tmp.unlink(missing_ok=True)
+    quantized.parity["vs_f16_base"] = {
+        "ppl_shift": quantized.parity["ppl_gguf"] / parity.ppl_gguf - 1.0,
+        "top1_shift": quantized.parity["top1"] - parity.top1,
+    }
+    return ExportedFile("", "F16 copy + adapter", size, parity.to_dict())
 
 
 def _eos_token(model_dir: Path) -> str | None:
