@@ -74,20 +74,27 @@ def test_export_folder_quantizes_verifies_and_describes(tiny_models, tmp_path):
     assert f16.stat().st_mtime_ns != mtimes[f16]
 
 
-@pytest.mark.slow
-def test_export_run_uses_merged_folder_test_split_and_training_system_prompt(tiny_models):
+SYSTEM = "You are Ada, writing short posts about lighthouses."
+
+
+def merged_run(tiny_models):
+    """A run of the tiny model, merged already, whose data carries a system prompt."""
     run = new_run(TrainSpec(model=str(tiny_models("llama"))))
     shutil.copytree(tiny_models("llama"), run.merged_dir)
     run.mark_stage("merge")  # merged before: export must not merge again
-    system = "You are Ada, writing short posts about lighthouses."
     rows = [
-        {"messages": [{"role": "system", "content": system}, {"role": "user", "content": "Write a post."},
+        {"messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "Write a post."},
                       {"role": "assistant", "content": SHORT_TEXT}]}
     ]  # fmt: skip
     run.data_dir.mkdir(parents=True, exist_ok=True)
     for split in ("train", "test"):
         run.split_path(split).write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return run
 
+
+@pytest.mark.slow
+def test_export_run_uses_merged_folder_test_split_and_training_system_prompt(tiny_models):
+    run, system = merged_run(tiny_models), SYSTEM
     report = export_run(run, ExportSpec(quants=["Q4_0"]))
     assert [p.name for p in sorted(run.gguf_dir.glob("*.gguf"))] == [
         f"{run.id}-Q4_0.gguf"
@@ -97,6 +104,23 @@ def test_export_run_uses_merged_folder_test_split_and_training_system_prompt(tin
     assert report.files[0].parity["tokens"] >= 512 and "bundled prose" in report.verify_text
     assert f'SYSTEM """{system}"""' in (run.gguf_dir / "Modelfile").read_text()
     assert run.stage_done("export")
+
+
+def test_export_of_a_run_with_out_writes_there_as_its_own_export(tiny_models, tmp_path):
+    """`localft export RUN --out DIR`: the run's export (its name, system prompt) in DIR, not gguf/."""
+    import typer
+    from typer.testing import CliRunner
+
+    from localft.cli.export import export_command
+
+    run = merged_run(tiny_models)
+    app = typer.Typer()
+    app.command()(export_command)
+    result = CliRunner().invoke(app, [run.id, "-q", "F16", "--no-verify", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "o").glob("*.gguf")) == [f"{run.id}-F16.gguf"]
+    assert f'SYSTEM """{SYSTEM}"""' in (tmp_path / "o" / "Modelfile").read_text()
+    assert not run.gguf_dir.exists() and run.stage_done("export")
 
 
 def test_export_command_reports_and_fails_cleanly(tiny_models, tmp_path, capsys):

@@ -29,8 +29,14 @@ def greedy(model, spec, lora: bool = True) -> str:
 
 
 @pytest.mark.slow
-def test_a_run_on_an_ollama_model_chats_through_its_adapter_on_the_users_file(stores):  # noqa: F811
+def test_a_run_on_an_ollama_model_chats_through_its_adapter_on_the_users_file(stores, tmp_path):  # noqa: F811
     run = train_short_run("ollama:smollm2:135m")
+    # --out: the adapter export goes there, the run's gguf/ is left alone.
+    out = tmp_path / "for-ollama"
+    elsewhere = localft("export", run.id, "--no-verify", "--out", out, timeout=600)
+    assert elsewhere.returncode == 0, elsewhere.stdout + elsewhere.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["Modelfile", "adapter.gguf", "export.json"]
+    assert "ADAPTER ./adapter.gguf" in (out / "Modelfile").read_text() and not run.gguf_dir.exists()
     # Verified on the user's Q4_1 file and, for reference, on an F16 copy of it.
     exported = localft("export", run.id, timeout=900)
     assert exported.returncode == 0, exported.stdout + exported.stderr

@@ -109,7 +109,8 @@ def export_command(
         list[str] | None, typer.Option("--quant", "-q", help=_HELP["quants"] + " Repeat for several.")
     ] = None,
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Output folder (a run writes into its gguf/).")
+        Path | None,
+        typer.Option("--out", "-o", help="Output folder (default: a run's gguf/, else MODEL-gguf)."),
     ] = None,
     verify: Annotated[bool | None, typer.Option("--verify/--no-verify", help=_HELP["verify"])] = None,
     ollama: Annotated[bool | None, typer.Option("--ollama/--no-ollama", help=_HELP["ollama"])] = None,
@@ -131,15 +132,13 @@ def export_command(
     spec = build_spec(ExportSpec, {k: v for k, v in given.items() if v is not None}, where="export options")
     from localft.cli.progress import stage_bars
     from localft.export.pipeline import export_folder
-    from localft.run.export import export_run, merge_run
+    from localft.run.export import export_run
 
     kind, where = _resolve_target(target)
     with stage_bars() as emit:  # an error is printed once, by `localft`'s main
-        if kind == "run" and out is None:
-            report = export_run(where, spec, emit=emit)
+        if kind == "run":  # --out or not, a run's export: its held-out text, system prompt, adapter-only
+            report = export_run(where, spec, emit=emit, out_dir=out)
         else:
-            if kind == "run":
-                where = merge_run(where, emit=emit)
             folder_out = out or Path.cwd() / f"{Path(where).name}-gguf"
             report = export_folder(where, folder_out, spec, emit=emit, chat_reply=gguf_reply)
     print_report(report, console)

@@ -78,15 +78,23 @@ def merge_run(run: RunDir, *, emit: Emit | None = None, export: ExportSpec | Non
     return out
 
 
-def export_run(run: RunDir, spec: ExportSpec, *, emit: Emit | None = None) -> ExportReport:
-    """Merge the run (once), export the merged folder into run.gguf_dir, verify on its test split;
-    for a run on an Ollama / LM Studio model, the adapter alone (localft.run.local_adapter)."""
+def export_run(
+    run: RunDir, spec: ExportSpec, *, emit: Emit | None = None, out_dir: Path | None = None
+) -> ExportReport:
+    """Merge the run (once), export the merged folder into `out_dir` (default run.gguf_dir), verify
+    on its test split; for a run on an Ollama / LM Studio model, the adapter alone
+    (localft.run.local_adapter)."""
     from localft.run.local_adapter import RunExport, adapter_only, export_local_adapter
 
+    out_dir = Path(out_dir) if out_dir is not None else run.gguf_dir
     if adapter_only(run, spec):
         merge = lambda r, e: merge_run(r, emit=e)  # noqa: E731
         return export_local_adapter(
-            run, spec, RunExport(merge, held_out_documents, training_system_prompt), emit=emit
+            run,
+            spec,
+            RunExport(merge, held_out_documents, training_system_prompt),
+            emit=emit,
+            out_dir=out_dir,
         )
     if run.read_spec().head:
         from localft.errors import ExportError
@@ -96,15 +104,15 @@ def export_run(run: RunDir, spec: ExportSpec, *, emit: Emit | None = None) -> Ex
     if spec.name is None:
         spec = spec.model_copy(update={"name": run.id})
     report = export_folder(
-        merged, run.gguf_dir, spec, emit=emit, system_prompt=training_system_prompt(run),
+        merged, out_dir, spec, emit=emit, system_prompt=training_system_prompt(run),
         held_out=held_out_documents(run), log_path=run.path / "export.log", chat_reply=gguf_reply,
     )  # fmt: skip
     if spec.adapter_gguf and run.adapter_dir.is_dir():
         from localft.export.adapter import convert_adapter
 
-        out = run.gguf_dir / f"{report.name}-lora-F32.gguf"
+        out = out_dir / f"{report.name}-lora-F32.gguf"
         report.adapter = str(convert_adapter(run.adapter_dir, merged, out))
-        atomic_write_json(run.gguf_dir / "export.json", report.to_dict())
+        atomic_write_json(out_dir / "export.json", report.to_dict())
     run.mark_stage("export", {"files": [f.path for f in report.files], "ok": report.ok})
     return report
 

@@ -38,9 +38,15 @@ def adapter_only(run: RunDir, spec: ExportSpec) -> bool:
 
 
 def export_local_adapter(
-    run: RunDir, spec: ExportSpec, run_export: RunExport, *, emit: Emit | None = None
+    run: RunDir,
+    spec: ExportSpec,
+    run_export: RunExport,
+    *,
+    emit: Emit | None = None,
+    out_dir: Path | None = None,
 ) -> ExportReport:
-    """adapter.gguf (+ Modelfile or README.txt) in run.gguf_dir; verified unless spec.verify is off."""
+    """adapter.gguf (+ Modelfile or README.txt) in `out_dir` (default run.gguf_dir); verified unless
+    spec.verify is off."""
     from localft.errors import ExportError
     from localft.export.adapter import convert_adapter
     from localft.plan.catalog import resolve_model
@@ -57,7 +63,7 @@ def export_local_adapter(
     if not run.adapter_dir.is_dir():
         raise ExportError(f"run {run.id} has no adapter yet; train or resume it first")
     local = find_local_model(model_id)
-    out_dir, log_path = run.gguf_dir, run.path / "export.log"
+    out_dir, log_path = Path(out_dir or run.gguf_dir), run.path / "export.log"
     report = ExportReport(str(local.gguf), str(out_dir), spec.name or run.id)
     emit(Stage("export", 0, 1, "writing the LoRA adapter GGUF"))
     adapter = convert_adapter(run.adapter_dir, resolve_model(model_id), out_dir / ADAPTER_FILE)
