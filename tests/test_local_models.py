@@ -147,3 +147,46 @@ def test_the_new_run_form_offers_them_without_preparing_one(stores):
     # (A name no other test trains on: prepared models are shared between tests.)
     add_ollama_model(stores["ollama"], embedded_gguf_path(), "smollm2:form-only")
     assert not model_on_disk("ollama:smollm2:form-only")
+
+
+def test_the_header_is_read_as_gguf_py_reads_it_without_the_vocabulary(tmp_path):
+    """The listing's own reader against gguf-py's on the embedded model's real file: every scalar
+    and string the same, arrays by their length, the same tensors; a cut file is one ModelError."""
+    import gguf
+
+    from localft.plan.gguf_base import read_gguf_info
+    from localft.plan.gguf_header import read_gguf_header
+
+    path = embedded_gguf_path()
+    header, reader = read_gguf_header(path), gguf.GGUFReader(path)
+    assert header.metadata.keys() == {k for k in reader.fields if not k.startswith("GGUF.")}
+    for key, value in header.metadata.items():
+        field = reader.fields[key]
+        if field.types[0] == gguf.GGUFValueType.ARRAY:
+            assert value == len(field.data), key
+        else:
+            assert value == field.contents(), key
+    assert header.metadata["tokenizer.ggml.tokens"] == 49152  # the vocabulary, by its length only
+    assert [(t.name, t.type_id, t.n_elements) for t in header.tensors] == [
+        (t.name, int(t.tensor_type), int(t.n_elements)) for t in reader.tensors
+    ]
+    for size, why in ((1 << 20, "header ends early"), (path.stat().st_size - 1, "tensor data ends early")):
+        cut = tmp_path / "cut.gguf"  # in the vocabulary; a download one byte short
+        cut.write_bytes(path.read_bytes()[:size])
+        with pytest.raises(ModelError, match=f"is not a readable GGUF file .*{why}"):
+            read_gguf_info(cut)
+    # A header whose array claims 2**60 values is refused at once, not walked.
+    import struct
+
+    lying = tmp_path / "lying.gguf"
+    lying.write_bytes(b"GGUF" + struct.pack("<IQQQ", 3, 0, 1, 1) + b"a" + struct.pack("<IIQ", 9, 4, 2**60))
+    with pytest.raises(ModelError, match="an array runs past the end of the file"):
+        read_gguf_info(lying)
+
+
+def test_the_supported_architectures_are_transformers_own_list():
+    from transformers.modeling_gguf_pytorch_utils import GGUF_SUPPORTED_ARCHITECTURES
+
+    from localft.plan.gguf_base import gguf_architectures
+
+    assert gguf_architectures() == list(GGUF_SUPPORTED_ARCHITECTURES) and "llama" in gguf_architectures()

@@ -193,13 +193,12 @@ class ChatSession:
 def adapter_made_by_localft(adapter: Path) -> bool:
     """Whether localft wrote this adapter GGUF (its version key in the header; llama-cpp-python
     shows no adapter's metadata)."""
-    import gguf
-
     from localft.export.gguf import LOCALFT_KEY
+    from localft.plan.gguf_header import GgufHeaderError, read_gguf_header
 
     try:
-        return LOCALFT_KEY in gguf.GGUFReader(adapter).fields
-    except (OSError, ValueError, KeyError, IndexError):
+        return LOCALFT_KEY in read_gguf_header(adapter).metadata
+    except (OSError, GgufHeaderError):
         return False
 
 

@@ -33,52 +33,69 @@ class GgufInfo:
         return f"{self.params / 1e9:.1f}B" if self.params >= 0.95e9 else f"{self.params / 1e6:.0f}M"
 
 
-def _field(reader, key: str):
-    """A metadata value as Python (str, int, float), or None where the file has no such key."""
-    field = reader.fields.get(key)
-    if field is None or not field.data:
-        return None
-    value = field.parts[field.data[0]]
-    if field.types and field.types[0].name == "STRING":
-        return bytes(value).decode("utf-8", errors="replace")
-    return value.tolist()[0] if hasattr(value, "tolist") else value
-
-
 def read_gguf_info(path: Path) -> GgufInfo:
-    """The metadata of a GGUF file (memory-mapped: only the header is read); a ModelError when the
-    file is no GGUF gguf-py can read."""
+    """The metadata of a GGUF file, from its header alone (no vocabulary is read); a ModelError when
+    the file is no GGUF."""
     import gguf
+
+    from localft.plan.gguf_header import GgufHeaderError, read_gguf_header
 
     path = Path(path)
     try:
-        reader = gguf.GGUFReader(path)
-    except (OSError, ValueError, KeyError, IndexError) as exc:  # a truncated or foreign file
+        header = read_gguf_header(path)
+    except (OSError, GgufHeaderError) as exc:  # a truncated or foreign file
         raise ModelError(f"{path} is not a readable GGUF file ({type(exc).__name__}: {exc})") from None
-    arch = _field(reader, "general.architecture") or "unknown"
-    types = Counter(t.tensor_type.name for t in reader.tensors)
-    file_type = _field(reader, "general.file_type")
+    meta = header.metadata
+    arch = _text(meta, "general.architecture") or "unknown"
+    types = Counter(_type_name(gguf, t.type_id) for t in header.tensors)
     try:
-        quant = gguf.LlamaFileType(file_type).name.removeprefix("MOSTLY_").removeprefix("ALL_")
+        quant = gguf.LlamaFileType(meta.get("general.file_type")).name
+        quant = quant.removeprefix("MOSTLY_").removeprefix("ALL_")
     except ValueError:
         quant = None
     if quant is None or quant == "GUESSED":
         quant = types.most_common(1)[0][0] if types else "none"
+    context = meta.get(f"{arch}.context_length")
     return GgufInfo(
         path=path,
         architecture=arch,
-        params=sum(int(t.n_elements) for t in reader.tensors),
+        params=sum(t.n_elements for t in header.tensors),
         quantization=quant,
         tensor_types=tuple(sorted(types)),
-        chat_template=_field(reader, "tokenizer.chat_template"),
-        name=_field(reader, "general.name"),
-        context_length=_field(reader, f"{arch}.context_length"),
+        chat_template=_text(meta, "tokenizer.chat_template"),
+        name=_text(meta, "general.name"),
+        context_length=context if isinstance(context, int) else None,
     )
+
+
+def _text(meta: dict, key: str) -> str | None:
+    value = meta.get(key)
+    return value if isinstance(value, str) else None
+
+
+def _type_name(gguf, type_id: int) -> str:
+    try:
+        return gguf.GGMLQuantizationType(type_id).name
+    except ValueError:  # a type newer than the installed gguf-py
+        return f"type {type_id}"
+
+
+def gguf_architectures() -> list[str]:
+    """The GGUF architectures transformers reads: the keys of its GGUF config mapping, which is
+    what modeling_gguf_pytorch_utils lists as supported, read without that module's import of torch
+    (most of `localft models --local`'s time otherwise)."""
+    try:
+        from transformers.integrations.ggml import GGUF_CONFIG_MAPPING
+    except ImportError:  # a transformers that moved it
+        from transformers.modeling_gguf_pytorch_utils import GGUF_SUPPORTED_ARCHITECTURES
+
+        return list(GGUF_SUPPORTED_ARCHITECTURES)
+    return list(GGUF_CONFIG_MAPPING)
 
 
 def _transformers_architecture(arch: str) -> str | None:
     """The architecture transformers reads this GGUF as (its own renames), or None."""
-    from transformers.modeling_gguf_pytorch_utils import GGUF_SUPPORTED_ARCHITECTURES
-
+    supported = gguf_architectures()
     renamed = {
         "qwen2moe": "qwen2_moe",
         "qwen3moe": "qwen3_moe",
@@ -86,7 +103,7 @@ def _transformers_architecture(arch: str) -> str | None:
         "minimax-m2": "minimax_m2",
     }
     for name in (arch, renamed.get(arch, arch)):
-        if name in GGUF_SUPPORTED_ARCHITECTURES and name not in _NOT_CAUSAL:
+        if name in supported and name not in _NOT_CAUSAL:
             return name
     return None
 
@@ -97,6 +114,8 @@ def _dequantizable(type_name: str) -> bool:
     import gguf
     import numpy as np
 
+    if type_name not in gguf.GGMLQuantizationType.__members__:  # unknown to this gguf-py
+        return False
     qtype = gguf.GGMLQuantizationType[type_name]
     block, type_size = gguf.GGML_QUANT_SIZES[qtype]
     try:
