@@ -214,3 +214,15 @@ class RowScorer:
 
     def score_row(self, row: dict, drafts: list[str]) -> list[float]:
         return self.scorer.score_group(Request.from_row(row), drafts)
+
+    def held_out(self, rows: list[dict], replies: list[str]) -> dict:
+        """The reward of one reply per held-out request (the same policy a round trains on): the
+        mean, the spread, and a 95% bootstrap interval of the mean."""
+        import numpy as np
+
+        from localft.export.verify import bootstrap_mean_interval
+
+        values = np.asarray([self.score_row(r, [d])[0] for r, d in zip(rows, replies, strict=True)])
+        low, high = bootstrap_mean_interval(values) if len(values) else (math.nan, math.nan)
+        return {"mean": float(values.mean()) if len(values) else math.nan, "std": float(values.std()),
+                "low": low, "high": high, "n": len(values), "weights": self.scorer.weights}  # fmt: skip
