@@ -45,6 +45,7 @@ class Step:
     # A reinforcement step's drafts: their mean reward and its spread (absent in other runs' events).
     reward: float | None = None
     reward_std: float | None = None
+    kl: float | None = None  # with a KL term (beta): the drafts' mean per-token KL to the start adapter
 
 
 @dataclass(frozen=True)

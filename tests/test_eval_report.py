@@ -71,8 +71,21 @@ def test_report_of_identical_models_shows_no_change(tiny_models):
     assert {r[3] for r in headline_rows(report)} == {"same"}
     assert stages[-1].name == "eval" and stages[-1].done == stages[-1].total
 
+    # The rewards a grpo round would train on, on the same generations: recomputed from the samples.
+    from localft.eval.rewards import RowScorer
+
+    scorer = RowScorer.for_run(run, run.read_spec())
+    rows = [json.loads(line) for line in run.split_path("test").read_text().splitlines()][:2]
+    for who in ("base", "tuned"):
+        scores = [scorer.score_row(r, [s[who]])[0] for r, s in zip(rows, report["samples"], strict=True)]
+        reward = report["rewards"][who]
+        assert reward["mean"] == pytest.approx(sum(scores) / 2) and reward["n"] == 2
+        assert reward["low"] <= reward["mean"] <= reward["high"]
+    assert report["metrics"]["reward"]["base"] == report["metrics"]["reward"]["tuned"]
+
     md = (run.eval_dir / "report.md").read_text()
     assert "| Test perplexity of the real replies |" in md and POSTS[2].splitlines()[0] in md
+    assert "## Reward on held-out requests" in md and "style x 1, copied x 1, form x 0.5" in md
     assert json.loads((run.eval_dir / "report.json").read_text())["metrics"] == report["metrics"]
     for png in ("training_curves.png", "fingerprints.png"):
         assert (run.eval_dir / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -146,9 +146,9 @@ def test_rows_are_counted_as_the_torch_backend_packs_them(tiny_models):
     assert data.rows(64) == len(pack_examples(examples, 64)) and data.rows(64, packing=False) == 40
 
 
-def record_run(model: str, tokens_per_s: float, steps: int = 5) -> str:
+def record_run(model: str, tokens_per_s: float, steps: int = 5, method: str = "sft") -> str:
     """An earlier run of `model` on torch/cpu whose steps trained `tokens_per_s` over wall time."""
-    run = new_run(TrainSpec(model=model, steps=steps))
+    run = new_run(TrainSpec(model=model, steps=steps, method=method))
     with EventSink(run.events_path) as sink:
         sink(RunStarted(run.id, "torch", model, "cpu", steps, time=1000.0))
         for i in range(1, steps + 1):
@@ -182,6 +182,27 @@ def test_a_time_budget_bounds_the_steps_at_the_pace_measured_here(tiny_models):
     scaled = plan(spec.model_copy(update={"model": other}), data=data)
     assert scaled.pace == pytest.approx(80.0 * _parameters(model) / _parameters(other))
     assert earlier in scaled.pace_from and "scaled" in scaled.pace_from and scaled.steps < 200
+
+
+def test_a_grpo_rounds_time_comes_from_an_earlier_rounds_pace_which_includes_drafting(tiny_models):
+    """An SFT run's pace has no drafting in it: a round is not promised its time from one; an
+    earlier round's pace (its tokens: G prompts and drafts a request, over wall time) sizes it."""
+    model = str(tiny_models("llama"))
+    data = TrainingData(tuple([100] * 40))
+    spec = TrainSpec(model=model, method="grpo", group_size=4, batch_size=2, max_seq_len=128, steps=10)
+    record_run(model, tokens_per_s=80.0)
+    sft_only = plan(spec, data=data)
+    assert sft_only.pace is None and sft_only.tokens_per_step == 2 * 4 * 100
+    assert f"time: known after a first grpo round (its pace includes drafting) of {model}" in "\n".join(
+        describe(sft_only)
+    )
+    earlier = record_run(model, tokens_per_s=20.0, method="grpo")
+    p = plan(spec, data=data)
+    assert (p.pace, p.pace_from) == (pytest.approx(20.0), earlier)
+    assert p.seconds == pytest.approx(10 * 800 / 20.0)
+    assert (
+        plan(spec.model_copy(update={"method": "sft"}), data=data).pace_from != earlier
+    )  # and SFT the reverse
 
 
 def test_a_planned_run_records_the_same_steps_in_plan_and_spec(tiny_models):

@@ -99,6 +99,23 @@ def test_a_rounds_eval_report_shows_base_sft_and_tuned_side_by_side():
     assert "**SFT:**\n\n> s" in text
 
 
+def test_a_grpo_rounds_report_shows_the_reward_of_base_sft_and_the_round():
+    from localft.eval.report import render_markdown
+
+    weights = {"style": 1.0, "copied": 1.0, "form": 0.5}
+    rewards = {who: {"mean": m, "std": 0.25, "low": m - 0.1, "high": m + 0.1, "n": 8, "weights": weights}
+               for who, m in (("base", 0.5), ("sft", 0.75), ("tuned", 0.875))}  # fmt: skip
+    report = {"run": "r", "model": "embedded", "quant": "Q8_0", "test_rows": 8, "generations": 8, "max_tokens": 9,
+              "metrics": {"reward": {w: r["mean"] for w, r in rewards.items()}}, "rewards": rewards,
+              "samples": []}  # fmt: skip
+    text = render_markdown(report)
+    assert "| Mean reward on held-out requests (grpo's rewards) | 0.500 | 0.750 | 0.875 | better |" in text
+    assert (
+        "| sft | 0.750 | ± 0.250 | 0.650 to 0.850 | 8 |" in text
+        and "style x 1, copied x 1, form x 0.5" in text
+    )
+
+
 def test_the_train_command_says_what_a_round_needs(capsys, finished_run):
     from tests.test_cli import run_cli
 

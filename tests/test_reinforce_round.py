@@ -56,6 +56,30 @@ def curve(events) -> dict[int, tuple[float, float, float]]:
     return {e.step: (e.loss, e.reward, e.reward_std) for e in events if isinstance(e, Step)}
 
 
+def kls(events) -> dict[int, float | None]:
+    return {e.step: e.kl for e in events if isinstance(e, Step)}
+
+
+@pytest.mark.parametrize("backend", ["torch", pytest.param("mlx", marks=pytest.mark.mlx)])
+def test_a_kl_term_to_the_start_adapter_trains_and_is_logged(tmp_path_factory, tiny_models, source, backend):
+    """beta 0.04: each step logs the drafts' KL to the start adapter; it grows once the adapter
+    moves (a high learning rate, so four steps move it), and the run without beta logs none."""
+    if backend == "mlx":
+        pytest.importorskip("mlx_lm")
+    sft = source if backend == "torch" else finished_sft(tmp_path_factory, tiny_models, "mlx")
+    run = prepare_round(sft, "grpo", overrides={**ROUND, "beta": 0.04, "learning_rate": 2e-2})
+    events = grpo_train(run)
+    kl = kls(events)
+    assert sorted(kl) == [1, 2, 3, 4] and all(
+        v is not None and math.isfinite(v) and v >= 0 for v in kl.values()
+    )
+    assert kl[1] < 1e-3 < max(kl[2], kl[3], kl[4]), kl  # step 1 drafts from the start itself
+    assert "KL to the start adapter x 0.04" in run.events_path.read_text()
+    if backend == "torch":
+        plain = prepare_round(sft, "grpo", overrides={**ROUND, "learning_rate": 2e-2})
+        assert set(kls(grpo_train(plain)).values()) == {None}
+
+
 def test_a_grpo_round_drafts_scores_and_trains(source):
     run = prepare_round(source, "grpo", overrides=ROUND)
     assert run.read_spec().method == "grpo" and (run.path / "plan.json").is_file()
@@ -78,15 +102,23 @@ def test_a_reward_that_raises_stops_the_run_naming_it(source, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["torch", pytest.param("mlx", marks=pytest.mark.mlx)])
-def test_kill_9_resumes_on_the_same_losses_and_rewards(tmp_path_factory, tiny_models, backend):
+@pytest.mark.parametrize(
+    ("backend", "beta"),
+    [("torch", None), ("torch", 0.04), pytest.param("mlx", None, marks=pytest.mark.mlx),
+     pytest.param("mlx", 0.04, marks=pytest.mark.mlx)],
+)  # fmt: skip
+def test_kill_9_resumes_on_the_same_losses_and_rewards(tmp_path_factory, tiny_models, backend, beta):
+    """With a KL term the resumed run's reference is still the start adapter (kept before the
+    checkpoint's weights load), so the KL of each step comes back too."""
     if backend == "mlx":
         pytest.importorskip("mlx_lm")
     sft = finished_sft(tmp_path_factory, tiny_models, backend)
-    whole = prepare_round(sft, "grpo", overrides=ROUND)
-    expected = curve(grpo_train(whole))
+    overrides = {**ROUND, "beta": beta} if beta else ROUND
+    whole = prepare_round(sft, "grpo", overrides=overrides)
+    expected_events = grpo_train(whole)
+    expected = curve(expected_events)
 
-    killed = prepare_round(sft, "grpo", overrides=ROUND)
+    killed = prepare_round(sft, "grpo", overrides=overrides)
     assert kill_9_after_checkpoint(killed, step=2) is not None
     events = grpo_train(killed)
     last_start = max(i for i, e in enumerate(events) if isinstance(e, RunStarted))
@@ -97,6 +129,11 @@ def test_kill_9_resumes_on_the_same_losses_and_rewards(tmp_path_factory, tiny_mo
         assert loss == pytest.approx(expected[step][0], rel=1e-4, abs=1e-6)
         assert reward == pytest.approx(expected[step][1], abs=1e-9)
         assert std == pytest.approx(expected[step][2], abs=1e-9)
+    resumed_kl, expected_kl = kls(events[last_start:]), kls(expected_events)
+    for step, kl in resumed_kl.items():
+        assert (kl is None) == (beta is None)
+        if beta:
+            assert kl == pytest.approx(expected_kl[step], rel=1e-3, abs=1e-7)
 
 
 @pytest.mark.slow
@@ -139,10 +176,10 @@ def test_the_train_command_plans_a_grpo_round_and_refuses_what_it_cannot_do(caps
         code == 2
         and err == "error: a grpo round drafts its own completions of the run's requests: leave out --pairs\n"
     )
-    code, _, err = run_cli(
-        capsys, "train", "--method", "grpo", "--from", str(source.path), "--set", "beta=0.1"
+    code, out, err = run_cli(
+        capsys, "train", "--method", "grpo", "--from", str(source.path), "--set", "beta=0.04", "--plan"
     )
-    assert code == 2 and "grpo has no KL term yet" in err and err.count("\n") == 1
+    assert code == 0 and "memory: fits" in out, err  # a KL term is planned, not refused
     code, _, err = run_cli(
         capsys, "train", "--method", "grpo", "--from", str(source.path), "--set", "group_size=2"
     )
@@ -166,6 +203,9 @@ def test_the_memory_estimate_counts_the_group_of_drafts(source):
     for group in (4, 8):
         grpo = estimate_memory(TrainSpec(model=model, method="grpo", group_size=group), model)
         assert grpo.activations == group * sft.activations
+    plain = estimate_memory(TrainSpec(model=model, method="grpo"), model)
+    kl = estimate_memory(TrainSpec(model=model, method="grpo", beta=0.04), model)
+    assert kl.reference == kl.lora > 0 and kl.total == plain.total + kl.lora  # the start adapter's copy
 
 
 def test_old_event_files_still_read_and_a_step_keeps_its_rewards(tmp_path):

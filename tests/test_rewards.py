@@ -36,9 +36,10 @@ def demo(tmp_path_factory):
     build_dataset(DEMO, DataSpec(), folder)
     rows = {
         s: [json.loads(line) for line in (folder / f"{s}.jsonl").read_text(encoding="utf-8").splitlines()]
-        for s in ("train", "test")
+        for s in ("train", "valid", "test")
     }
-    return RunData.from_rows(rows["train"]), [Request.from_row(r) for r in rows["test"]], rows["train"]
+    data = RunData.from_rows(rows["train"], rows["valid"])
+    return data, [Request.from_row(r) for r in rows["test"]], rows["train"]
 
 
 def _others() -> list[str]:
@@ -59,11 +60,24 @@ def test_the_persons_held_out_posts_earn_more_style_and_form(demo):
 
 def test_a_copied_passage_is_punished(demo):
     data, requests, train_rows = demo
-    post = train_rows[3]["messages"][-1]["content"]
-    passage = " ".join(post.split()[:14])
+    post = max((r["messages"][-1]["content"] for r in train_rows), key=lambda p: len(p.split()))
+    passage = " ".join(post.split()[: data.copy_words + 2])
     assert copied(requests[0], f"Fresh opening words here. {passage}", data) == -1.0
     assert copied(requests[0], " ".join(post.split()[:8]), data) == 0.0  # a short shared run is chance
     assert all(copied(requests[0], t, data) == 0.0 for t in _others())  # another text shares no passage
+
+
+def test_the_copy_penalty_is_relative_to_the_persons_own_held_out_posts(demo):
+    """The sample export's person reuses sentences: their held-out posts share 15-53 words with
+    their training posts, so a fixed 12-word limit punished most of their own new posts. The limit
+    is what 9 in 10 of those share, and their own test posts now mostly go unpunished."""
+    data, requests, train_rows = demo
+    fixed = RunData.from_rows(train_rows)  # no held-out posts: the leak check's 12 words
+    assert fixed.copy_words == 12 and data.copy_words > 30
+    own = [r.reference for r in requests]
+    punished = [sum(copied(requests[0], t, d) < 0 for t in own) for d in (fixed, data)]
+    assert punished[0] >= len(own) - 1 and punished[1] <= len(own) // 5, punished
+    assert RunData.from_rows(train_rows, train_rows[:5]).copy_words >= 12  # floor, however much is shared
 
 
 def test_json_and_label_rewards_compare_with_the_datas_reply():

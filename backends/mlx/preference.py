@@ -91,6 +91,30 @@ def accumulate_objective(session, batch, objective, scale: float, per_token: boo
     return loss.item()
 
 
+def keep_reference(session) -> None:
+    """The trained weights as they are now (a round's start, before any checkpoint's), kept as the
+    reference policy of a KL term. MLX arrays are immutable and an update replaces them, so holding
+    the tree is the copy (its memory is its own once the first update lands)."""
+    session.reference = session.model.trainable_parameters()
+
+
+def reference_token_logps(session, batch):
+    """Per-token log-probs (rows x positions - 1, numpy) of a batch under the kept reference
+    weights, without gradients; the trained weights are put back after."""
+    import numpy as np
+
+    current = session.model.trainable_parameters()
+    session.model.update(session.reference)
+    session.model.eval()
+    try:
+        logps, _ = token_logps(session.model, batch.input_ids, batch.labels)
+        mx.eval(logps)
+    finally:
+        session.model.update(current)
+        session.model.train()
+    return np.array(logps, dtype=np.float64)
+
+
 def draft(session, prompts: list[list[int]], group_size: int, max_new_tokens: int, seed: int,
           stop_ids: list[int], temperature: float = 1.0) -> list[list[list[int]]]:  # fmt: skip
     """`group_size` sampled completions of each prompt (token ids, up to and including the first

@@ -89,6 +89,31 @@ def accumulate_objective(session, batch, objective, scale: float, per_token: boo
     return float(loss.detach())
 
 
+def keep_reference(session) -> None:
+    """The trained weights as they are now (a round's start, before any checkpoint's), kept as the
+    reference policy of a KL term: one copy of what trains (the adapter, or every weight)."""
+    session.reference = [p.detach().clone() for p in session.params]
+
+
+def reference_token_logps(session, batch):
+    """Per-token log-probs (rows x positions - 1, numpy) of a batch under the kept reference
+    weights, without gradients: the trained tensors' storage is swapped for the reference's and
+    back, so the optimizer's parameters stay the same objects."""
+    from .device import evaluating
+    from .loss import token_logps
+
+    current = [p.data for p in session.params]
+    try:
+        for param, kept in zip(session.params, session.reference, strict=True):
+            param.data = kept
+        with evaluating(session):
+            logps, _ = token_logps(session.model, batch, session.device)
+    finally:
+        for param, now in zip(session.params, current, strict=True):
+            param.data = now
+    return logps.double().cpu().numpy()
+
+
 def draft(session, prompts: list[list[int]], group_size: int, max_new_tokens: int, seed: int,
           stop_ids: list[int], temperature: float = 1.0) -> list[list[list[int]]]:  # fmt: skip
     """`group_size` sampled completions of each prompt (token ids, up to and including the first

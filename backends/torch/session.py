@@ -198,6 +198,16 @@ class TorchSession:
 
         return accumulate_objective(self, batch, objective, scale, per_token)
 
+    def keep_reference(self) -> None:
+        from .preference import keep_reference
+
+        keep_reference(self)
+
+    def reference_logps(self, batch: Batch):
+        from .preference import reference_token_logps
+
+        return reference_token_logps(self, batch)
+
     def draft(self, prompts: list[list[int]], group_size: int, max_new_tokens: int, seed: int,
               stop_ids: list[int]) -> list[list[list[int]]]:  # fmt: skip
         from .preference import draft

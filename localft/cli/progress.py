@@ -77,7 +77,9 @@ class Bars:
 
     def _step(self, event: Step) -> None:
         state = self.state
-        reward = f"  {reward_line(event.reward, event.reward_std)}" if event.reward is not None else ""
+        reward = (
+            f"  {reward_line(event.reward, event.reward_std, event.kl)}" if event.reward is not None else ""
+        )
         info = f"loss {event.loss:.3f}{reward}  {throughput(event.tok_per_s, self.world_size)}  peak {fmt_bytes(event.peak_mem)}"
         eta = fmt_duration(state.eta_seconds())
         if self.terminal:

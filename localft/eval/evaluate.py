@@ -134,6 +134,12 @@ def evaluate_run(
     elif task == "style":
         train_replies = [split_prompt(r)[1] for r in train_rows]
         _add_style(report, results, [split_prompt(r)[1] for r in rows], train_replies)
+    if task in ("style", "json"):  # the rewards a grpo round trains on, on the held-out requests
+        from localft.eval.rewards import RowScorer
+
+        scorer = RowScorer.for_run(run, spec)
+        report["rewards"] = {w: scorer.held_out(picked, results[w][1]) for w in results}
+        report["metrics"]["reward"] = {w: report["rewards"][w]["mean"] for w in results}
     if judge:
         from localft.eval.judge import judge_pairs
 

@@ -16,6 +16,7 @@ HEADLINE = [
     ("rouge_l", "ROUGE-L F1 against the real replies", False),
     ("bleu", "BLEU against the real replies", False),
     ("judge_score", "Judge's preference (wins + half the ties)", False),
+    ("reward", "Mean reward on held-out requests (grpo's rewards)", False),
 ]
 
 

@@ -30,6 +30,20 @@ def sft_values(report: dict) -> dict[str, str]:
     }
 
 
+def reward_markdown(rewards: dict) -> list[str]:
+    """Each model's reward on the held-out requests, with its spread and the interval of its mean."""
+    weights = next(iter(rewards.values()))["weights"]
+    lines = ["## Reward on held-out requests", "",
+             f"What a grpo round of this run trains on ({', '.join(f'{k} x {v:g}' for k, v in weights.items())}), "
+             "one generation per request; the interval is 95% (bootstrap) for the mean.", "",
+             "| Model | Mean | Spread | 95% interval | Requests |", "|---|---|---|---|---|"]  # fmt: skip
+    for who, r in rewards.items():
+        lines.append(
+            f"| {who} | {r['mean']:.3f} | ± {r['std']:.3f} | {r['low']:.3f} to {r['high']:.3f} | {r['n']} |"
+        )
+    return [*lines, ""]
+
+
 def _per_example(report: dict) -> str:
     if "classification" in report:
         return "one label each, held to the label set by a grammar"
@@ -69,6 +83,8 @@ def render_markdown(report: dict) -> str:
         blind = report["blind"]
         lines += [f"Which one is you? (blind test): the tuned model's draft was taken for the real post in "
                   f"{blind['drafts_taken_for_real']} of {blind['answers']} answers ({blind['share']:.0%}).", ""]  # fmt: skip
+    if "rewards" in report:
+        lines += reward_markdown(report["rewards"])
     if "classification" in report:
         from localft.eval.classify import classification_markdown
 

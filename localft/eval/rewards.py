@@ -44,14 +44,18 @@ class Request:
 @dataclass
 class RunData:
     """What the rewards read of the run: its training replies (the person's posts), their
-    fingerprint, an index of their word n-grams, and their usual length and line count."""
+    fingerprint, an index of their word n-grams, their usual length and line count, and how long a
+    run of words the person's own held-out posts share with them (`held_out`: the validation
+    split's replies, never the test split the report scores)."""
 
     posts: list[str]
+    held_out: list[str] = field(default_factory=list)
     style: Fingerprint = field(init=False)
     index: TrainingIndex = field(init=False)
     chars: tuple[float, float] = field(init=False)
     lines: tuple[float, float] = field(init=False)
     tags_posts: bool = field(init=False)
+    copy_words: int = field(init=False)  # a draft sharing this many words with a post is a copy
 
     def __post_init__(self) -> None:
         posts = [p for p in self.posts if p.strip()] or [""]
@@ -59,10 +63,15 @@ class RunData:
         self.chars = _middle([len(p) for p in posts])
         self.lines = _middle([len([ln for ln in p.splitlines() if ln.strip()]) for p in posts])
         self.tags_posts = sum(bool(_HASHTAG.search(p)) for p in posts) / len(posts) >= HASHTAG_HABIT
+        # A person who reuses their own sentences (signatures, stock lines) would be punished for
+        # writing like themselves: a copy is a run longer than 9 in 10 of their new posts share
+        # with the old ones, and never shorter than the leak check's 12 words.
+        own = [self.index.longest_shared(p)[0] for p in self.held_out if p.strip()]
+        self.copy_words = max(DEFAULT_FLAG_WORDS, int(_middle(own)[1]) + 1) if own else DEFAULT_FLAG_WORDS
 
     @classmethod
-    def from_rows(cls, rows: list[dict]) -> RunData:
-        return cls([split_prompt(r)[1] for r in rows])
+    def from_rows(cls, rows: list[dict], held_out_rows: list[dict] = ()) -> RunData:
+        return cls([split_prompt(r)[1] for r in rows], [split_prompt(r)[1] for r in held_out_rows])
 
 
 def _middle(values: list[float]) -> tuple[float, float]:
@@ -78,8 +87,9 @@ def style(request: Request, draft: str, data: RunData) -> float:
 
 
 def copied(request: Request, draft: str, data: RunData) -> float:
-    """-1 for a draft that repeats a run of 12 or more words of a training post, else 0."""
-    return -1.0 if data.index.longest_shared(draft)[0] >= DEFAULT_FLAG_WORDS else 0.0
+    """-1 for a draft that repeats a longer run of a training post than the person's own held-out
+    posts do (at least 12 words), else 0."""
+    return -1.0 if data.index.longest_shared(draft)[0] >= data.copy_words else 0.0
 
 
 def form(request: Request, draft: str, data: RunData) -> float:
@@ -208,9 +218,22 @@ class RowScorer:
 
         from .inputs import run_task
 
-        rows = [r for r in read_jsonl(run.split_path("train")) if "messages" in r]
-        data = RunData.from_rows(rows)
+        rows, held_out = ([r for r in read_jsonl(run.split_path(split)) if "messages" in r]
+                          if run.split_path(split).is_file() else [] for split in ("train", "valid"))  # fmt: skip
+        data = RunData.from_rows(rows, held_out)
         return cls(Scorer.for_task(run_task(run), data, spec.reward_weights, spec.reward))
 
     def score_row(self, row: dict, drafts: list[str]) -> list[float]:
         return self.scorer.score_group(Request.from_row(row), drafts)
+
+    def held_out(self, rows: list[dict], replies: list[str]) -> dict:
+        """The reward of one reply per held-out request (the same policy a round trains on): the
+        mean, the spread, and a 95% bootstrap interval of the mean."""
+        import numpy as np
+
+        from localft.export.verify import bootstrap_mean_interval
+
+        values = np.asarray([self.score_row(r, [d])[0] for r, d in zip(rows, replies, strict=True)])
+        low, high = bootstrap_mean_interval(values) if len(values) else (math.nan, math.nan)
+        return {"mean": float(values.mean()) if len(values) else math.nan, "std": float(values.std()),
+                "low": low, "high": high, "n": len(values), "weights": self.scorer.weights}  # fmt: skip

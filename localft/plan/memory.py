@@ -41,10 +41,11 @@ class MemoryEstimate:
     seq_len: int
     activation_per_row: int
     full: bool = False  # full fine-tuning: the optimizer term covers every weight
+    reference: int = 0  # a grpo round's KL term: the kept copy of the start's trained weights
 
     @property
     def total(self) -> int:
-        return self.weights + self.lora + self.optimizer + self.activations + self.overhead
+        return self.weights + self.lora + self.optimizer + self.reference + self.activations + self.overhead
 
     def with_batch(self, batch_size: int, seq_len: int) -> MemoryEstimate:
         per_row = self.activation_per_row * seq_len // max(self.seq_len, 1)
@@ -64,6 +65,8 @@ class MemoryEstimate:
             if self.full
             else f"LoRA {fmt_bytes(self.lora)} + optimizer {fmt_bytes(self.optimizer)}"
         )
+        if self.reference:
+            trained += f" + KL reference copy {fmt_bytes(self.reference)}"
         return (
             f"weights {fmt_bytes(self.weights)} + {trained} + activations {fmt_bytes(self.activations)} "
             f"(batch {self.batch_size} x {self.seq_len} tokens) + runtime {fmt_bytes(self.overhead)} "
@@ -141,6 +144,8 @@ def estimate_memory(
     from localft.train.preference import sequences_per_example
 
     per_row = int(per_token * seq + scores) * sequences_per_example(spec.method, spec.group_size)
+    # grpo with a KL term keeps a copy of what trains (fp32) as its reference policy.
+    reference = (s.params * 4 if full else lora) if spec.method == "grpo" and spec.beta else 0
     return MemoryEstimate(
         weights=weights,
         lora=lora,
@@ -151,6 +156,7 @@ def estimate_memory(
         seq_len=seq,
         activation_per_row=per_row,
         full=full,
+        reference=reference,
     )
 
 

@@ -52,6 +52,7 @@ class Plan:
     pace: float | None = None  # trained tokens/s measured by an earlier run of this model here
     pace_from: str | None = None  # the run that measured `pace`
     time_budget_s: float | None = None  # the user's limit on training time
+    drafting: bool = False  # a grpo round: its steps draft before they train (in its pace, not SFT's)
     verdict: str = ""  # why it does not fit, with a smaller setting to try ("" when it fits)
 
     @property
@@ -181,7 +182,7 @@ def plan(
     except DoesNotFit as exc:
         verdict = str(exc)
     if pace is None and (data is not None or spec.steps):  # only a known step count has a duration
-        pace = measured_pace(spec.model, backend, device, params=_parameters)
+        pace = measured_pace(spec.model, backend, device, params=_parameters, drafting=spec.method == "grpo")
     notes = list(machine.notes_for(backend, device)) + notes_world + notes_memory
     base = Plan(
         backend=backend, device=device, precision=precision, quantize=spec.quantize,
@@ -191,7 +192,7 @@ def plan(
         early_stopping_patience=spec.early_stopping_patience, eval_every=spec.eval_every,
         pace=pace.tok_per_s if pace else None, pace_from=pace.run_id if pace else None,
         time_budget_s=spec.time_budget_min * 60 if spec.time_budget_min else None,
-        world_size=spec.nproc, hosts=spec.hosts, sharding=spec.sharding,
+        drafting=spec.method == "grpo", world_size=spec.nproc, hosts=spec.hosts, sharding=spec.sharding,
         gradient_checkpointing=spec.gradient_checkpointing,
     )  # fmt: skip
     if data is None:
@@ -211,6 +212,8 @@ def _size_to_data(spec: TrainSpec, base: Plan, data: TrainingData, notes: list[s
     per_step = base.global_batch
     steps_per_epoch = max(1, math.ceil(rows / per_step))
     tokens_per_step = math.ceil(data.tokens(spec.max_seq_len) / rows * per_step)
+    if spec.method == "grpo":  # G drafts of each request, each with its prompt, as the round counts them
+        tokens_per_step *= spec.group_size
     eval_every = spec.eval_every
     if spec.steps:
         steps = spec.steps
@@ -375,7 +378,8 @@ def describe(p: Plan) -> list[str]:
     if seconds is not None:
         lines.append(f"time: ~{fmt_duration(seconds)} at {p.pace:.0f} tokens/s (measured in {p.pace_from})")
     elif p.steps and not any(n.startswith("time:") for n in p.notes):
-        lines.append(f"time: known after a first run of {p.model} on {p.backend}/{p.device} here")
+        what = "grpo round (its pace includes drafting)" if p.drafting else "run"
+        lines.append(f"time: known after a first {what} of {p.model} on {p.backend}/{p.device} here")
     lines += [n for n in p.notes if not n.startswith("steps:")]
     return lines
 

@@ -18,9 +18,11 @@ def throughput(tok_per_s: float | None, world_size: int = 1) -> str:
     return f"{tok_per_s:.0f} tok/s"
 
 
-def reward_line(reward: float, spread: float | None) -> str:
-    """A reinforcement step's mean reward over its drafts and their spread (standard deviation)."""
-    return f"reward {reward:.3f}" + (f" ± {spread:.3f}" if spread is not None else "")
+def reward_line(reward: float, spread: float | None, kl: float | None = None) -> str:
+    """A reinforcement step's mean reward over its drafts and their spread (standard deviation),
+    and the KL to the start adapter where the round has a KL term."""
+    line = f"reward {reward:.3f}" + (f" ± {spread:.3f}" if spread is not None else "")
+    return line + (f"  kl {kl:.4f}" if kl is not None else "")
 
 
 def describe(event: Event) -> str | None:
@@ -93,6 +95,7 @@ class RunState:
     lr: float | None = None
     reward: float | None = None  # a reinforcement round's last step: mean reward of its drafts
     reward_std: float | None = None
+    kl: float | None = None
     tokens: int = 0
     tok_per_s: float | None = None
     peak_mem: int | None = None
@@ -128,7 +131,7 @@ class RunState:
             self.train_steps.append(event.step)
             self.train_losses.append(event.loss)
             self.step, self.total, self.loss, self.lr = event.step, event.total, event.loss, event.lr
-            self.reward, self.reward_std = event.reward, event.reward_std
+            self.reward, self.reward_std, self.kl = event.reward, event.reward_std, event.kl
             self.tokens, self.tok_per_s = event.tokens, event.tok_per_s
             self.peak_mem = max(self.peak_mem or 0, event.peak_mem)
             if self._origin is None:

@@ -83,17 +83,24 @@ class ReinforceLoop(Loop):
         return RequestStream(self.prompts, self.spec.seed, position)
 
     def prepare_session(self, model_dir) -> None:
-        pass
+        """With a KL term (beta), the weights now (the start adapter, before any checkpoint's) are
+        the reference policy: the session keeps a copy of them for the whole round."""
+        self.beta = self.spec.beta or 0.0
+        self.kl: float | None = None
+        if self.beta:
+            self.session.keep_reference()
 
     def describe_data(self) -> str:
         s = self.spec
-        return (f"grpo ({s.loss_type}) on {len(self.prompts)} training requests, {s.group_size} drafts each "
+        kl = f", KL to the start adapter x {self.beta:g}" if self.beta else ""
+        return (f"grpo ({s.loss_type}{kl}) on {len(self.prompts)} training requests, {s.group_size} drafts each "
                 f"of at most {s.max_draft_tokens} tokens")  # fmt: skip
 
     def step_fields(self) -> dict:
         if not self.rewards:
             return {}
-        return {"reward": float(np.mean(self.rewards)), "reward_std": float(np.std(self.rewards))}
+        fields = {"reward": float(np.mean(self.rewards)), "reward_std": float(np.std(self.rewards))}
+        return fields if self.kl is None else {**fields, "kl": self.kl}
 
     def train_step(self) -> tuple[float, int, int]:
         """The core's step; the tokens it reports are the prompts' and the drafts' (the drafts
@@ -124,16 +131,26 @@ class ReinforceLoop(Loop):
         step_tokens = float(self.draft_tokens)
         self.session.seed(seed)
         micro, total = self.state.micro_batch * G, 0.0
+        kl_sums = []  # (the micro-batch's mean KL, its draft tokens)
         for i in range(0, len(rows), micro):
             chunk, adv = rows[i : i + micro], advantages[i : i + micro]
+            batch = collate(chunk, self.pad_id, self.session.pad_multiple)
+            ref = self.session.reference_logps(batch) if self.beta else None
+            parts = []
 
-            def objective(ops, logps, mask, adv=adv):
-                return reinforce_loss(ops, spec.loss_type, logps, mask, ops.asarray(adv, logps),
-                                      max_draft_tokens=spec.max_draft_tokens, tokens=step_tokens)  # fmt: skip
+            def objective(ops, logps, mask, adv=adv, ref=ref, parts=parts):
+                out = reinforce_loss(ops, spec.loss_type, logps, mask, ops.asarray(adv, logps),
+                                     reference_logps=None if ref is None else ops.asarray(ref, logps),
+                                     beta=self.beta, max_draft_tokens=spec.max_draft_tokens, tokens=step_tokens)  # fmt: skip
+                parts.append(out)
+                return out
 
             weight = micro_weight(spec.loss_type, len(chunk), len(rows))
-            batch = collate(chunk, self.pad_id, self.session.pad_multiple)
             total += weight * self.session.accumulate_objective(batch, objective, weight, per_token=True)
+            if self.beta:
+                kl_sums.append((float(parts[-1].kl), sum(x != IGNORE for r in chunk for x in r.labels)))
+        if kl_sums:
+            self.kl = sum(k * n for k, n in kl_sums) / max(sum(n for _, n in kl_sums), 1)
         return total
 
     def _kept(self) -> str:

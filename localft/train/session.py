@@ -105,6 +105,15 @@ class Session(Protocol):
         each prompt, seeded: the same weights and seed draft the same tokens."""
         ...
 
+    def keep_reference(self) -> None:
+        """Keep a copy of the trained weights as they are now: the reference policy of a KL term."""
+        ...
+
+    def reference_logps(self, batch: Batch):
+        """Per-token log-probs (rows x positions - 1, numpy) of the batch's trained tokens under
+        the kept reference weights, without gradients; the trained weights are untouched."""
+        ...
+
     def trainable_bytes(self) -> int: ...
 
     def peak_memory(self) -> int:

@@ -126,7 +126,7 @@ class TrainingScreen(ReportsWorkerErrors, Screen):
         lines = [
             f"step {v.step}/{v.total or '?'}",
             f"loss {v.loss:.4f}" if v.loss is not None else "loss -",
-            *([reward_line(v.reward, v.reward_std)] if v.reward is not None else []),
+            *([reward_line(v.reward, v.reward_std, v.kl)] if v.reward is not None else []),
             f"best val {v.best_val_loss:.4f} @ {v.best_step}" if v.best_val_loss is not None else "val -",
             f"lr {v.lr:.2e}" if v.lr is not None else "lr -",
             throughput(v.tok_per_s, self.world_size),
