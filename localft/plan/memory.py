@@ -17,11 +17,21 @@ from localft.plan.model_shapes import Linear, ModelShape, shape_from_config
 # Bytes per parameter of the frozen base. NF4 with double quantization stores 4 bits plus
 # ~0.127 bits of scales per weight; embeddings and norms stay at the compute dtype.
 WEIGHT_BYTES = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "nf4": 0.5 + 0.127 / 8}
-# Activations kept for backward per token per layer, in units of hidden × dtype bytes
-# (attention inputs, projections, MLP intermediates, norms; Korthikanti et al. give ~34 for
-# full training, LoRA keeps a little less, and we round up for allocator slack).
-ACTIVATION_FACTOR = 34
-OVERHEAD_BYTES = 400 * 1024**2  # CUDA context / torch runtime / tokenizer
+# Activations kept for backward per token per layer, in units of hidden x dtype bytes. Measured
+# (bench/memory_estimate.py; bench/RESULTS.md, "Memory estimate vs measured peak"): torch on CPU,
+# fp32, the embedded SmolLM2-135M with LoRA r=8 on every linear layer, rows of exactly 512 tokens;
+# the peaks at 2 and 4 rows differ by 884 MB a row, 1.73 MB a token = 25 x 576 x 4 B x 30 layers.
+ACTIVATION_FACTOR = 25
+# Python, the framework, the tokenizer and the loaded data beside the model and its batch: on CPU
+# the peak RSS less the other terms, ~410-450 MiB on torch and ~330 MiB on MLX (whose own
+# mx.get_peak_memory leaves it out). The CUDA context (not measured here) is of that size too.
+OVERHEAD_BYTES = 400 * 1024**2
+# How much of a score matrix (heads x seq x seq, per layer) attention keeps for backward. CPU,
+# measured on torch: packed 512-token rows (several examples apart by a mask) peaked 157-290 MB a
+# row above their tokens' share, 9 heads x 512^2 x 4 B x 30 layers = 283 MB, and rows of one
+# example without padding ~0 (the flash kernel); a plan cannot know its rows, so half. MPS is not
+# measured here: materialized, as without a fused kernel. CUDA: flash / varlen kernels, none.
+SCORES_KEPT = {"cpu": 0.5, "mps": 1.0, "cuda": 0.0}
 # Logits the loss holds at once, in fp32 elements (64 MiB; 64 positions of Gemma's 262k vocabulary):
 # both backends project to the vocabulary a chunk of positions at a time, never all of them.
 LOSS_CHUNK_ELEMENTS = 16 * 1024**2
@@ -133,11 +143,13 @@ def estimate_memory(
         per_token = (s.layers * s.hidden + ACTIVATION_FACTOR * s.hidden) * act_bytes
     else:
         per_token = ACTIVATION_FACTOR * s.hidden * act_bytes * s.layers
-    # Without flash attention (CPU, MPS) the score matrix is materialized, per head.
     scores = (
-        0
-        if device == "cuda"
-        else s.heads * seq * seq * act_bytes * (1 if spec.gradient_checkpointing else s.layers)
+        SCORES_KEPT[device]
+        * s.heads
+        * seq
+        * seq
+        * act_bytes
+        * (1 if spec.gradient_checkpointing else s.layers)
     )
     # A preference example is a chosen and a rejected sequence, both through the graph at once;
     # a reinforcement request its G drafts.
