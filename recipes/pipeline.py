@@ -134,7 +134,7 @@ class RecipeRun:
             self.stage(i, name)
             getattr(self, f"do_{name}")(export_spec=export_spec, watch=watch, eval_options=eval_options or {})
         self.stage(len(STAGES), "done")
-        from localft.eval.inputs import tuned_gguf_path
+        from localft.eval.inputs import tuned_model
 
         report = json.loads((self.run.eval_dir / "report.json").read_text(encoding="utf-8"))
         try:
@@ -142,7 +142,8 @@ class RecipeRun:
         except (FileNotFoundError, ValueError):
             exported = {}
         modelfile = Path(exported["modelfile"]) if exported.get("modelfile") else None
-        gguf = None if self.run.read_spec().head else tuned_gguf_path(self.run)
+        tuned = None if self.run.read_spec().head else tuned_model(self.run)
+        gguf = tuned and (tuned.adapter or tuned.gguf)  # an adapter-only export: the adapter is what it made
         return RecipeResult(self.run, gguf, modelfile, report)
 
     def do_import(self, **_) -> None:

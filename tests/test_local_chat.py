@@ -65,6 +65,15 @@ def test_a_run_on_an_ollama_model_chats_through_its_adapter_on_the_users_file(st
     picked = "kept draft 2" in chat.stdout  # else the two drafts were the same: nothing recorded
     assert kinds == ["rating", "pick"] if picked else kinds == ["rating"], chat.stdout
 
+    # `localft eval RUN`: the user's file alone is the base, the same file + adapter.gguf the tuned model.
+    evaluated = localft("eval", run.id, "--samples", "2", "--max-tokens", "16", timeout=600)
+    assert evaluated.returncode == 0, evaluated.stdout + evaluated.stderr
+    report = json.loads((run.eval_dir / "report.json").read_text())
+    assert report["base_gguf"] == str(model.gguf) and report["quant"] == "Q4_1"
+    assert report["tuned_gguf"] == f"{model.gguf} + {model.adapter}"
+    ppl = report["metrics"]["perplexity"]
+    assert ppl["tuned"] != ppl["base"], ppl  # the adapter was applied when scoring
+
     reply, base_reply, round_run = asyncio.run(chat_screen(run))
     assert " ".join(tuned.split()) in " ".join(reply.split()) and base_reply != reply
     spec = round_run.read_spec()

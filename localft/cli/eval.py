@@ -26,16 +26,16 @@ def eval_command(
     fingerprint and leak check, JSON shape, classification scores), samples, and an optional judge."""
     from localft.cli.progress import stage_bars
     from localft.eval.evaluate import evaluate_run
-    from localft.eval.inputs import tuned_gguf_path
+    from localft.eval.inputs import tuned_model
     from localft.eval.report import headline_rows, sft_values
     from localft.run.folder import open_run
 
     r = open_run(run)
     if blind:
-        blind_test(r, tuned_gguf_path(r, quant), samples, max_tokens)
+        blind_test(r, tuned_model(r, quant), samples, max_tokens)
         return
 
-    tuned_gguf = None if r.read_spec().head else tuned_gguf_path(r, quant)  # a head is an HF folder
+    tuned_gguf = None if r.read_spec().head else tuned_model(r, quant)  # a head is an HF folder
     with stage_bars() as emit:
         report = evaluate_run(
             r, base_gguf=base_gguf, tuned_gguf=tuned_gguf, samples=samples,

@@ -26,12 +26,12 @@ def build_self_pairs(
     """Write out/data/pairs-{train,valid}.jsonl from `source`'s splits and GGUF; returns the pair
     count per split. A draft equal to the real post makes no pair."""
     from localft.eval.gguf_model import GgufModel
-    from localft.eval.inputs import read_rows, split_prompt, tokenizer_for, tuned_gguf_path
+    from localft.eval.inputs import as_model, read_rows, split_prompt, tokenizer_for, tuned_model
 
-    gguf = Path(gguf) if gguf else tuned_gguf_path(source)
+    model_file = as_model(gguf) if gguf else tuned_model(source)  # a GGUF, or base + adapter
     tokenizer = tokenizer_for(source, source.read_spec().model)
     counts = {}
-    with GgufModel(gguf, tokenizer, n_ctx=2048, seed=source.read_spec().seed) as model:
+    with GgufModel(model_file, tokenizer, n_ctx=2048, seed=source.read_spec().seed) as model:
         for split in SELF_PAIR_SPLITS:
             rows = [r for r in read_rows(source.split_path(split)) if "messages" in r][:limit]
             prompts, real = zip(*map(split_prompt, rows), strict=True) if rows else ((), ())

@@ -42,7 +42,7 @@ def blind_questions(
 ) -> list[BlindQuestion]:
     """Questions from the test split (else validation): the run's GGUF drafts each request."""
     from localft.eval.gguf_model import GgufModel
-    from localft.eval.inputs import read_rows, split_prompt, tokenizer_for, tuned_gguf_path
+    from localft.eval.inputs import read_rows, split_prompt, tokenizer_for, tuned_model
 
     spec = run.read_spec()
     rows = [
@@ -52,7 +52,7 @@ def blind_questions(
         raise DataError(f"run {run.id} has no held-out requests for the blind test")
     rows = rows[:count]
     prompts, real = zip(*(split_prompt(r) for r in rows), strict=True)
-    with GgufModel(gguf or tuned_gguf_path(run), tokenizer_for(run, spec.model), n_ctx=2048) as model:
+    with GgufModel(gguf or tuned_model(run), tokenizer_for(run, spec.model), n_ctx=2048) as model:
         drafts = model.generate_all(list(prompts), max_tokens, spec.seed + 5000, progress)
     order = random.Random(spec.seed + len(read_answers(run)))
     return [

@@ -69,6 +69,7 @@ def predict(
     from llama_cpp import LlamaGrammar
 
     from localft.data.chat_tokens import render
+    from localft.eval.gguf_model import model_files
     from localft.export.llamacpp import close_llama, load_llama
 
     encoded = [
@@ -78,7 +79,8 @@ def predict(
     longest_label = max(len(tokenizer(label, add_special_tokens=False)["input_ids"]) for label in labels)
     n_ctx = 256 * ((max(map(len, encoded)) + longest_label + 8) // 256 + 1)
     grammar = LlamaGrammar.from_string(label_grammar(labels), verbose=False)
-    llm = load_llama(gguf, n_ctx=n_ctx)
+    path, adapter = model_files(gguf)  # a GGUF, or base + adapter
+    llm = load_llama(path, lora_path=adapter, n_ctx=n_ctx)
     answers = []
     try:
         for i, ids in enumerate(encoded):

@@ -9,14 +9,16 @@ from localft.errors import ConfigError, DataError, ExportError
 from localft.eval.fingerprint import feature_distances, fingerprint, style_distance
 from localft.eval.inputs import (
     Task,
+    as_model,
+    model_label,
     passage_prompt,
-    quant_of,
+    quant_of_model,
     read_rows,
     reference_text,
     run_task,
     split_prompt,
     tokenizer_for,
-    tuned_gguf_path,
+    tuned_model,
 )
 from localft.eval.json_shape import json_scores
 from localft.eval.leak import leak_check, leak_summary
@@ -49,7 +51,7 @@ def evaluate_run(
     run: RunDir,
     *,
     base_gguf: Path | None = None,
-    tuned_gguf: Path | None = None,
+    tuned_gguf=None,  # a GGUF path or a ChatModel (base + adapter); default: the run's
     task: Task | None = None,
     samples: int = 8,
     max_tokens: int = 120,
@@ -72,8 +74,10 @@ def evaluate_run(
         tuned_gguf = None
         quant = CLASSIFY_QUANT
     else:
-        tuned_gguf = Path(tuned_gguf) if tuned_gguf else tuned_gguf_path(run)
-        quant = quant_of(tuned_gguf)
+        tuned_gguf = as_model(tuned_gguf) if tuned_gguf else tuned_model(run)
+        quant = quant_of_model(tuned_gguf)
+        if tuned_gguf.adapter is not None and base_gguf is None:  # the user's own file is the base
+            base_gguf = tuned_gguf.gguf
     if base_gguf is None:
         from localft.eval.base_gguf import base_gguf_path
 
@@ -81,7 +85,7 @@ def evaluate_run(
         base_gguf = base_gguf_path(spec.model, quant)
     tokenizer = tokenizer_for(run, spec.model)
     head = {"run": run.id, "model": spec.model, "task": task, "quant": quant, "base_gguf": str(base_gguf),
-            "tuned_gguf": str(tuned_gguf) if tuned_gguf else None, "max_tokens": max_tokens}  # fmt: skip
+            "tuned_gguf": model_label(tuned_gguf) if tuned_gguf else None, "max_tokens": max_tokens}  # fmt: skip
     if task == "classify" and judge:
         raise ConfigError("a classify run is scored against its labels; --judge compares generations")
     if spec.head:
@@ -169,7 +173,7 @@ def _sft_model(spec, quant: str) -> list[tuple[str, Path]]:
         return []
     source = RunDir(Path(spec.start_adapter).parent)
     try:
-        return [("sft", tuned_gguf_path(source, quant))]
+        return [("sft", tuned_model(source, quant))]
     except ExportError:
         return []
 

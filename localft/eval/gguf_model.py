@@ -13,17 +13,23 @@ from localft.data.chat_tokens import IGNORE, render, tokenize_row
 from localft.errors import ExportError
 
 
-class GgufModel:
-    """One GGUF in llama.cpp. Use as a context manager: `close()` frees it."""
+def model_files(model) -> tuple[Path, Path | None]:
+    """The GGUF and the LoRA adapter GGUF (or None) llama.cpp loads for a path or a ChatModel."""
+    return Path(getattr(model, "gguf", model)), getattr(model, "adapter", None)
 
-    def __init__(self, gguf: Path, tokenizer, n_ctx: int = 1024, seed: int = 0):
+
+class GgufModel:
+    """One GGUF in llama.cpp, or a ChatModel (a base GGUF + a LoRA adapter GGUF). Use as a context
+    manager: `close()` frees it."""
+
+    def __init__(self, gguf, tokenizer, n_ctx: int = 1024, seed: int = 0):
         from localft.export.llamacpp import load_llama
 
-        self.path = Path(gguf)
+        self.path, adapter = model_files(gguf)
         self.tokenizer = tokenizer
         self.n_ctx = n_ctx
         # logits_all: perplexity needs the logits at every position, not just the last.
-        self.llm = load_llama(self.path, n_ctx=n_ctx, logits_all=True, seed=seed)
+        self.llm = load_llama(self.path, n_ctx=n_ctx, logits_all=True, seed=seed, lora_path=adapter)
 
     def __enter__(self) -> GgufModel:
         return self

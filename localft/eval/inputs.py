@@ -44,8 +44,15 @@ def run_task(run: RunDir) -> Task:
 
 
 def tuned_gguf_path(run: RunDir, quant: str | None = None) -> Path:
-    """The run's exported GGUF of `quant` (default: Q4_K_M, else the first one written)."""
-    found = sorted(run.gguf_dir.glob("*.gguf")) if run.gguf_dir.is_dir() else []
+    """The run's exported GGUF of `quant` (default: Q4_K_M, else the first one written); an
+    adapter-only export's adapter.gguf is not a model (tuned_model pairs it with its base)."""
+    from localft.run.local_adapter import ADAPTER_FILE
+
+    found = (
+        sorted(p for p in run.gguf_dir.glob("*.gguf") if p.name != ADAPTER_FILE)
+        if run.gguf_dir.is_dir()
+        else []
+    )
     if quant:
         found = [p for p in found if p.stem.upper().endswith(quant.upper())]
     preferred = [p for p in found if p.stem.upper().endswith(DEFAULT_QUANT)]
@@ -53,6 +60,46 @@ def tuned_gguf_path(run: RunDir, quant: str | None = None) -> Path:
         want = f" {quant}" if quant else ""
         raise ExportError(f"run {run.id} has no{want} GGUF yet; run `localft export {run.id}` first")
     return (preferred or found)[0]
+
+
+def tuned_model(run: RunDir, quant: str | None = None):
+    """What evaluation loads as the tuned model (a ChatModel): the run's GGUF of `quant`, or, for a
+    run on the user's Ollama / LM Studio model exported adapter-only, that file + adapter.gguf."""
+    from localft.chat.run_chat import ChatModel, run_chat_model
+
+    try:
+        return ChatModel(tuned_gguf_path(run, quant))
+    except ExportError:
+        paired = run_chat_model(run)
+        if paired is None or paired.adapter is None:
+            raise
+        if quant and quant_of_model(paired) != quant.upper():
+            raise ExportError(
+                f"run {run.id} was exported as an adapter on a {quant_of_model(paired)} base; leave out --quant"
+            ) from None
+        return paired
+
+
+def as_model(model):
+    """A ChatModel of a GGUF path (what --gguf options give), or the ChatModel itself."""
+    from localft.chat.run_chat import ChatModel
+
+    return model if isinstance(model, ChatModel) else ChatModel(Path(model))
+
+
+def model_label(model) -> str:
+    """How a report names what it evaluated: the file, or the base file + the adapter file."""
+    return str(model.gguf) + (f" + {model.adapter}" if model.adapter else "")
+
+
+def quant_of_model(model) -> str:
+    """The quantization of a ChatModel's weights: its file's name, or for base + adapter the base's
+    own metadata (an Ollama blob's name says nothing)."""
+    if model.adapter is None:
+        return quant_of(model.gguf)
+    from localft.plan.gguf_base import read_gguf_info
+
+    return read_gguf_info(model.gguf).quantization.upper()
 
 
 def quant_of(gguf: Path) -> str:
