@@ -105,7 +105,7 @@ async def test_train_stop_resume_export_and_chat_from_the_dashboard(tmp_path, ti
 
             await pilot.press("c")
             chat = app.screen
-            assert isinstance(chat, ChatScreen) and chat.gguf == gguf
+            assert isinstance(chat, ChatScreen) and chat.model.gguf == gguf and chat.model.adapter is None
             chat.query_one("#max_tokens").value = "12"
             chat.query_one("#prompt").value = "Write about coffee."
             await pilot.press("enter")
