@@ -140,3 +140,22 @@ def test_a_run_whose_base_left_the_store_says_so_in_one_line(stores, capsys):  #
     code, out, err = run_cli(capsys, "chat", run.id)
     assert code == 2 and out == "" and err.startswith("error: ollama:removed:1b is not in Ollama's store")
     assert len(err.splitlines()) == 1 and "smollm2:135m" in err  # what the store holds instead
+
+
+def test_adapter_files_beside_a_runs_gguf_are_never_taken_for_its_model(tmp_path):
+    """A run's gguf/ may hold adapter.gguf (adapter-only export) and NAME-lora-F32.gguf (--adapter):
+    chat and evaluation pick the model file, and `--quant F32` finds no F32 model."""
+    from localft.config import TrainSpec
+    from localft.errors import ExportError
+    from localft.eval.inputs import tuned_gguf_path
+    from localft.run.folder import new_run
+
+    run = new_run(TrainSpec(model="embedded"))
+    run.gguf_dir.mkdir()
+    for name in ("adapter.gguf", f"{run.id}-lora-F32.gguf", f"{run.id}-Q8_0.gguf"):
+        (run.gguf_dir / name).write_bytes(b"GGUF")
+    model = run.gguf_dir / f"{run.id}-Q8_0.gguf"
+    assert run_chat_model(run).gguf == model and run_chat_model(run).adapter is None
+    assert tuned_gguf_path(run) == model
+    with pytest.raises(ExportError, match="has no F32 GGUF"):
+        tuned_gguf_path(run, "F32")

@@ -32,12 +32,18 @@ class ChatModel:
         return ChatSession(self.gguf, spec, lora_path=self.adapter, name=self.name, **options)
 
 
-def run_gguf(folder: Path) -> Path | None:
-    """The preferred model GGUF in a folder (a run's gguf/), or None; LoRA adapter files are no model."""
+def model_ggufs(folder: Path) -> list[Path]:
+    """The model GGUFs in a folder (a run's gguf/), sorted by name; the LoRA adapter files an export
+    writes beside them (adapter.gguf, NAME-lora-F32.gguf) are no model."""
     from localft.run.local_adapter import ADAPTER_FILE
 
     found = sorted(Path(folder).glob("*.gguf")) if Path(folder).is_dir() else []
-    found = [f for f in found if f.name != ADAPTER_FILE and "-lora-" not in f.name]
+    return [f for f in found if f.name != ADAPTER_FILE and "-lora-" not in f.name]
+
+
+def run_gguf(folder: Path) -> Path | None:
+    """The preferred model GGUF in a folder (a run's gguf/), or None."""
+    found = model_ggufs(folder)
     for quant in QUANT_PREFERENCE:
         for f in found:
             if f.stem.upper().endswith(f"-{quant}"):

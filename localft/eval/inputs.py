@@ -44,15 +44,11 @@ def run_task(run: RunDir) -> Task:
 
 
 def tuned_gguf_path(run: RunDir, quant: str | None = None) -> Path:
-    """The run's exported GGUF of `quant` (default: Q4_K_M, else the first one written); an
-    adapter-only export's adapter.gguf is not a model (tuned_model pairs it with its base)."""
-    from localft.run.local_adapter import ADAPTER_FILE
+    """The run's exported GGUF of `quant` (default: Q4_K_M, else the first one written); adapter
+    files are no model (tuned_model pairs an adapter-only export's with its base)."""
+    from localft.chat.run_chat import model_ggufs
 
-    found = (
-        sorted(p for p in run.gguf_dir.glob("*.gguf") if p.name != ADAPTER_FILE)
-        if run.gguf_dir.is_dir()
-        else []
-    )
+    found = model_ggufs(run.gguf_dir)
     if quant:
         found = [p for p in found if p.stem.upper().endswith(quant.upper())]
     preferred = [p for p in found if p.stem.upper().endswith(DEFAULT_QUANT)]
@@ -73,9 +69,10 @@ def tuned_model(run: RunDir, quant: str | None = None):
         paired = run_chat_model(run)
         if paired is None or paired.adapter is None:
             raise
-        if quant and quant_of_model(paired) != quant.upper():
+        base_quant = quant_of_model(paired) if quant else None
+        if quant and base_quant != quant.upper():
             raise ExportError(
-                f"run {run.id} was exported as an adapter on a {quant_of_model(paired)} base; leave out --quant"
+                f"run {run.id} was exported as an adapter on a {base_quant} base; leave out --quant"
             ) from None
         return paired
 
