@@ -28,14 +28,17 @@ from preference_round import SAMPLE_EXPORT, train_in_worker  # noqa: E402
 def round_figures(run) -> dict:
     """The round's per-step reward, spread and KL, and its time per step (steps 2..N: the first
     includes loading and warm-up)."""
-    from localft.events import Step, read_events
+    from localft.events import Eval, Step, read_events
 
-    steps = [e for e in read_events(run.events_path) if isinstance(e, Step)]
+    events = read_events(run.events_path)
+    steps = [e for e in events if isinstance(e, Step)]
     gaps = [b.time - a.time for a, b in zip(steps, steps[1:], strict=False)]
+    held_out = [e for e in events if isinstance(e, Eval) and e.reward is not None]
     return {
         "reward": [round(s.reward, 4) for s in steps], "reward_std": [round(s.reward_std, 4) for s in steps],
         "kl": [None if s.kl is None else round(s.kl, 5) for s in steps],
         "s_per_step": sum(gaps) / len(gaps) if gaps else float("nan"),
+        "held_out": [(e.step, round(e.reward, 4), round(e.val_loss, 4)) for e in held_out],
     }  # fmt: skip
 
 
@@ -50,6 +53,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=2e-4, help="grpo learning rate")
     parser.add_argument("--beta", type=float, default=0.04, help="KL to the start adapter (0: none)")
     parser.add_argument("--eval-tokens", type=int, default=None, help="default: --draft-tokens")
+    parser.add_argument("--eval-every", type=int, default=5, help="grpo steps between held-out rewards")
     args = parser.parse_args()
     from bench_home import use_temporary_home
 
@@ -81,7 +85,8 @@ def main() -> None:
 
     overrides = {"steps": args.steps, "batch_size": args.requests, "grad_accum": 1, "group_size": args.group,
                  "max_draft_tokens": args.draft_tokens, "learning_rate": args.lr, "warmup_steps": 0,
-                 "schedule": "constant", "save_every": 10**6, "early_stopping_patience": None}  # fmt: skip
+                 "schedule": "constant", "save_every": 10**6, "early_stopping_patience": None,
+                 "eval_every": args.eval_every}  # fmt: skip
     if args.beta:
         overrides["beta"] = args.beta
     grpo = prepare_round(sft, "grpo", overrides=overrides, name=f"bench-grpo-{args.backend}")
@@ -101,6 +106,8 @@ def main() -> None:
           f"SFT peak {fmt_bytes(figures['sft']['peak_mem'])}")  # fmt: skip
     print(f"training reward per step: {g['reward']}")
     print(f"KL per step: {g['kl']}")
+    print(f"held-out reward while it trained (step, greedy reward on validation requests, validation loss): "
+          f"{g['held_out']}")  # fmt: skip
     print(f"held-out reward ({rewards['tuned']['n']} test requests, one generation each, weights "
           f"{report['rewards']['tuned']['weights']}):")  # fmt: skip
     for who, r in rewards.items():

@@ -158,7 +158,12 @@ class TrainSpec(_Spec):
         description="grpo: how draft tokens are averaged (dapo: over the step's tokens; grpo: per draft; "
         "dr_grpo: one constant; gspo: one sequence-level ratio per draft).",
     )
-    max_draft_tokens: int = Field(64, ge=1, description="grpo: the longest draft, in tokens.")
+    max_draft_tokens: int | None = Field(
+        None,
+        ge=1,
+        description="grpo: the longest draft, in tokens; unset: as long as 9 in 10 of the data's "
+        "replies (at least 16, at most half of --max-seq-len).",
+    )
     reward_weights: dict[str, float] | None = Field(
         None,
         description="grpo: weight per named reward (style, copied, form, valid_json, json_fields, "

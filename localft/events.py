@@ -54,6 +54,10 @@ class Eval:
     step: int
     val_loss: float
     time: float = field(default_factory=_now)
+    # A reinforcement round's held-out reward: one greedy reply per validation request, scored by
+    # the round's rewards (the measure its best adapter and early stopping follow).
+    reward: float | None = None
+    reward_std: float | None = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,7 @@ class Finished:
     best_val_loss: float | None = None
     error: str | None = None
     time: float = field(default_factory=_now)
+    best_reward: float | None = None  # a reinforcement round: the held-out reward at best_step
 
 
 Event = RunStarted | Step | Eval | Checkpoint | Log | Stage | Finished

@@ -82,10 +82,32 @@ def test_report_of_identical_models_shows_no_change(tiny_models):
         assert reward["mean"] == pytest.approx(sum(scores) / 2) and reward["n"] == 2
         assert reward["low"] <= reward["mean"] <= reward["high"]
     assert report["metrics"]["reward"]["base"] == report["metrics"]["reward"]["tuned"]
+    gain = report["reward_gains"]["base"]  # the same file both sides: no gain on any request
+    assert (gain["mean"], gain["low"], gain["high"], gain["higher"], gain["lower"], gain["n"]) == (
+        0,
+        0,
+        0,
+        0,
+        0,
+        2,
+    )
 
     md = (run.eval_dir / "report.md").read_text()
     assert "| Test perplexity of the real replies |" in md and POSTS[2].splitlines()[0] in md
     assert "## Reward on held-out requests" in md and "style x 1, copied x 1, form x 0.5" in md
+    assert "Tuned - base on the same 2 requests: +0.000 (95% interval +0.000 to +0.000); higher on 0" in md
     assert json.loads((run.eval_dir / "report.json").read_text())["metrics"] == report["metrics"]
     for png in ("training_curves.png", "fingerprints.png"):
         assert (run.eval_dir / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_paired_gain_is_tighter_than_the_two_models_own_intervals():
+    """Requests that are easy or hard for both models: each model's own interval is wide, their
+    per-request difference is the same 0.1 everywhere, so its interval is exactly that."""
+    from localft.eval.rewards import paired_gain
+
+    easy_and_hard = [0.1, 0.9, 0.2, 0.8, 0.5]
+    better = {"values": [v + 0.1 for v in easy_and_hard]}
+    gain = paired_gain(better, {"values": easy_and_hard})
+    assert gain["mean"] == pytest.approx(0.1) and gain["low"] == pytest.approx(0.1)
+    assert gain["high"] == pytest.approx(0.1) and (gain["higher"], gain["lower"], gain["n"]) == (5, 0, 5)

@@ -19,9 +19,9 @@ ROUND = dict(steps=4, batch_size=1, learning_rate=5e-3, warmup_steps=0, save_eve
              max_draft_tokens=8, schedule="constant", early_stopping_patience=None)  # fmt: skip
 
 
-def finished_sft(tmp_path_factory, tiny_models, backend: str):
+def finished_sft(tmp_path_factory, tiny_models, backend: str, n_valid: int = 0):
     spec, run = make_run(tmp_path_factory.mktemp(f"sft-{backend}"), tiny_models("llama"), backend=backend,
-                         steps=2, n_valid=0)  # fmt: skip
+                         steps=2, n_valid=n_valid)  # fmt: skip
     train_run(spec, run)
     return run
 
@@ -88,6 +88,66 @@ def test_a_grpo_round_drafts_scores_and_trains(source):
     assert all(math.isfinite(loss) and math.isfinite(r) for loss, r, _ in steps.values())
     assert any(std > 0 for _, _, std in steps.values())  # the drafts of a group differ in reward
     assert (run.adapter_dir / "adapter_config.json").is_file()
+
+
+@pytest.mark.parametrize("backend", ["torch", pytest.param("mlx", marks=pytest.mark.mlx)])
+def test_a_round_scores_held_out_requests_and_keeps_its_best_rewarded_adapter(tmp_path_factory, tiny_models,
+                                                                               backend):  # fmt: skip
+    """With a validation split, each evaluation drafts one greedy reply per validation request and
+    scores it with the round's rewards: the Eval events carry that held-out reward beside the
+    validation loss, the run's end names the best, and the exported adapter is that step's."""
+    if backend == "mlx":
+        pytest.importorskip("mlx_lm")
+    from localft.events import Eval, Finished, Log
+    from localft.run.state import RunState
+
+    sft = finished_sft(tmp_path_factory, tiny_models, backend, n_valid=3)
+    run = prepare_round(sft, "grpo", overrides={**ROUND, "eval_every": 2, "learning_rate": 2e-2})
+    events = grpo_train(run)
+    evals = [e for e in events if isinstance(e, Eval)]
+    assert [e.step for e in evals] == [2, 4]
+    assert all(0 <= e.reward <= 1.5 and e.reward_std >= 0 and math.isfinite(e.val_loss) for e in evals)
+    assert "held-out reward on 3 validation requests" in " ".join(
+        e.message for e in events if isinstance(e, Log)
+    )
+    best = max(evals, key=lambda e: e.reward)  # the first of equal rewards stays the best
+    state = RunState()
+    for event in events:
+        state.apply(event)
+    assert (state.best_step, state.best_reward) == (best.step, best.reward)
+    assert state.held_out_rewards == [e.reward for e in evals]
+    assert not [e for e in events if isinstance(e, Finished)]  # the worker writes it, not train()
+    kept = {f.name: f.read_bytes() for f in run.adapter_dir.iterdir()}
+    assert kept == {f.name: f.read_bytes() for f in run.best_adapter_dir.iterdir()}
+
+
+def test_a_round_stops_early_when_its_held_out_reward_stops_rising(tmp_path_factory, tiny_models, tmp_path):
+    """A reward that never changes: the evaluation after step 2 is the best, the one after step 4
+    is no better, and with patience 1 the round stops there, at 4 of its 8 steps."""
+    from localft.events import Eval
+
+    user = tmp_path / "flat_reward.py"
+    user.write_text("def score(request, draft, data):\n    return 0.5\n")
+    sft = finished_sft(tmp_path_factory, tiny_models, "torch", n_valid=2)
+    overrides = {**ROUND, "steps": 8, "eval_every": 2, "early_stopping_patience": 1, "reward": f"{user}:score",
+                 "reward_weights": {"user": 1.0}}  # fmt: skip
+    run = prepare_round(sft, "grpo", overrides=overrides)
+    events = grpo_train(run)
+    assert [(e.step, e.reward) for e in events if isinstance(e, Eval)] == [(2, 0.5), (4, 0.5)]
+    assert max(e.step for e in events if isinstance(e, Step)) == 4
+    assert "early-stopped (1 evaluations without improvement; best step 2)" in run.events_path.read_text()
+
+
+def test_the_draft_limit_follows_the_persons_replies_unless_set():
+    from localft.train.reinforce_loop import MIN_DRAFT_TOKENS, Prompt, usual_reply_tokens
+
+    def prompts(lengths):
+        return [Prompt({}, [1], [2], n) for n in lengths]
+
+    assert usual_reply_tokens(prompts(range(1, 101)), 1024) == 91  # 9 in 10 replies fit
+    assert usual_reply_tokens(prompts([300] * 5), 512) == 256  # half the sequence stays the prompt's
+    assert usual_reply_tokens(prompts([3, 4]), 512) == MIN_DRAFT_TOKENS
+    assert usual_reply_tokens([], 512) == MIN_DRAFT_TOKENS
 
 
 def test_a_reward_that_raises_stops_the_run_naming_it(source, tmp_path):
@@ -235,3 +295,20 @@ def test_a_grpo_round_exports_to_gguf_with_the_runs_export_command(source, capsy
     assert code in (0, None), capsys.readouterr().out
     gguf = next(run.gguf_dir.glob("*Q8_0.gguf"))
     assert len(GGUFReader(gguf).tensors) > 0
+
+
+def test_the_end_of_a_round_names_its_best_held_out_reward():
+    from localft.events import Eval
+    from localft.run.state import describe
+    from localft.run.worker import Tracker
+
+    tracker = Tracker(sink=lambda event: None)
+    for event in (Eval(2, 3.0, reward=0.4, reward_std=0.1), Eval(4, 2.5, reward=0.6, reward_std=0.2),
+                  Step(6, 6, 0.1, 1e-4, 10, 5.0, 1), Eval(6, 2.0, reward=0.5, reward_std=0.1)):  # fmt: skip
+        tracker.note(event)
+    done = tracker.finished("completed")
+    assert (done.step, done.best_step, done.best_reward, done.best_val_loss) == (6, 4, 0.6, 2.5)
+    assert describe(done) == "run completed at step 6; best held-out reward 0.600 at step 4"
+    assert describe(Eval(4, 2.5, reward=0.6, reward_std=0.2)) == (
+        "step 4: validation loss 2.5000, held-out reward 0.600 ± 0.200"
+    )

@@ -215,10 +215,10 @@ class MlxSession:
         return reference_token_logps(self, batch)
 
     def draft(self, prompts: list[list[int]], group_size: int, max_new_tokens: int, seed: int,
-              stop_ids: list[int]) -> list[list[list[int]]]:  # fmt: skip
+              stop_ids: list[int], temperature: float = 1.0) -> list[list[list[int]]]:  # fmt: skip
         from .preference import draft
 
-        return draft(self, prompts, group_size, max_new_tokens, seed, stop_ids)
+        return draft(self, prompts, group_size, max_new_tokens, seed, stop_ids, temperature)
 
     def accumulate_objective(self, batch: Batch, objective, scale: float, per_token: bool = False) -> float:
         from .preference import accumulate_objective

@@ -118,12 +118,18 @@ def draft(session, prompts: list[list[int]], group_size: int, max_new_tokens: in
           stop_ids: list[int], temperature: float = 1.0) -> list[list[list[int]]]:  # fmt: skip
     """`group_size` sampled completions of each prompt (token ids, up to and including the first
     stop token) by the model as it is now, adapter included, with the KV cache; seeded, so the
-    same weights and seed draft the same tokens."""
+    same weights and seed draft the same tokens (temperature 0: greedy, one per prompt)."""
     import torch
 
     from .device import evaluating
 
     out = []
+    greedy = {"do_sample": False, "temperature": None, "top_k": None, "top_p": None}
+    sampling = (
+        {"do_sample": True, "temperature": temperature, "top_k": 0, "top_p": 1.0}
+        if temperature > 0
+        else greedy
+    )
     with evaluating(session):
         for i, prompt in enumerate(prompts):
             torch.manual_seed(
@@ -131,8 +137,8 @@ def draft(session, prompts: list[list[int]], group_size: int, max_new_tokens: in
             )  # each prompt its own stream: a group never depends on another
             ids = torch.tensor([prompt], device=session.device)
             drafted = session.model.generate(
-                input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=True, temperature=temperature,
-                top_k=0, top_p=1.0, num_return_sequences=group_size, max_new_tokens=max_new_tokens,
+                input_ids=ids, attention_mask=torch.ones_like(ids), **sampling,
+                num_return_sequences=group_size, max_new_tokens=max_new_tokens,
                 use_cache=True, eos_token_id=stop_ids, pad_token_id=stop_ids[0],
             )[:, len(prompt) :].tolist()  # fmt: skip
             out.append([_until_stop(d, set(stop_ids)) for d in drafted])

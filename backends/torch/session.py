@@ -209,10 +209,10 @@ class TorchSession:
         return reference_token_logps(self, batch)
 
     def draft(self, prompts: list[list[int]], group_size: int, max_new_tokens: int, seed: int,
-              stop_ids: list[int]) -> list[list[list[int]]]:  # fmt: skip
+              stop_ids: list[int], temperature: float = 1.0) -> list[list[list[int]]]:  # fmt: skip
         from .preference import draft
 
-        return draft(self, prompts, group_size, max_new_tokens, seed, stop_ids)
+        return draft(self, prompts, group_size, max_new_tokens, seed, stop_ids, temperature)
 
     def trainable_bytes(self) -> int:
         return sum(p.numel() * p.element_size() for p in self.params)

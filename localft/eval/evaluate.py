@@ -139,10 +139,14 @@ def evaluate_run(
         train_replies = [split_prompt(r)[1] for r in train_rows]
         _add_style(report, results, [split_prompt(r)[1] for r in rows], train_replies)
     if task in ("style", "json"):  # the rewards a grpo round trains on, on the held-out requests
-        from localft.eval.rewards import RowScorer
+        from localft.eval.rewards import RowScorer, paired_gain
 
         scorer = RowScorer.for_run(run, spec)
         report["rewards"] = {w: scorer.held_out(picked, results[w][1]) for w in results}
+        tuned = report["rewards"]["tuned"]
+        report["reward_gains"] = {
+            w: paired_gain(tuned, r) for w, r in report["rewards"].items() if w != "tuned"
+        }
         report["metrics"]["reward"] = {w: report["rewards"][w]["mean"] for w in results}
     if judge:
         from localft.eval.judge import judge_pairs

@@ -30,8 +30,9 @@ def sft_values(report: dict) -> dict[str, str]:
     }
 
 
-def reward_markdown(rewards: dict) -> list[str]:
-    """Each model's reward on the held-out requests, with its spread and the interval of its mean."""
+def reward_markdown(rewards: dict, gains: dict | None = None) -> list[str]:
+    """Each model's reward on the held-out requests, with its spread and the interval of its mean;
+    then the tuned model's gain over each other model on the same requests (paired)."""
     weights = next(iter(rewards.values()))["weights"]
     lines = ["## Reward on held-out requests", "",
              f"What a grpo round of this run trains on ({', '.join(f'{k} x {v:g}' for k, v in weights.items())}), "
@@ -40,6 +41,11 @@ def reward_markdown(rewards: dict) -> list[str]:
     for who, r in rewards.items():
         lines.append(
             f"| {who} | {r['mean']:.3f} | ± {r['std']:.3f} | {r['low']:.3f} to {r['high']:.3f} | {r['n']} |"
+        )
+    for who, g in (gains or {}).items():
+        lines.append(
+            f"\nTuned - {who} on the same {g['n']} requests: {g['mean']:+.3f} (95% interval {g['low']:+.3f} to "
+            f"{g['high']:+.3f}); higher on {g['higher']}, lower on {g['lower']}."
         )
     return [*lines, ""]
 
@@ -84,7 +90,7 @@ def render_markdown(report: dict) -> str:
         lines += [f"Which one is you? (blind test): the tuned model's draft was taken for the real post in "
                   f"{blind['drafts_taken_for_real']} of {blind['answers']} answers ({blind['share']:.0%}).", ""]  # fmt: skip
     if "rewards" in report:
-        lines += reward_markdown(report["rewards"])
+        lines += reward_markdown(report["rewards"], report.get("reward_gains"))
     if "classification" in report:
         from localft.eval.classify import classification_markdown
 

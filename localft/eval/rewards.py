@@ -236,4 +236,20 @@ class RowScorer:
         values = np.asarray([self.score_row(r, [d])[0] for r, d in zip(rows, replies, strict=True)])
         low, high = bootstrap_mean_interval(values) if len(values) else (math.nan, math.nan)
         return {"mean": float(values.mean()) if len(values) else math.nan, "std": float(values.std()),
-                "low": low, "high": high, "n": len(values), "weights": self.scorer.weights}  # fmt: skip
+                "low": low, "high": high, "n": len(values), "weights": self.scorer.weights,
+                "values": [float(v) for v in values]}  # fmt: skip
+
+
+def paired_gain(better: dict, than: dict) -> dict:
+    """How much higher one model's held-out rewards are than another's on the same requests: the
+    mean of the per-request differences, its 95% bootstrap interval (tighter than two models'
+    own intervals, since it cancels what makes a request easy or hard for both), and on how many
+    requests it is higher."""
+    import numpy as np
+
+    from localft.export.verify import bootstrap_mean_interval
+
+    diff = np.asarray(better["values"]) - np.asarray(than["values"])
+    low, high = bootstrap_mean_interval(diff) if len(diff) else (math.nan, math.nan)
+    return {"mean": float(diff.mean()) if len(diff) else math.nan, "low": low, "high": high,
+            "higher": int((diff > 0).sum()), "lower": int((diff < 0).sum()), "n": len(diff)}  # fmt: skip

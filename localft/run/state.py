@@ -31,7 +31,8 @@ def describe(event: Event) -> str | None:
         resumed = f", resumed from step {event.resumed_from}" if event.resumed_from else ""
         return f"training {event.model} on {event.backend}/{event.device}, {event.total_steps} steps{resumed}"
     if isinstance(event, Eval):
-        return f"step {event.step}: validation loss {event.val_loss:.4f}"
+        held_out = "" if event.reward is None else f", held-out {reward_line(event.reward, event.reward_std)}"
+        return f"step {event.step}: validation loss {event.val_loss:.4f}{held_out}"
     if isinstance(event, Checkpoint):
         return f"step {event.step}: checkpoint saved"
     if isinstance(event, Log) and event.level != "info":
@@ -40,7 +41,9 @@ def describe(event: Event) -> str | None:
         return f"{event.name}: done" + (f" ({event.detail})" if event.detail not in ("", "done") else "")
     if isinstance(event, Finished):
         text = f"run {event.status} at step {event.step}"
-        if event.best_val_loss is not None:
+        if event.best_reward is not None:
+            text += f"; best held-out reward {event.best_reward:.3f} at step {event.best_step}"
+        elif event.best_val_loss is not None:
             text += f"; best validation loss {event.best_val_loss:.4f} at step {event.best_step}"
         return text + (f"\n{event.error}" if event.error else "")
     return None
@@ -96,6 +99,8 @@ class RunState:
     reward: float | None = None  # a reinforcement round's last step: mean reward of its drafts
     reward_std: float | None = None
     kl: float | None = None
+    held_out_rewards: list[float] = field(default_factory=list)  # a round's, one per validation
+    best_reward: float | None = None
     tokens: int = 0
     tok_per_s: float | None = None
     peak_mem: int | None = None
@@ -140,7 +145,15 @@ class RunState:
         elif isinstance(event, Eval):
             self.val_steps.append(event.step)
             self.val_losses.append(event.val_loss)
-            if self.best_val_loss is None or event.val_loss < self.best_val_loss:
+            if event.reward is not None:
+                self.held_out_rewards.append(event.reward)
+                if self.best_reward is None or event.reward > self.best_reward:
+                    self.best_reward, self.best_val_loss, self.best_step = (
+                        event.reward,
+                        event.val_loss,
+                        event.step,
+                    )
+            elif self.best_val_loss is None or event.val_loss < self.best_val_loss:
                 self.best_val_loss, self.best_step = event.val_loss, event.step
         elif isinstance(event, Checkpoint):
             self.last_checkpoint = event.step
@@ -151,6 +164,7 @@ class RunState:
             self.step = max(self.step, event.step)
             if event.best_step is not None:
                 self.best_step, self.best_val_loss = event.best_step, event.best_val_loss
+                self.best_reward = event.best_reward
         # The same lines the CLI prints; info logs too, since the screen has room for them.
         line = describe(event) or (event.message if isinstance(event, Log) else None)
         if line:

@@ -97,13 +97,14 @@ def collect_pairs(
     return counts
 
 
-def count_requests(run: RunDir) -> int:
-    """A grpo round's training requests (chat rows of the copied split); none is a user error."""
+def count_requests(run: RunDir, split_name: str = "train") -> int:
+    """A grpo round's requests (chat rows of a copied split); no training request is a user
+    error, no held-out one only means no held-out reward while it trains."""
     from localft.data.chat_tokens import read_jsonl
 
-    split = run.split_path("train")
+    split = run.split_path(split_name)
     n = sum(1 for r in read_jsonl(split) if "messages" in r) if split.is_file() else 0
-    if not n:
+    if not n and split_name == "train":
         raise DataError(f"no chat requests in {split} to draft completions of; a grpo round needs a chat run")
     return n
 
@@ -140,7 +141,7 @@ def prepare_round(
             if not f.name.startswith("pairs-"):
                 shutil.copy2(f, run.data_dir / f.name)
         if spec.method == "grpo":  # requests instead of pairs: the source's training prompts, copied above
-            counts = {"train": count_requests(run), "valid": 0}
+            counts = {"train": count_requests(run), "valid": count_requests(run, "valid")}
         else:
             counts = collect_pairs(source, run, spec, progress, limit)  # limit: requests per split (self)
         p = plan_run(run, machine)

@@ -6,19 +6,23 @@ builds it from eval/'s rewards); train/ knows only that it scores a request's dr
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
-from localft.data.chat_tokens import IGNORE, read_jsonl, tokenize_chat
+from localft.data.chat_tokens import IGNORE, read_jsonl, tokenize_chat, tokenize_row
 from localft.errors import DataError, LocalftError, RunError
+from localft.events import Eval
 
 from .loop import Loop
 from .preference_loop import ExampleStream, Item
 from .reinforce import group_advantages, micro_weight, reinforce_loss, scales_rewards
-from .rows import Row, collate
+from .rows import Row, collate, eval_rows, usable
 from .state import step_seed
+
+MIN_DRAFT_TOKENS = 16
 
 
 class DraftScorer(Protocol):
@@ -33,6 +37,16 @@ class Prompt:
     row: dict  # the training row (its reply is the reference the rewards may compare against)
     ids: list[int]  # the chat template's tokens up to the reply, generation prompt included
     stop_ids: list[int]  # eos and the token the template ends a reply with
+    reply_tokens: int = 0  # the data's reply, its stop token included
+
+
+def usual_reply_tokens(requests: list[Prompt], max_seq_len: int) -> int:
+    """The draft limit when the spec sets none: as long as 9 in 10 of the data's replies (a draft
+    cut shorter than the person writes can never pass the form's length check), at least 16
+    tokens, and at most half the sequence, which leaves the prompt the other half."""
+    lengths = sorted(p.reply_tokens for p in requests) or [0]
+    usual = lengths[min(len(lengths) - 1, int(0.9 * len(lengths)))]
+    return max(MIN_DRAFT_TOKENS, min(usual, max_seq_len // 2))
 
 
 def request_prompt(tokenizer, row: dict, max_prompt: int) -> Prompt | None:
@@ -47,7 +61,7 @@ def request_prompt(tokenizer, row: dict, max_prompt: int) -> Prompt | None:
     stops = {example.input_ids[trained[-1]]}
     if tokenizer.eos_token_id is not None:
         stops.add(int(tokenizer.eos_token_id))
-    return Prompt(row, list(example.input_ids[: trained[0]]), sorted(stops))
+    return Prompt(row, list(example.input_ids[: trained[0]]), sorted(stops), len(trained))
 
 
 class RequestStream(ExampleStream):
@@ -68,15 +82,27 @@ class ReinforceLoop(Loop):
         if self.scorer is None:
             raise RunError("a grpo run needs rewards: train it through `localft train` or the worker")
         self.tokenizer = tokenizer
-        max_prompt = plan.max_seq_len - spec.max_draft_tokens
-        rows = read_jsonl(self.run_dir.split_path("train"))
-        self.prompts = [p for r in rows if (p := request_prompt(tokenizer, r, max_prompt)) is not None]
+        split = self.run_dir.split_path
+        requests = [
+            p for r in read_jsonl(split("train")) if (p := request_prompt(tokenizer, r, plan.max_seq_len))
+        ]
+        self.max_draft = spec.max_draft_tokens or usual_reply_tokens(requests, plan.max_seq_len)
+        max_prompt = plan.max_seq_len - self.max_draft
+        self.prompts = [p for p in requests if len(p.ids) <= max_prompt]
         if not self.prompts:
             raise DataError(
                 f"run {self.run_dir.id} has no training request whose prompt fits {max_prompt} tokens "
-                f"(--max-seq-len {plan.max_seq_len} less max_draft_tokens {spec.max_draft_tokens})"
+                f"(--max-seq-len {plan.max_seq_len} less max_draft_tokens {self.max_draft})"
             )
-        self.valid_rows = []  # no held-out loss: the rewards are the measure
+        # Held out: the validation split's requests (the report scores the test split), as many
+        # as a validation of the loss reads; their real replies give the validation loss beside.
+        valid = read_jsonl(split("valid")) if split("valid").is_file() else []
+        held_out = [p for r in valid if (p := request_prompt(tokenizer, r, max_prompt))]
+        self.held_out = held_out[: spec.eval_batches * plan.micro_batch]
+        rows = [p.row for p in self.held_out]
+        self.valid_ex = [
+            ex for r in rows if usable(ex := tokenize_row(tokenizer, r, plan.max_seq_len, spec.train_on))
+        ]
         self.rewards: list[float] = []
 
     def make_stream(self, position: int) -> RequestStream:
@@ -89,12 +115,14 @@ class ReinforceLoop(Loop):
         self.kl: float | None = None
         if self.beta:
             self.session.keep_reference()
+        self.valid_rows = eval_rows(self.valid_ex, self.plan.max_seq_len, packing=False)
 
     def describe_data(self) -> str:
         s = self.spec
         kl = f", KL to the start adapter x {self.beta:g}" if self.beta else ""
+        held_out = f"; held-out reward on {len(self.held_out)} validation requests" if self.held_out else ""
         return (f"grpo ({s.loss_type}{kl}) on {len(self.prompts)} training requests, {s.group_size} drafts each "
-                f"of at most {s.max_draft_tokens} tokens")  # fmt: skip
+                f"of at most {self.max_draft} tokens{held_out}")  # fmt: skip
 
     def step_fields(self) -> dict:
         if not self.rewards:
@@ -113,17 +141,10 @@ class ReinforceLoop(Loop):
         Drafting is seeded by the step, so an out-of-memory retry drafts the same tokens again."""
         spec, seed = self.spec, step_seed(self.spec.seed, self.state.step)
         G, prompts = spec.group_size, [self.prompts[item.index] for item in items]
-        groups = self.session.draft([p.ids for p in prompts], G, spec.max_draft_tokens, seed,
+        groups = self.session.draft([p.ids for p in prompts], G, self.max_draft, seed,
                                     sorted({t for p in prompts for t in p.stop_ids}))  # fmt: skip
-        rewards = []
-        for prompt, drafts in zip(prompts, groups, strict=True):
-            texts = [self.tokenizer.decode(d, skip_special_tokens=True) for d in drafts]
-            try:
-                scores = [float(x) for x in self.scorer.score_row(prompt.row, texts)]
-            except LocalftError as exc:
-                raise RunError(f"{exc} at step {self.state.step + 1}; {self._kept()}") from None
-            rewards.extend(scores)
-        self.rewards = rewards
+        self.rewards = rewards = [r for prompt, drafts in zip(prompts, groups, strict=True)
+                                  for r in self._scores(prompt, drafts, self.state.step + 1)]  # fmt: skip
         advantages = group_advantages(rewards, G, scales_rewards(spec.loss_type))
         rows = [Row(tuple(p.ids + d), tuple([IGNORE] * len(p.ids) + d), tuple(range(len(p.ids) + len(d))))
                 for p, group in zip(prompts, groups, strict=True) for d in group]  # fmt: skip
@@ -141,7 +162,7 @@ class ReinforceLoop(Loop):
             def objective(ops, logps, mask, adv=adv, ref=ref, parts=parts):
                 out = reinforce_loss(ops, spec.loss_type, logps, mask, ops.asarray(adv, logps),
                                      reference_logps=None if ref is None else ops.asarray(ref, logps),
-                                     beta=self.beta, max_draft_tokens=spec.max_draft_tokens, tokens=step_tokens)  # fmt: skip
+                                     beta=self.beta, max_draft_tokens=self.max_draft, tokens=step_tokens)  # fmt: skip
                 parts.append(out)
                 return out
 
@@ -152,6 +173,28 @@ class ReinforceLoop(Loop):
         if kl_sums:
             self.kl = sum(k * n for k, n in kl_sums) / max(sum(n for _, n in kl_sums), 1)
         return total
+
+    def validation(self) -> tuple[float, Eval]:
+        """The mean reward of the greedy reply to each held-out request (the reply a person gets
+        at temperature 0), with the validation loss of their real replies beside it. The measure
+        is minus that reward: the round keeps its best-rewarded adapter and stops early on it."""
+        loss = self.validation_loss() if self.valid_rows else math.nan
+        rewards = []
+        for prompt in self.held_out:  # one at a time: progress for the watch between replies
+            (reply,) = self.session.draft(
+                [prompt.ids], 1, self.max_draft, self.spec.seed, prompt.stop_ids, 0.0
+            )
+            rewards.extend(self._scores(prompt, reply, self.state.step))
+            self.mark()
+        mean = float(np.mean(rewards))
+        return -mean, Eval(self.state.step, loss, reward=mean, reward_std=float(np.std(rewards)))
+
+    def _scores(self, prompt: Prompt, drafts: list[list[int]], step: int) -> list[float]:
+        texts = [self.tokenizer.decode(d, skip_special_tokens=True) for d in drafts]
+        try:
+            return [float(x) for x in self.scorer.score_row(prompt.row, texts)]
+        except LocalftError as exc:
+            raise RunError(f"{exc} at step {step}; {self._kept()}") from None
 
     def _kept(self) -> str:
         saved = self.saved_step

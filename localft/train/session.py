@@ -100,9 +100,10 @@ class Session(Protocol):
 
     # Reinforcement tuning (localft.train.reinforce): drafts from the model being trained.
     def draft(self, prompts: list[list[int]], group_size: int, max_new_tokens: int, seed: int,
-              stop_ids: list[int]) -> list[list[list[int]]]:  # fmt: skip
+              stop_ids: list[int], temperature: float = 1.0) -> list[list[list[int]]]:  # fmt: skip
         """`group_size` sampled completions (token ids, ending at a stop token or the limit) of
-        each prompt, seeded: the same weights and seed draft the same tokens."""
+        each prompt, seeded: the same weights and seed draft the same tokens. Temperature 0: the
+        greedy completion."""
         ...
 
     def keep_reference(self) -> None:

@@ -22,7 +22,7 @@ class LoopState:
     trained_tokens: int = 0  # tokens that carried loss
     train_seconds: float = 0.0
     micro_batch: int = 0  # rows per forward pass, halved on out-of-memory (0: the plan's)
-    best_val_loss: float | None = None
+    best_val_loss: float | None = None  # the validation measure (a round: minus its held-out reward)
     best_step: int | None = None
     evals_without_improvement: int = 0
     last_val_loss: float | None = None

@@ -116,6 +116,13 @@ class TrainingScreen(ReportsWorkerErrors, Screen):
             text += f"\n[red]{v.error}[/red]"
         return text
 
+    def best_line(self) -> str:
+        """The best validation so far: a round's is its held-out reward, other runs' their loss."""
+        v = self.view
+        if v.best_reward is not None:
+            return f"best held-out reward {v.best_reward:.3f} @ {v.best_step}"
+        return f"best val {v.best_val_loss:.4f} @ {v.best_step}" if v.best_val_loss is not None else "val -"
+
     def render_view(self) -> None:
         v = self.view
         self.query_one("#run-title", Static).update(
@@ -127,7 +134,7 @@ class TrainingScreen(ReportsWorkerErrors, Screen):
             f"step {v.step}/{v.total or '?'}",
             f"loss {v.loss:.4f}" if v.loss is not None else "loss -",
             *([reward_line(v.reward, v.reward_std, v.kl)] if v.reward is not None else []),
-            f"best val {v.best_val_loss:.4f} @ {v.best_step}" if v.best_val_loss is not None else "val -",
+            self.best_line(),
             f"lr {v.lr:.2e}" if v.lr is not None else "lr -",
             throughput(v.tok_per_s, self.world_size),
             f"peak mem {fmt_bytes(v.peak_mem)}" if v.peak_mem else "peak mem -",
