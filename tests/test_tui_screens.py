@@ -200,7 +200,9 @@ async def test_training_shows_a_reinforcement_rounds_mean_reward_and_spread_besi
         sink(RunStarted(run_id=run.id, backend="torch", model="embedded", device="cpu", total_steps=3))
         for step, (reward, spread) in enumerate(rewards, 1):
             sink(Step(step, 3, 0.1 * step, 1e-5, 200 * step, 40.0, 2**20, reward=reward, reward_std=spread))
-        sink(Finished(status="completed", step=3))
+            if step > 1:  # held-out rewards at steps 2 and 3: the best is step 2's, at a higher loss
+                sink(Eval(step, 3.0 - step * 0.1, reward=0.7 - step * 0.1, reward_std=0.05))
+        sink(Finished(status="completed", step=3, best_step=2, best_val_loss=2.8, best_reward=0.5))
     app = LocalftApp(machine=MACHINE, attach=False)
     async with app.run_test(size=(100, 30)) as pilot:
         app.open_training(run.path)
@@ -208,4 +210,5 @@ async def test_training_shows_a_reinforcement_rounds_mean_reward_and_spread_besi
         screen = app.screen
         await wait_until(pilot, lambda: screen.view.status == "completed")
         stats = str(screen.query_one("#stats").content).splitlines()
-        assert stats[1:3] == ["loss 0.3000", "reward 0.500 ± 0.040"]
+        assert stats[1:4] == ["loss 0.3000", "reward 0.500 ± 0.040", "best held-out reward 0.500 @ 2"]
+        assert "step 2: validation loss 2.8000, held-out reward 0.500 ± 0.050" in screen.view.logs

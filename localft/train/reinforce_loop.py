@@ -94,11 +94,12 @@ class ReinforceLoop(Loop):
                 f"run {self.run_dir.id} has no training request whose prompt fits {max_prompt} tokens "
                 f"(--max-seq-len {plan.max_seq_len} less max_draft_tokens {self.max_draft})"
             )
-        # Held out: the validation split's requests (the report scores the test split), as many
-        # as a validation of the loss reads; their real replies give the validation loss beside.
+        # Held out: the validation split's requests (the report scores the test split), one reply
+        # each for as many as eval_batches micro-batches of drafts hold; their real replies give
+        # the validation loss beside.
         valid = read_jsonl(split("valid")) if split("valid").is_file() else []
         held_out = [p for r in valid if (p := request_prompt(tokenizer, r, max_prompt))]
-        self.held_out = held_out[: spec.eval_batches * plan.micro_batch]
+        self.held_out = held_out[: spec.eval_batches * plan.micro_batch * spec.group_size]
         rows = [p.row for p in self.held_out]
         self.valid_ex = [
             ex for r in rows if usable(ex := tokenize_row(tokenizer, r, plan.max_seq_len, spec.train_on))
