@@ -105,7 +105,7 @@ def test_a_round_scores_held_out_requests_and_keeps_its_best_rewarded_adapter(tm
     run = prepare_round(sft, "grpo", overrides={**ROUND, "eval_every": 2, "learning_rate": 2e-2})
     events = grpo_train(run)
     evals = [e for e in events if isinstance(e, Eval)]
-    assert [e.step for e in evals] == [2, 4]
+    assert [e.step for e in evals] == [0, 2, 4]  # 0: the start adapter, before any step
     assert all(0 <= e.reward <= 1.5 and e.reward_std >= 0 and math.isfinite(e.val_loss) for e in evals)
     assert "held-out reward on 3 validation requests" in " ".join(
         e.message for e in events if isinstance(e, Log)
@@ -122,8 +122,13 @@ def test_a_round_scores_held_out_requests_and_keeps_its_best_rewarded_adapter(tm
 
 
 def test_a_round_stops_early_when_its_held_out_reward_stops_rising(tmp_path_factory, tiny_models, tmp_path):
-    """A reward that never changes: the evaluation after step 2 is the best, the one after step 4
-    is no better, and with patience 1 the round stops there, at 4 of its 8 steps."""
+    """A reward that never changes: the start's evaluation (step 0) is the best, the one after
+    step 2 is no better, and with patience 1 the round stops there, at 2 of its 8 steps, and
+    exports the start adapter itself."""
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
     from localft.events import Eval
 
     user = tmp_path / "flat_reward.py"
@@ -133,9 +138,14 @@ def test_a_round_stops_early_when_its_held_out_reward_stops_rising(tmp_path_fact
                  "reward_weights": {"user": 1.0}}  # fmt: skip
     run = prepare_round(sft, "grpo", overrides=overrides)
     events = grpo_train(run)
-    assert [(e.step, e.reward) for e in events if isinstance(e, Eval)] == [(2, 0.5), (4, 0.5)]
-    assert max(e.step for e in events if isinstance(e, Step)) == 4
-    assert "early-stopped (1 evaluations without improvement; best step 2)" in run.events_path.read_text()
+    assert [(e.step, e.reward) for e in events if isinstance(e, Eval)] == [(0, 0.5), (2, 0.5)]
+    assert max(e.step for e in events if isinstance(e, Step)) == 2
+    assert "early-stopped (1 evaluations without improvement; best step 0)" in run.events_path.read_text()
+    start = Path(run.read_spec().start_adapter)
+    exported = run.adapter_dir / "adapter_model.safetensors"
+    assert load_file(exported).keys() and all(
+        (load_file(exported)[k] == v).all() for k, v in load_file(start / "adapter_model.safetensors").items()
+    )
 
 
 def test_the_draft_limit_follows_the_persons_replies_unless_set():

@@ -175,6 +175,14 @@ class ReinforceLoop(Loop):
             self.kl = sum(k * n for k, n in kl_sums) / max(sum(n for _, n in kl_sums), 1)
         return total
 
+    def _train_to_end(self) -> None:
+        """A fresh round first measures its start adapter's held-out reward (step 0): the best
+        adapter it keeps and exports is then never one that scores below where it began."""
+        if self.state.step == 0 and self.valid_rows and self.state.best_step is None:
+            self.mark("validation of the start adapter")
+            self.evaluate()
+        super()._train_to_end()
+
     def validation(self) -> tuple[float, Eval]:
         """The mean reward of the greedy reply to each held-out request (the reply a person gets
         at temperature 0), with the validation loss of their real replies beside it. The measure
