@@ -59,6 +59,13 @@ class Eval:
     reward: float | None = None
     reward_std: float | None = None
 
+    @property
+    def measure(self) -> float:
+        """What the best adapter and early stopping follow, lower is better: the validation loss,
+        or in a reinforcement round minus its held-out reward. The loop, the worker's summary and
+        the run's state all compare this one value."""
+        return self.val_loss if self.reward is None else -self.reward
+
 
 @dataclass(frozen=True)
 class Checkpoint:

@@ -100,7 +100,6 @@ class RunState:
     reward_std: float | None = None
     kl: float | None = None
     held_out_rewards: list[float] = field(default_factory=list)  # a round's, one per validation
-    best_reward: float | None = None
     tokens: int = 0
     tok_per_s: float | None = None
     peak_mem: int | None = None
@@ -110,8 +109,7 @@ class RunState:
     val_steps: list[int] = field(default_factory=list)
     val_losses: list[float] = field(default_factory=list)
     last_checkpoint: int | None = None
-    best_step: int | None = None
-    best_val_loss: float | None = None
+    best: Eval | None = None  # the best validation so far (by its measure), or Finished's
     error: str | None = None
     training_open: bool = False  # a RunStarted without its Finished yet
     logs: deque[str] = field(default_factory=lambda: deque(maxlen=200))
@@ -147,14 +145,8 @@ class RunState:
             self.val_losses.append(event.val_loss)
             if event.reward is not None:
                 self.held_out_rewards.append(event.reward)
-                if self.best_reward is None or event.reward > self.best_reward:
-                    self.best_reward, self.best_val_loss, self.best_step = (
-                        event.reward,
-                        event.val_loss,
-                        event.step,
-                    )
-            elif self.best_val_loss is None or event.val_loss < self.best_val_loss:
-                self.best_val_loss, self.best_step = event.val_loss, event.step
+            if self.best is None or event.measure < self.best.measure:
+                self.best = event
         elif isinstance(event, Checkpoint):
             self.last_checkpoint = event.step
         elif isinstance(event, Stage):
@@ -163,12 +155,23 @@ class RunState:
             self.status, self.error, self.training_open = event.status, event.error, False
             self.step = max(self.step, event.step)
             if event.best_step is not None:
-                self.best_step, self.best_val_loss = event.best_step, event.best_val_loss
-                self.best_reward = event.best_reward
+                self.best = Eval(event.best_step, event.best_val_loss, reward=event.best_reward)
         # The same lines the CLI prints; info logs too, since the screen has room for them.
         line = describe(event) or (event.message if isinstance(event, Log) else None)
         if line:
             self.logs.extend(line.splitlines())
+
+    @property
+    def best_step(self) -> int | None:
+        return None if self.best is None else self.best.step
+
+    @property
+    def best_val_loss(self) -> float | None:
+        return None if self.best is None else self.best.val_loss
+
+    @property
+    def best_reward(self) -> float | None:
+        return None if self.best is None else self.best.reward
 
     def pace(self) -> float | None:
         """Trained tokens per second of wall time over this session's steps (evaluations and

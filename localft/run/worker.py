@@ -29,7 +29,7 @@ class Tracker:
     loss, or in a reinforcement round the highest held-out reward (what its loop keeps)."""
 
     def __init__(self, sink: EventSink, step: int = 0) -> None:
-        self.sink, self.step, self.best_step, self.best_loss, self.best_reward = sink, step, None, None, None
+        self.sink, self.step, self.best = sink, step, None
 
     def __call__(self, event) -> None:
         self.note(event)
@@ -40,16 +40,14 @@ class Tracker:
             self.step = event.resumed_from
         elif isinstance(event, Step):
             self.step = event.step
-        elif isinstance(event, Eval) and event.reward is not None:
-            if self.best_reward is None or event.reward > self.best_reward:
-                self.best_step, self.best_loss, self.best_reward = event.step, event.val_loss, event.reward
-        elif isinstance(event, Eval) and (self.best_loss is None or event.val_loss < self.best_loss):
-            self.best_step, self.best_loss = event.step, event.val_loss
+        elif isinstance(event, Eval) and (self.best is None or event.measure < self.best.measure):
+            self.best = event
 
     def finished(self, status: str, error: str | None = None) -> Finished:
-        return Finished(
-            status, self.step, self.best_step, self.best_loss, error, best_reward=self.best_reward
-        )
+        best = self.best
+        if best is None:
+            return Finished(status, self.step, error=error)
+        return Finished(status, self.step, best.step, best.val_loss, error, best_reward=best.reward)
 
 
 def run_plan(run: RunDir) -> Plan:

@@ -241,17 +241,17 @@ class Loop:
         accum = -(-plan.micro_batch * plan.grad_accum // s.micro_batch)
         self.emit(Log(f"out of memory: retrying with micro-batch {s.micro_batch} x {accum} steps", "warning"))
 
-    def validation(self) -> tuple[float, Eval]:
-        """The held-out measure the best adapter and early stopping follow (lower is better) and
-        the event that reports it: here the validation loss."""
-        val = self.validation_loss()
-        return val, Eval(self.state.step, val)
+    def validation(self) -> Eval:
+        """The held-out evaluation whose `measure` the best adapter and early stopping follow:
+        here the validation loss."""
+        return Eval(self.state.step, self.validation_loss())
 
     def evaluate(self) -> None:
         """The validation measure (the loss over the first eval_batches micro-batches of the
         planned size); the best adapter so far is kept; patience runs out into early stopping."""
         s, patience = self.state, self.spec.early_stopping_patience
-        val, event = self.validation()
+        event = self.validation()
+        val = event.measure
         s.last_val_loss = val
         self.emit(event)
         improved = s.best_val_loss is None or val < s.best_val_loss

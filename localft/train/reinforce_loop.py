@@ -183,9 +183,9 @@ class ReinforceLoop(Loop):
             self.evaluate()
         super()._train_to_end()
 
-    def validation(self) -> tuple[float, Eval]:
+    def validation(self) -> Eval:
         """The mean reward of the greedy reply to each held-out request (the reply a person gets
-        at temperature 0), with the validation loss of their real replies beside it. The measure
+        at temperature 0), with the validation loss of their real replies beside it. Its measure
         is minus that reward: the round keeps its best-rewarded adapter and stops early on it."""
         loss = self.validation_loss() if self.valid_rows else math.nan
         rewards = []
@@ -195,8 +195,7 @@ class ReinforceLoop(Loop):
             )
             rewards.extend(self._scores(prompt, reply, self.state.step))
             self.mark()
-        mean = float(np.mean(rewards))
-        return -mean, Eval(self.state.step, loss, reward=mean, reward_std=float(np.std(rewards)))
+        return Eval(self.state.step, loss, reward=float(np.mean(rewards)), reward_std=float(np.std(rewards)))
 
     def _scores(self, prompt: Prompt, drafts: list[list[int]], step: int) -> list[float]:
         texts = [self.tokenizer.decode(d, skip_special_tokens=True) for d in drafts]
