@@ -2,7 +2,7 @@
 on the sample LinkedIn export (the recipe's CPU settings; a plain run is a style run), export, `localft train --method grpo
 --from RUN` (its prepare_round), export, `localft eval` on the round. Prints the mean reward on the
 held-out test requests of the base model, the SFT start and the round (the eval report's rewards:
-one generation per request through llama.cpp, with the spread and a 95% bootstrap interval), the
+--reward-draws generations per request through llama.cpp, with the spread and a 95% bootstrap interval), the
 round's time per step and peak memory, and its per-step training reward and KL. Last line: one
 JSON object. MLX on CPU is slow: give it small settings.
 
@@ -54,6 +54,9 @@ def main() -> None:
     parser.add_argument("--beta", type=float, default=0.04, help="KL to the start adapter (0: none)")
     parser.add_argument("--eval-tokens", type=int, default=None, help="default: --draft-tokens")
     parser.add_argument("--eval-every", type=int, default=5, help="grpo steps between held-out rewards")
+    parser.add_argument(
+        "--reward-draws", type=int, default=4, help="generations per test request the reward averages"
+    )
     args = parser.parse_args()
     from bench_home import use_temporary_home
 
@@ -95,7 +98,11 @@ def main() -> None:
     export_run(grpo, quant)
     test_rows = sum(1 for _ in grpo.split_path("test").open())
     report = evaluate_run(
-        grpo, samples=test_rows, max_tokens=args.eval_tokens or args.draft_tokens, max_rows=test_rows
+        grpo,
+        samples=test_rows,
+        max_tokens=args.eval_tokens or args.draft_tokens,
+        max_rows=test_rows,
+        reward_draws=args.reward_draws,
     )
     rewards = {w: {k: v for k, v in r.items() if k != "weights"} for w, r in report["rewards"].items()}
 
@@ -108,11 +115,20 @@ def main() -> None:
     print(f"KL per step: {g['kl']}")
     print(f"held-out reward while it trained (step, greedy reward on validation requests, validation loss): "
           f"{g['held_out']}")  # fmt: skip
-    print(f"held-out reward ({rewards['tuned']['n']} test requests, one generation each, weights "
-          f"{report['rewards']['tuned']['weights']}):")  # fmt: skip
+    print(f"held-out reward ({rewards['tuned']['n']} test requests, the mean of {args.reward_draws} generations "
+          f"each, weights {report['rewards']['tuned']['weights']}):")  # fmt: skip
     for who, r in rewards.items():
-        print(f"  {who:<6} {r['mean']:.3f} ± {r['std']:.3f}  95% interval {r['low']:.3f} to {r['high']:.3f}")
+        parts = ", ".join(f"{k} {v:.3f}" for k, v in r["parts"].items())
+        print(
+            f"  {who:<6} {r['mean']:.3f} ± {r['std']:.3f}  95% interval {r['low']:.3f} to {r['high']:.3f}  ({parts})"
+        )
+    for who, g in report["reward_gains"].items():
+        print(
+            f"  round - {who}: {g['mean']:+.3f} (95% interval {g['low']:+.3f} to {g['high']:+.3f}), "
+            f"higher on {g['higher']} of {g['n']}, lower on {g['lower']}"
+        )
     print(json.dumps({"args": vars(args), "figures": figures, "held_out_reward": rewards,
+                      "reward_gains": report["reward_gains"],
                       "wall_s": time.time() - started, "load": os.getloadavg(), "work": str(work)}))  # fmt: skip
 
 

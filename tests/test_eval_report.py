@@ -79,7 +79,8 @@ def test_report_of_identical_models_shows_no_change(tiny_models):
     for who in ("base", "tuned"):
         scores = [scorer.score_row(r, [s[who]])[0] for r, s in zip(rows, report["samples"], strict=True)]
         reward = report["rewards"][who]
-        assert reward["mean"] == pytest.approx(sum(scores) / 2) and reward["n"] == 2
+        assert reward["mean"] == pytest.approx(sum(scores) / 2) and (reward["n"], reward["draws"]) == (2, 1)
+        assert set(reward["parts"]) == {"style", "copied", "form"}
         assert reward["low"] <= reward["mean"] <= reward["high"]
     assert report["metrics"]["reward"]["base"] == report["metrics"]["reward"]["tuned"]
     gain = report["reward_gains"]["base"]  # the same file both sides: no gain on any request
@@ -95,8 +96,16 @@ def test_report_of_identical_models_shows_no_change(tiny_models):
     md = (run.eval_dir / "report.md").read_text()
     assert "| Test perplexity of the real replies |" in md and POSTS[2].splitlines()[0] in md
     assert "## Reward on held-out requests" in md and "style x 1, copied x 1, form x 0.5" in md
+    assert "one generation per request" in md and "| Requests | style | copied | form |" in md
     assert "Tuned - base on the same 2 requests: +0.000 (95% interval +0.000 to +0.000); higher on 0" in md
     assert json.loads((run.eval_dir / "report.json").read_text())["metrics"] == report["metrics"]
+    twice = evaluate_run(run, samples=2, max_tokens=12, reward_draws=2)
+    assert twice["samples"] == report["samples"]  # a second draw changes no other figure
+    assert (
+        twice["metrics"]["rouge_l"] == report["metrics"]["rouge_l"]
+        and twice["rewards"]["tuned"]["draws"] == 2
+    )
+    assert twice["rewards"]["base"]["values"] == twice["rewards"]["tuned"]["values"]  # same file, same seeds
     for png in ("training_curves.png", "fingerprints.png"):
         assert (run.eval_dir / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -111,3 +120,28 @@ def test_a_paired_gain_is_tighter_than_the_two_models_own_intervals():
     gain = paired_gain(better, {"values": easy_and_hard})
     assert gain["mean"] == pytest.approx(0.1) and gain["low"] == pytest.approx(0.1)
     assert gain["high"] == pytest.approx(0.1) and (gain["higher"], gain["lower"], gain["n"]) == (5, 0, 5)
+
+
+def test_a_requests_reward_is_the_mean_of_its_draws():
+    """Several generations per held-out request: the request's value is their mean (what makes a
+    round's gain measurable with few requests), each reward's own mean is over every draw."""
+    from localft.eval.rewards import Request, RowScorer, RunData, Scorer
+
+    rows = [_row(p, i) for i, p in enumerate(POSTS[:2])]
+    scorer = RowScorer(Scorer.for_task("style", RunData([r["messages"][-1]["content"] for r in rows])))
+    drafts = [["short", POSTS[3], "Another one.\n\nWith lines. #tag"], ["x", "y y y", POSTS[4]]]
+    reward = scorer.held_out(rows, drafts)
+    one = [
+        [scorer.scorer.score(Request.from_row(r), d) for d in ds] for r, ds in zip(rows, drafts, strict=True)
+    ]
+    assert reward["values"] == pytest.approx([sum(v) / 3 for v in one])
+    assert reward["mean"] == pytest.approx(sum(map(sum, one)) / 6) and (reward["n"], reward["draws"]) == (
+        2,
+        3,
+    )
+    forms = [
+        scorer.scorer.parts(Request.from_row(r), d)["form"]
+        for r, ds in zip(rows, drafts, strict=True)
+        for d in ds
+    ]
+    assert reward["parts"]["form"] == pytest.approx(sum(forms) / 6)

@@ -15,6 +15,12 @@ def eval_command(
     ),
     samples: int = typer.Option(8, "--samples", help="Test prompts to generate from, per model."),
     max_tokens: int = typer.Option(120, "--max-tokens", help="Longest generation in tokens."),
+    reward_draws: int = typer.Option(
+        None,
+        "--reward-draws",
+        min=1,
+        help="Generations per request the reward table averages (default: 4 for a grpo round, else 1).",
+    ),  # fmt: skip
     blind: bool = typer.Option(
         False, "--blind", help="Which one is you? Pick the real post from the model's draft, blind."
     ),
@@ -39,7 +45,7 @@ def eval_command(
     with stage_bars() as emit:
         report = evaluate_run(
             r, base_gguf=base_gguf, tuned_gguf=tuned_gguf, samples=samples,
-            max_tokens=max_tokens, judge=judge, emit=emit,
+            max_tokens=max_tokens, reward_draws=reward_draws, judge=judge, emit=emit,
         )  # fmt: skip
     rows = headline_rows(report)
     sft = sft_values(report)  # a preference round: its SFT run's column between base and tuned

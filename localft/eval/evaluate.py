@@ -31,9 +31,10 @@ from localft.run.folder import RunDir
 
 def score_model(
     gguf: Path, tokenizer, rows: list[dict], prompts: list[list[dict]] | list[str], max_tokens: int, seed: int,
-    on_progress: Callable[[str], None] = lambda _: None,
-) -> tuple[float, list[str]]:  # fmt: skip
-    """Perplexity of the replies in `rows`, and one generation per prompt."""
+    on_progress: Callable[[str], None] = lambda _: None, draws: int = 1,
+) -> tuple[float, list[list[str]]]:  # fmt: skip
+    """Perplexity of the replies in `rows`, and `draws` generations per prompt (the first of each
+    seeded as a single draw would be, so one more draw changes no other figure)."""
     from localft.eval.gguf_model import GgufModel
 
     longest = max((len(tokenizer(reference_text(r))["input_ids"]) for r in rows), default=0)
@@ -42,9 +43,13 @@ def score_model(
         on_progress("perplexity")
         ppl = model.perplexity(rows)
         gens = model.generate_all(
-            prompts, max_tokens, seed, lambda i, n: i < n and on_progress(f"generation {i + 1}/{n}")
+            list(prompts) * draws,
+            max_tokens,
+            seed,
+            lambda i, n: i < n and on_progress(f"generation {i + 1}/{n}"),
         )
-    return ppl, gens
+    n = len(prompts)
+    return ppl, [gens[i::n] for i in range(n)]
 
 
 def evaluate_run(
@@ -55,12 +60,15 @@ def evaluate_run(
     task: Task | None = None,
     samples: int = 8,
     max_tokens: int = 120,
+    reward_draws: int | None = None,
     max_rows: int = 64,
     judge: Path | None = None,
     emit: Emit | None = None,
 ) -> dict:
     """Base vs tuned on the test split; writes eval/report.{json,md} and PNGs; returns the report.
-    `judge`: a GGUF that also compares the base and tuned generations pairwise."""
+    `judge`: a GGUF that also compares the base and tuned generations pairwise. `reward_draws`:
+    generations per request the reward table averages (default: 4 for a grpo round, whose
+    report is read for a reward gain, 1 otherwise); every other figure reads the first."""
     emit = emit or (lambda _e: None)
     spec = run.read_spec()
     task = task or run_task(run)
@@ -109,6 +117,8 @@ def evaluate_run(
         prompts = [split_prompt(r)[0] for r in picked]
         real = [split_prompt(r)[1] for r in picked]
 
+    rewarded = task in ("style", "json")  # the rewards a grpo round trains on, on the held-out requests
+    draws = (reward_draws or (ROUND_REWARD_DRAWS if spec.method == "grpo" else 1)) if rewarded else 1
     models = [("base", base_gguf), *_sft_model(spec, quant), ("tuned", tuned_gguf)]
     stages = len(models) + 2
     results = {}
@@ -117,7 +127,8 @@ def evaluate_run(
         def progress(what: str, i=i, who=who) -> None:
             emit(Stage("eval", 1 + i, stages, f"{who}: {what}"))
 
-        results[who] = score_model(gguf, tokenizer, rows, prompts, max_tokens, spec.seed, progress)
+        ppl, replies = score_model(gguf, tokenizer, rows, prompts, max_tokens, spec.seed, progress, draws)
+        results[who] = ppl, [r[0] for r in replies], replies
     shown = [p if isinstance(p, str) else p[-1]["content"] for p in prompts]
     report: dict = {
         **head, "test_rows": len(rows), "generations": len(prompts),
@@ -138,11 +149,11 @@ def evaluate_run(
     elif task == "style":
         train_replies = [split_prompt(r)[1] for r in train_rows]
         _add_style(report, results, [split_prompt(r)[1] for r in rows], train_replies)
-    if task in ("style", "json"):  # the rewards a grpo round trains on, on the held-out requests
+    if rewarded:
         from localft.eval.rewards import RowScorer, paired_gain
 
         scorer = RowScorer.for_run(run, spec)
-        report["rewards"] = {w: scorer.held_out(picked, results[w][1]) for w in results}
+        report["rewards"] = {w: scorer.held_out(picked, results[w][2]) for w in results}
         tuned = report["rewards"]["tuned"]
         report["reward_gains"] = {
             w: paired_gain(tuned, r) for w, r in report["rewards"].items() if w != "tuned"
@@ -157,6 +168,9 @@ def evaluate_run(
         )  # fmt: skip
         report["metrics"]["judge_score"] = report["judge"]["score"]
     return _finish(report, run, emit, stages)
+
+
+ROUND_REWARD_DRAWS = 4  # one sampled reply's reward is noisier than a round's gain over 15 requests
 
 
 def _finish(report: dict, run: RunDir, emit: Emit, stages: int = 4) -> dict:

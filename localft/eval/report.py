@@ -31,16 +31,22 @@ def sft_values(report: dict) -> dict[str, str]:
 
 
 def reward_markdown(rewards: dict, gains: dict | None = None) -> list[str]:
-    """Each model's reward on the held-out requests, with its spread and the interval of its mean;
-    then the tuned model's gain over each other model on the same requests (paired)."""
-    weights = next(iter(rewards.values()))["weights"]
+    """Each model's reward on the held-out requests, with its spread, the interval of its mean and
+    each reward's own mean; then the tuned model's gain over each other model on the same requests
+    (paired)."""
+    first = next(iter(rewards.values()))
+    weights, draws = first["weights"], first.get("draws", 1)
+    names = list(first.get("parts", {}))
+    each = "one generation per request" if draws == 1 else f"the mean of {draws} generations per request"
     lines = ["## Reward on held-out requests", "",
              f"What a grpo round of this run trains on ({', '.join(f'{k} x {v:g}' for k, v in weights.items())}), "
-             "one generation per request; the interval is 95% (bootstrap) for the mean.", "",
-             "| Model | Mean | Spread | 95% interval | Requests |", "|---|---|---|---|---|"]  # fmt: skip
+             f"{each}; the interval is 95% (bootstrap) for the mean.", "",
+             "| Model | Mean | Spread | 95% interval | Requests |" + "".join(f" {n} |" for n in names),
+             "|---|---|---|---|---|" + "---|" * len(names)]  # fmt: skip
     for who, r in rewards.items():
         lines.append(
             f"| {who} | {r['mean']:.3f} | ± {r['std']:.3f} | {r['low']:.3f} to {r['high']:.3f} | {r['n']} |"
+            + "".join(f" {r['parts'][n]:.3f} |" for n in names)
         )
     for who, g in (gains or {}).items():
         lines.append(

@@ -188,7 +188,10 @@ class Scorer:
         return out
 
     def score(self, request: Request, draft: str) -> float:
-        return sum(self.weights[name] * value for name, value in self.parts(request, draft).items())
+        return self.weighted(self.parts(request, draft))
+
+    def weighted(self, parts: Mapping[str, float]) -> float:
+        return sum(self.weights[name] * value for name, value in parts.items())
 
     def score_group(self, request: Request, drafts: list[str]) -> list[float]:
         return [self.score(request, d) for d in drafts]
@@ -226,18 +229,25 @@ class RowScorer:
     def score_row(self, row: dict, drafts: list[str]) -> list[float]:
         return self.scorer.score_group(Request.from_row(row), drafts)
 
-    def held_out(self, rows: list[dict], replies: list[str]) -> dict:
-        """The reward of one reply per held-out request (the same policy a round trains on): the
-        mean, the spread, and a 95% bootstrap interval of the mean."""
+    def held_out(self, rows: list[dict], replies: list[list[str]]) -> dict:
+        """The reward of the replies to each held-out request (one or more draws of the same policy
+        a round trains on; a request's value is the mean of its draws): the mean over requests, the
+        spread, a 95% bootstrap interval of the mean, and each reward's own mean."""
         import numpy as np
 
         from localft.export.verify import bootstrap_mean_interval
 
-        values = np.asarray([self.score_row(r, [d])[0] for r, d in zip(rows, replies, strict=True)])
+        parts = [
+            [self.scorer.parts(Request.from_row(r), d) for d in ds]
+            for r, ds in zip(rows, replies, strict=True)
+        ]
+        values = np.asarray([np.mean([self.scorer.weighted(p) for p in draws]) for draws in parts])
         low, high = bootstrap_mean_interval(values) if len(values) else (math.nan, math.nan)
+        means = {name: float(np.mean([p[name] for draws in parts for p in draws])) if parts else math.nan
+                 for name in self.scorer.rewards}  # fmt: skip
         return {"mean": float(values.mean()) if len(values) else math.nan, "std": float(values.std()),
-                "low": low, "high": high, "n": len(values), "weights": self.scorer.weights,
-                "values": [float(v) for v in values]}  # fmt: skip
+                "low": low, "high": high, "n": len(values), "draws": max(map(len, replies), default=0),
+                "weights": self.scorer.weights, "parts": means, "values": [float(v) for v in values]}  # fmt: skip
 
 
 def paired_gain(better: dict, than: dict) -> dict:
