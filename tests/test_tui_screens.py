@@ -210,5 +210,6 @@ async def test_training_shows_a_reinforcement_rounds_mean_reward_and_spread_besi
         screen = app.screen
         await wait_until(pilot, lambda: screen.view.status == "completed")
         stats = str(screen.query_one("#stats").content).splitlines()
-        assert stats[1:4] == ["loss 0.3000", "reward 0.500 ± 0.040", "best held-out reward 0.500 @ 2"]
+        assert stats[1:5] == ["loss 0.3000", "reward 0.500 ± 0.040", "best held-out reward 0.500 @ 2",
+                              "held-out 0.500 0.400"]  # fmt: skip
         assert "step 2: validation loss 2.8000, held-out reward 0.500 ± 0.050" in screen.view.logs

@@ -21,6 +21,8 @@ from localft.tui.widgets.loss_chart import LossChart
 from localft.tui.widgets.stage_list import StageList
 from localft.tui.workers import ReportsWorkerErrors, background
 
+HELD_OUT_SHOWN = 3  # a round's latest held-out rewards on the stats panel
+
 
 class TrainingScreen(ReportsWorkerErrors, Screen):
     BINDINGS = [
@@ -135,6 +137,12 @@ class TrainingScreen(ReportsWorkerErrors, Screen):
             f"loss {v.loss:.4f}" if v.loss is not None else "loss -",
             *([reward_line(v.reward, v.reward_std, v.kl)] if v.reward is not None else []),
             self.best_line(),
+            # A round's latest held-out rewards: one that falls shows before early stopping ends it.
+            *(
+                [" ".join(["held-out", *(f"{r:.3f}" for r in v.held_out_rewards[-HELD_OUT_SHOWN:])])]
+                if v.held_out_rewards
+                else []
+            ),  # fmt: skip
             f"lr {v.lr:.2e}" if v.lr is not None else "lr -",
             throughput(v.tok_per_s, self.world_size),
             f"peak mem {fmt_bytes(v.peak_mem)}" if v.peak_mem else "peak mem -",
