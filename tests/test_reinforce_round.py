@@ -11,7 +11,7 @@ import pytest
 
 from localft.errors import RunError
 from localft.eval.rewards import RowScorer
-from localft.events import RunStarted, Step, read_events
+from localft.events import Eval, RunStarted, Step, read_events
 from localft.train.preference_round import prepare_round
 from tests.training import kill_9_after_checkpoint, make_run, train_run
 
@@ -80,6 +80,30 @@ def test_a_kl_term_to_the_start_adapter_trains_and_is_logged(tmp_path_factory, t
         assert set(kls(grpo_train(plain)).values()) == {None}
 
 
+def test_a_kl_round_on_fully_fine_tuned_weights_keeps_every_weight_as_its_reference(
+    tmp_path_factory, tiny_models
+):
+    """weights=full (an HF folder, not an adapter): the round starts from every weight the SFT run
+    trained (its step-0 validation loss is the SFT run's last), keeps them as the KL term's
+    reference, moves away from them and logs the KL; the source run's weights stay intact."""
+    import torch
+    from safetensors.torch import load_file
+
+    spec, sft = make_run(tmp_path_factory.mktemp("sft-full"), tiny_models("llama"), steps=2, weights="full")
+    sft_loss = [e.val_loss for e in train_run(spec, sft) if isinstance(e, Eval)][-1]
+    start = {k: v.clone() for k, v in load_file(next(sft.adapter_dir.glob("*.safetensors"))).items()}
+    run = prepare_round(sft, "grpo", overrides={**ROUND, "beta": 0.04, "learning_rate": 2e-2})
+    assert run.read_spec().weights == "full"
+    events = grpo_train(run)
+    assert [e.val_loss for e in events if isinstance(e, Eval) and e.step == 0] == [
+        pytest.approx(sft_loss, rel=1e-5)
+    ]
+    kl = kls(events)
+    assert sorted(kl) == [1, 2, 3, 4] and kl[1] < 1e-3 < max(kl[2], kl[3], kl[4]), kl
+    after = load_file(next(sft.adapter_dir.glob("*.safetensors")))
+    assert all(torch.equal(start[k], after[k]) for k in start)  # the source run's weights untouched
+
+
 def test_a_grpo_round_drafts_scores_and_trains(source):
     run = prepare_round(source, "grpo", overrides=ROUND)
     assert run.read_spec().method == "grpo" and (run.path / "plan.json").is_file()
@@ -128,8 +152,6 @@ def test_a_round_stops_early_when_its_held_out_reward_stops_rising(tmp_path_fact
     from pathlib import Path
 
     from safetensors.torch import load_file
-
-    from localft.events import Eval
 
     user = tmp_path / "flat_reward.py"
     user.write_text("def score(request, draft, data):\n    return 0.5\n")
@@ -308,7 +330,6 @@ def test_a_grpo_round_exports_to_gguf_with_the_runs_export_command(source, capsy
 
 
 def test_the_end_of_a_round_names_its_best_held_out_reward():
-    from localft.events import Eval
     from localft.run.state import describe
     from localft.run.worker import Tracker
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .device import ADAPTER_WEIGHTS
+
 LOG_HALF = -0.6931471805599453  # log(1 - exp(x)) switches formula here to stay accurate
 
 
@@ -50,16 +52,20 @@ def sequence_logps(model, batch, device: str, use_liger: bool = False):
 
 
 def load_adapter(session, folder) -> None:
-    """Start from a finished run's adapter (a preference round continues from SFT's)."""
+    """Start from a finished run's adapter (a preference round continues from SFT's); after full
+    fine-tuning, from every weight it saved."""
     from pathlib import Path
 
     from peft import set_peft_model_state_dict
     from safetensors.torch import load_file
 
+    from .session import load_full_weights
+
     device = str(session.params[0].device)
-    set_peft_model_state_dict(
-        session.model, load_file(Path(folder) / "adapter_model.safetensors", device=device)
-    )
+    if session.full:
+        load_full_weights(session.model, Path(folder), device)
+    else:
+        set_peft_model_state_dict(session.model, load_file(Path(folder) / ADAPTER_WEIGHTS, device=device))
 
 
 def no_grad_logps(session, batch):

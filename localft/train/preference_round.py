@@ -27,7 +27,8 @@ ROUND_UNITS = {"kto": "examples", "grpo": "requests"}
 def round_spec(source: RunDir, method: str, pairs: str | None, overrides: dict | None = None) -> TrainSpec:
     """The source run's settings (model, LoRA shape, sequence length) with the round's defaults,
     its adapter to start from, then what the user set."""
-    if not (source.adapter_dir / "adapter_config.json").is_file():
+    # A LoRA adapter (or MLX's full weights, in its layout), or torch's full fine-tuning: an HF folder.
+    if not any((source.adapter_dir / name).is_file() for name in ("adapter_config.json", "config.json")):
         raise RunError(
             f"run {source.id} has no adapter yet; let it finish (or `localft runs resume {source.id}`)"
         )
