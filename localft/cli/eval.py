@@ -20,7 +20,7 @@ def eval_command(
         "--reward-draws",
         min=1,
         help="Generations per request the reward table averages (default: 4 for a grpo round, else 1).",
-    ),  # fmt: skip
+    ),
     blind: bool = typer.Option(
         False, "--blind", help="Which one is you? Pick the real post from the model's draft, blind."
     ),

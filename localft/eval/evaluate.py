@@ -28,6 +28,8 @@ from localft.eval.report import write_report
 from localft.events import Emit, Stage
 from localft.run.folder import RunDir
 
+ROUND_REWARD_DRAWS = 4  # one sampled reply's reward is noisier than a round's gain over 15 requests
+
 
 def score_model(
     gguf: Path, tokenizer, rows: list[dict], prompts: list[list[dict]] | list[str], max_tokens: int, seed: int,
@@ -168,9 +170,6 @@ def evaluate_run(
         )  # fmt: skip
         report["metrics"]["judge_score"] = report["judge"]["score"]
     return _finish(report, run, emit, stages)
-
-
-ROUND_REWARD_DRAWS = 4  # one sampled reply's reward is noisier than a round's gain over 15 requests
 
 
 def _finish(report: dict, run: RunDir, emit: Emit, stages: int = 4) -> dict:

@@ -237,10 +237,8 @@ class RowScorer:
 
         from localft.export.verify import bootstrap_mean_interval
 
-        parts = [
-            [self.scorer.parts(Request.from_row(r), d) for d in ds]
-            for r, ds in zip(rows, replies, strict=True)
-        ]
+        requests = [Request.from_row(r) for r in rows]
+        parts = [[self.scorer.parts(q, d) for d in ds] for q, ds in zip(requests, replies, strict=True)]
         values = np.asarray([np.mean([self.scorer.weighted(p) for p in draws]) for draws in parts])
         low, high = bootstrap_mean_interval(values) if len(values) else (math.nan, math.nan)
         means = {name: float(np.mean([p[name] for draws in parts for p in draws])) if parts else math.nan

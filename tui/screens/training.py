@@ -142,7 +142,7 @@ class TrainingScreen(ReportsWorkerErrors, Screen):
                 [" ".join(["held-out", *(f"{r:.3f}" for r in v.held_out_rewards[-HELD_OUT_SHOWN:])])]
                 if v.held_out_rewards
                 else []
-            ),  # fmt: skip
+            ),
             f"lr {v.lr:.2e}" if v.lr is not None else "lr -",
             throughput(v.tok_per_s, self.world_size),
             f"peak mem {fmt_bytes(v.peak_mem)}" if v.peak_mem else "peak mem -",
