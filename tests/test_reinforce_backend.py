@@ -53,14 +53,16 @@ def test_token_logps_equal_trl_and_sum_to_sequence_logps(session):
     trained = torch.as_tensor(labels[:, 1:] != IGNORE)
     theirs = selective_log_softmax(logits, ids[:, 1:]) * trained
     assert mask.tolist() == trained.float().tolist()
-    assert torch.allclose(logps, theirs, atol=1e-5)
+    # fp32 over a 49k vocabulary, chunked vs whole: another CPU's BLAS differs by ~1e-5
+    assert torch.allclose(logps, theirs, atol=1e-4)
     sums, counts = sequence_logps(session.model, batch, "cpu")
     assert torch.allclose(logps.sum(1), sums, atol=1e-4) and counts.tolist() == mask.sum(1).tolist()
     lora = next(p for n, p in session.model.named_parameters() if "lora_A" in n)
     weights = torch.randn_like(logps)
     (g_ours,) = torch.autograd.grad((logps * weights).sum(), lora, retain_graph=True)
     (g_theirs,) = torch.autograd.grad((theirs * weights).sum(), lora)
-    assert torch.allclose(g_ours, g_theirs, atol=1e-5) and g_ours.abs().sum() > 0
+    scale = g_theirs.abs().max()
+    assert torch.allclose(g_ours, g_theirs, rtol=1e-3, atol=1e-4 * scale) and scale > 0
 
 
 def test_the_objective_trains_through_the_backend(session):

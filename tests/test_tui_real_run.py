@@ -18,7 +18,7 @@ from localft.tui.screens.export import ExportScreen
 from localft.tui.screens.training import TrainingScreen
 from localft.tui.widgets.loss_chart import LossChart
 from tests.training import pause_env
-from tests.tui_support import MACHINE, wait_until
+from tests.tui_support import MACHINE, record_notifications, wait_until
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 # The worker pauses itself after step STOP_AT until the dashboard's stop request is in: the stop
@@ -95,10 +95,12 @@ async def test_train_stop_resume_export_and_chat_from_the_dashboard(tmp_path, ti
             quants = export.query_one("#quants")
             quants.deselect_all()
             quants.select("Q8_0")
+            said = record_notifications(app)
             await pilot.press("x")
             await wait_until(pilot, lambda: export.exporting, timeout=5)
             await wait_until(pilot, lambda: not export.exporting, timeout=180)
-            assert [n.message for n in app._notifications][-1] == "export finished"
+            await wait_until(pilot, lambda: said, timeout=10)  # a failure reaches the app as a message
+            assert said == ["export finished"]
             assert {"merge", "convert", "verify"} <= set(export.view.stages)
             gguf = next(run.gguf_dir.glob("*Q8_0.gguf"))
             assert "Q8_0" in str(export.query_one("#export-result").content)

@@ -63,6 +63,20 @@ def start_replay(run: RunDir, events: Path = RECORDED, delay: float = 0.02) -> s
     return proc
 
 
+def record_notifications(app) -> list[str]:
+    """Every notification's text from now on, kept: Textual drops one from app._notifications once
+    it expires (5 s), which a slow machine can pass before the test looks."""
+    said: list[str] = []
+    notify = app.notify
+
+    def recording(message, *args, **kwargs):
+        said.append(str(message))
+        return notify(message, *args, **kwargs)
+
+    app.notify = recording
+    return said
+
+
 async def wait_until(pilot, condition, timeout: float = 10.0) -> None:
     """Let the app run until `condition()` holds; fail the test after `timeout` seconds."""
     deadline = time.monotonic() + timeout

@@ -1,4 +1,4 @@
-"""Load the base model (full precision or NF4) on the plan's device and wrap it with peft LoRA."""
+"""Load the base model (full precision or NF4) on the plan's device, wrap it with peft LoRA, or load a full fine-tuning's weights."""
 
 from __future__ import annotations
 
@@ -123,6 +123,21 @@ def build_full_model(model_dir: Path, spec: TrainSpec, where: Placement, liger: 
     if spec.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     return model
+
+
+def load_full_weights(model, folder: Path, device: str) -> None:
+    """Every weight of a full fine-tuning checkpoint; only tied output weights may be absent."""
+    from safetensors.torch import load_file
+
+    from localft.errors import RunError
+
+    state: dict = {}
+    for f in sorted(folder.glob("model*.safetensors")):
+        state.update(load_file(f, device=device))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    tied = {n for n, p in model.named_parameters() if p is model.get_input_embeddings().weight}
+    if unexpected or set(missing) - tied - {"lm_head.weight"}:
+        raise RunError(f"checkpoint {folder.name} does not hold this model's weights; start a new run")
 
 
 def build_lora_model(

@@ -59,7 +59,7 @@ def load_adapter(session, folder) -> None:
     from peft import set_peft_model_state_dict
     from safetensors.torch import load_file
 
-    from .session import load_full_weights
+    from .modeling import load_full_weights
 
     device = str(session.params[0].device)
     if session.full:

@@ -22,22 +22,7 @@ from .device import (
     set_threads,
 )
 from .loss import liger_available, token_loss_sum
-from .modeling import Placement, build_full_model, build_lora_model, check_device
-
-
-def load_full_weights(model, folder: Path, device: str) -> None:
-    """Every weight of a full fine-tuning checkpoint; only tied output weights may be absent."""
-    from safetensors.torch import load_file
-
-    from localft.errors import RunError
-
-    state: dict = {}
-    for f in sorted(folder.glob("model*.safetensors")):
-        state.update(load_file(f, device=device))
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    tied = {n for n, p in model.named_parameters() if p is model.get_input_embeddings().weight}
-    if unexpected or set(missing) - tied - {"lm_head.weight"}:
-        raise RunError(f"checkpoint {folder.name} does not hold this model's weights; start a new run")
+from .modeling import Placement, build_full_model, build_lora_model, check_device, load_full_weights
 
 
 def make_optimizer(model, spec, where: Placement):
