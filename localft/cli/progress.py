@@ -129,8 +129,11 @@ def watch_run(run: RunDir, start: int = 0, stop_on_interrupt: bool = True) -> Fi
         follower = runner.EventFollower(run, start)
         events = follower.events()
         while True:
-            try:
+            try:  # a Ctrl-C while an event is drawn is a stop request too, not a detach
                 event = next(events)
+                if isinstance(event, Finished):
+                    finished = event
+                bars.show(event)
             except StopIteration:
                 break
             except KeyboardInterrupt:
@@ -139,10 +142,6 @@ def watch_run(run: RunDir, start: int = 0, stop_on_interrupt: bool = True) -> Fi
                 stopping = True
                 bars.say("stopping: the worker writes a checkpoint, then exits (Ctrl-C again to detach)")
                 runner.stop_worker(run, timeout=0)
-                # The interrupt closed the generator: follow on from the offset already shown.
+                # The interrupt closed the generator: follow on from the offset already read.
                 events = follower.events()
-                continue
-            bars.show(event)
-            if isinstance(event, Finished):
-                finished = event
     return finished or Finished("failed", error="no result from the worker", time=time.time())
