@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import os
+import signal
 import tempfile
 from pathlib import Path
 
@@ -72,6 +73,10 @@ def pytest_configure(config):
     # A failed assertion inside llama.cpp otherwise tries to attach gdb for a backtrace, which
     # hangs the test run instead of failing it.
     os.environ.setdefault("GGML_NO_BACKTRACE", "1")
+    # A shell without job control starts a background job (`make test &`) with SIGINT ignored, which
+    # every child would inherit: the Ctrl-C tests' CLI and workers would never see theirs.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     _REAL_BEFORE["session_home"] = session_home
 
 

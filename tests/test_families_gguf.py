@@ -33,6 +33,12 @@ def family():
     return family_model_dir
 
 
+@pytest.fixture(scope="module")
+def gguf_dir(tmp_path_factory):
+    """The conversion test's files, kept for the tokenizer test (a passed test's tmp_path goes)."""
+    return tmp_path_factory.mktemp("gguf")
+
+
 # --- GGUF ----------------------------------------------------------------------------------------
 
 # Largest logit difference llama.cpp may show, as a share of the largest logit: F16 weights and
@@ -56,7 +62,7 @@ def llama_logits(gguf: Path, ids: list[int]) -> np.ndarray:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
-def test_gguf_f16_and_q8_0_run_in_llama_cpp_like_hf(name, tmp_path, monkeypatch):
+def test_gguf_f16_and_q8_0_run_in_llama_cpp_like_hf(name, gguf_dir, monkeypatch):
     """The merged model converts to F16 and Q8_0; llama.cpp loads both and gives HF's logits (next
     token wherever HF's choice is clear of the runner-up); the file names the family's
     architecture, keeps its chat template, and ends a turn on the family's end-of-turn token."""
@@ -73,7 +79,7 @@ def test_gguf_f16_and_q8_0_run_in_llama_cpp_like_hf(name, tmp_path, monkeypatch)
     scale = np.abs(want).max()
     ranked = np.sort(want, axis=-1)
     for quant, tol in TOLERANCE.items():
-        out = convert_folder(folder, tmp_path / f"{name}-{quant}.gguf", quant)
+        out = convert_folder(folder, gguf_dir / f"{name}-{quant}.gguf", quant)
         _GGUF[name] = out.path
         got = llama_logits(out.path, ids)
         assert np.abs(got - want).max() <= tol * scale, (quant, np.abs(got - want).max(), scale)
