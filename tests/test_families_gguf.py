@@ -35,7 +35,7 @@ def family():
 
 @pytest.fixture(scope="module")
 def gguf_dir(tmp_path_factory):
-    """The conversion test's files, kept for the tokenizer test (a passed test's tmp_path goes)."""
+    """The conversion test's files, which the tokenizer test reuses: not inside another test's tmp_path."""
     return tmp_path_factory.mktemp("gguf")
 
 

@@ -112,7 +112,7 @@ def test_a_plain_line_is_never_wrapped_and_its_brackets_are_kept():
 
 def test_a_ctrl_c_while_an_event_is_drawn_asks_the_worker_to_stop(localft_home, monkeypatch):
     """A Ctrl-C lands wherever the CLI is: one during a redraw escaped as a detach, and the worker
-    trained on (seen as a CI hang-then-timeout in tests/test_recipe_interrupt.py)."""
+    trained on."""
     from localft.cli import progress
     from tests.tui_support import make_run, start_replay
 

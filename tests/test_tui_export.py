@@ -11,7 +11,7 @@ import pytest
 from localft.tui.app import LocalftApp
 from localft.tui.screens.export import ExportScreen
 from tests.training import make_run, train_run
-from tests.tui_support import MACHINE, wait_until
+from tests.tui_support import MACHINE, record_notifications, wait_until
 
 pytestmark = [pytest.mark.anyio, pytest.mark.llama, pytest.mark.slow]
 
@@ -35,10 +35,11 @@ async def press_and_wait(pilot, screen: ExportScreen, button: str) -> None:
         return record.stat().st_mtime_ns if record.is_file() else 0
 
     before = written()
+    said = record_notifications(pilot.app)
     await pilot.click(f"#{button}")
     await wait_until(pilot, lambda: written() != before and not screen.exporting, timeout=180)
     assert pilot.app.worker_failures == []
-    assert "export finished" in [n.message for n in pilot.app._notifications]
+    assert "export finished" in said
 
 
 async def test_the_modelfile_and_lm_studio_buttons_write_what_they_promise(tmp_path, tiny_models):

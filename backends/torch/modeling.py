@@ -1,4 +1,5 @@
-"""Load the base model (full precision or NF4) on the plan's device, wrap it with peft LoRA, or load a full fine-tuning's weights."""
+"""Load the base model (full precision or NF4) on the plan's device and wrap it with peft LoRA;
+load a full fine-tuning's saved weights."""
 
 from __future__ import annotations
 
